@@ -1,0 +1,1 @@
+"""otpatch engine: load -> validate -> compile -> conduct, the journal and the CLI."""

@@ -1,0 +1,4 @@
+"""The otpatch command line."""
+def main() -> int:
+    print("otpatch")
+    return 0

@@ -1,0 +1,83 @@
+"""One error hierarchy for otpatch; CLI-facing errors carry their exit code."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_NOT_COMPLETED = 1  # the run ended but not completed: rolled back, aborted, halted, awaiting
+EXIT_BAD_INPUT = 2
+EXIT_GATE_REFUSED = 3
+
+
+class OtpatchError(Exception):
+    """Base of every error otpatch raises on purpose."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def lines(self) -> list[str]:
+        """What the CLI prints, one line per problem."""
+        return [str(self)]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One located problem in a file a user wrote."""
+
+    file: str
+    line: int  # 1-based
+    col: int  # 1-based
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}: [{self.rule}] {self.message}"
+
+
+class InputError(OtpatchError):
+    """Bad input a user handed us (a file, an argument, a run id); exit 2."""
+
+
+class PlaybookError(InputError):
+    """A playbook or inventory failed to load or validate; carries every problem found."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = sorted(problems, key=lambda p: (p.file, p.line, p.col, p.rule))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+    def lines(self) -> list[str]:
+        return [str(p) for p in self.problems]
+
+
+class RunError(OtpatchError):
+    """A run-time failure of the engine itself (not of a device step)."""
+
+    exit_code = EXIT_NOT_COMPLETED
+
+
+class ModuleFailed(RunError):
+    """A module reported failure; the conductor turns it into a failure event."""
+
+
+class DeviceUnreachable(RunError):
+    """A device did not answer; wraps the driver's error (raise ... from e)."""
+
+
+class GateRefused(OtpatchError):
+    """A requirement (sign-off, verified hash, window) was not met; exit 3."""
+
+    exit_code = EXIT_GATE_REFUSED
+
+
+class JournalError(OtpatchError):
+    """The journal cannot be read, written or trusted."""
+
+    exit_code = EXIT_NOT_COMPLETED
+
+
+class NotImplementedFeature(OtpatchError):
+    """A capability that is planned but not built: says so plainly, never pretends."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, what: str):
+        super().__init__(f"not implemented: {what}")

@@ -1,0 +1,1 @@
+"""Core modules: wait, assert, set_fact, attest."""

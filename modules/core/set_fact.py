@@ -1,0 +1,17 @@
+"""core.set_fact: record values as facts for later steps and the run record."""
+from __future__ import annotations
+
+from otpatch.modules.base import Module, Result
+
+
+class SetFact(Module):
+    name = "core.set_fact"
+    doc = "Set facts (key: value, values may be templates); they join `facts` for later steps."
+    args_schema = {
+        "type": "object",
+        "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+        "minProperties": 1,
+    }
+
+    def run(self, args, ctx) -> Result:
+        return Result(msg=f"set {', '.join(sorted(args))}", facts=dict(args))

@@ -1,0 +1,66 @@
+"""The module registry: a plain dict, name -> class, and the argument check the runner and
+the linter share."""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Mapping
+
+from otpatch.modules.ansible.playbook import AnsiblePlaybook
+from otpatch.modules.base import Module
+from otpatch.modules.core.assert_ import Assert
+from otpatch.modules.core.attest import Attest
+from otpatch.modules.core.set_fact import SetFact
+from otpatch.modules.core.wait import Wait
+
+MODULES: dict[str, type[Module]] = {
+    cls.name: cls for cls in (Wait, Assert, SetFact, Attest, AnsiblePlaybook)
+}
+
+
+class UnknownModule(KeyError):
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.message = f"unknown module {name!r}; known: {', '.join(sorted(MODULES))}"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def get(name: str) -> type[Module]:
+    try:
+        return MODULES[name]
+    except KeyError:
+        raise UnknownModule(name) from None
+
+
+@lru_cache(maxsize=None)
+def _validator(name: str):
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(get(name).args_schema)
+
+
+def arg_problems(name: str, args: Mapping[str, Any], *, templated_ok: bool = False
+                 ) -> list[tuple[tuple, str]]:
+    """(path inside args, message) for every argument error. With templated_ok (load time),
+    values that are still templates are not type-checked: they are known only at run time."""
+    from otpatch.engine.templating import is_template
+
+    out = []
+    for err in _validator(name).iter_errors(args):
+        if templated_ok and _involves_template(err, is_template):
+            continue
+        out.append((tuple(err.absolute_path), err.message))
+    return out
+
+
+def _involves_template(err, is_template) -> bool:
+    if is_template(err.instance):
+        return True
+    return any(is_template(sub.instance) for sub in (err.context or ()))
+
+
+def target_args(name: str) -> list[str]:
+    """Argument names that name a playbook target (checked against `targets` at load)."""
+    props = get(name).args_schema.get("properties", {})
+    return [k for k, v in props.items() if isinstance(v, Mapping) and v.get("x-otpatch-target")]

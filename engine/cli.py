@@ -1,4 +1,103 @@
-"""The otpatch command line."""
-def main() -> int:
-    print("otpatch")
-    return 0
+"""The otpatch command line: parse, dispatch, print one clear line per problem, exit codes."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from otpatch.engine.errors import EXIT_BAD_INPUT, OtpatchError
+
+COMMANDS_NOT_BUILT = {
+    "approve": "signed approvals (Ed25519 sign-offs over an approval request)",
+    "report": "change-control reports (JSON, Markdown, HTML) from the journal",
+    "risk": "CVSS risk scoring with compensating controls",
+    "advisories": "CSAF advisory matching against an inventory",
+    "firewall": "mGuard profile review against a policy",
+    "sim": "device simulators (M580, mGuard)",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from otpatch.engine import commands as c
+
+    parser = argparse.ArgumentParser(
+        prog="otpatch", description="IEC 62443-2-3 patch procedures as guarded, journaled "
+                                    "state machines. Exit codes: 0 success, 1 run not "
+                                    "completed, 2 bad input, 3 refused by a gate.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="dry-run the shipped procedures end to end")
+    p.set_defaults(func=c.demo)
+
+    p = sub.add_parser("validate", help="schema and safety lint; exit 2 with file:line:col")
+    p.add_argument("playbooks", nargs="+", metavar="PLAYBOOK")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=c.validate)
+
+    p = sub.add_parser("graph", help="draw a playbook's state machine")
+    p.add_argument("playbook", metavar="PLAYBOOK")
+    p.add_argument("--format", choices=("mermaid", "dot", "svg"), default="mermaid")
+    p.add_argument("-o", "--output", metavar="FILE")
+    p.set_defaults(func=c.graph)
+
+    p = sub.add_parser("plan", help="path, gates and time budget; touches nothing")
+    _run_inputs(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=c.plan)
+
+    p = sub.add_parser("run", help="run a playbook (dry run against simulators, or execute)")
+    _run_inputs(p)
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--dry-run", dest="mode", action="store_const", const="dry_run")
+    mode.add_argument("--execute", dest="mode", action="store_const", const="execute")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=c.run)
+
+    p = sub.add_parser("resume", help="continue an interrupted or waiting run")
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=c.resume)
+
+    p = sub.add_parser("status", help="list runs, or show one")
+    p.add_argument("run_id", nargs="?", metavar="RUN_ID")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=c.status)
+
+    p = sub.add_parser("journal", help="the run journal")
+    jsub = p.add_subparsers(dest="journal_command", required=True, metavar="ACTION")
+    v = jsub.add_parser("verify", help="check the hash chain; name any tampered entry")
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(func=c.journal_verify)
+
+    for name, what in COMMANDS_NOT_BUILT.items():
+        p = sub.add_parser(name, help=f"not implemented yet: {what}")
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=c.not_built, what=what)
+    return parser
+
+
+def _run_inputs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("playbook", metavar="PLAYBOOK")
+    p.add_argument("-i", "--inventory", metavar="INVENTORY")
+    p.add_argument("-e", "--extra", action="append", default=[], metavar="NAME=VALUE",
+                   help="set a playbook param (repeatable)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="otpatch: %(levelname)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except OtpatchError as e:
+        for line in e.lines():
+            print(line, file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("otpatch: interrupted; `otpatch resume RUN_ID` continues a run", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -16,7 +16,7 @@ class OtpatchError(Exception):
 
     def lines(self) -> list[str]:
         """What the CLI prints, one line per problem."""
-        return [str(self)]
+        return [f"otpatch: {self}"]
 
 
 @dataclass(frozen=True)

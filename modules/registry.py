@@ -2,6 +2,8 @@
 the linter share."""
 from __future__ import annotations
 
+import importlib
+import os
 from functools import lru_cache
 from typing import Any, Mapping
 
@@ -15,6 +17,26 @@ from otpatch.modules.core.wait import Wait
 MODULES: dict[str, type[Module]] = {
     cls.name: cls for cls in (Wait, Assert, SetFact, Attest, AnsiblePlaybook)
 }
+
+PLUGINS_ENV = "OTPATCH_MODULE_PLUGINS"
+
+
+def _load_plugins(spec: str) -> None:
+    """Site-specific modules: OTPATCH_MODULE_PLUGINS names importable Python modules
+    (comma-separated), each exporting MODULES, a list of Module classes."""
+    for name in filter(None, (part.strip() for part in spec.split(","))):
+        try:
+            plugin = importlib.import_module(name)
+        except ImportError as e:
+            raise ImportError(f"{PLUGINS_ENV}: cannot import {name!r}: {e}") from e
+        for cls in getattr(plugin, "MODULES", ()):
+            if cls.name in MODULES and MODULES[cls.name] is not cls:
+                raise ImportError(f"{PLUGINS_ENV}: {name} redefines module {cls.name!r}")
+            MODULES[cls.name] = cls
+
+
+if os.environ.get(PLUGINS_ENV):
+    _load_plugins(os.environ[PLUGINS_ENV])
 
 
 class UnknownModule(KeyError):

@@ -1,0 +1,197 @@
+"""What each CLI command does; heavy libraries are imported only by the commands using them."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from otpatch.engine.errors import (EXIT_BAD_INPUT, EXIT_GATE_REFUSED, EXIT_NOT_COMPLETED,
+                                   EXIT_OK, InputError, NotImplementedFeature)
+
+
+def _home() -> Path:
+    from otpatch.engine.journal import default_home
+
+    return default_home()
+
+
+def _print_json(doc: Any) -> None:
+    json.dump(doc, sys.stdout, indent=2, sort_keys=True, default=str)
+    sys.stdout.write("\n")
+
+
+def validate(args) -> int:
+    from otpatch.engine.loader import check_playbook
+
+    problems, report = [], []
+    for path in args.playbooks:
+        playbook, found = check_playbook(path)
+        problems += found
+        report.append({"file": path, "valid": not found,
+                       "content_hash": playbook.content_hash if playbook and not found else None,
+                       "problems": [vars(p) for p in found]})
+    if args.json:
+        _print_json({"valid": not problems, "playbooks": report})
+    else:
+        for p in problems:
+            print(p, file=sys.stderr)
+        for item in report:
+            if item["valid"]:
+                print(f"{item['file']}: valid ({item['content_hash']})")
+    return EXIT_BAD_INPUT if problems else EXIT_OK
+
+
+def graph(args) -> int:
+    from otpatch.engine.graph import render
+    from otpatch.engine.loader import load_playbook
+
+    out = render(load_playbook(args.playbook), args.format)
+    if args.output:
+        Path(args.output).write_bytes(out if isinstance(out, bytes) else out.encode())
+    elif isinstance(out, bytes):
+        sys.stdout.buffer.write(out)
+    else:
+        sys.stdout.write(out if out.endswith("\n") else out + "\n")
+    return EXIT_OK
+
+
+def plan(args) -> int:
+    from otpatch.engine import params as run_params
+    from otpatch.engine.plan import format_plan, make_plan, plan_to_json
+    from otpatch.engine.runs import load_files
+
+    loaded = load_files(args.playbook, args.inventory)
+    values = run_params.resolve(loaded.playbook, run_params.parse_assignments(args.extra))
+    the_plan = make_plan(loaded.playbook, loaded.targets, values)
+    if args.json:
+        _print_json(plan_to_json(the_plan))
+    else:
+        print(format_plan(the_plan))
+    return EXIT_OK
+
+
+def run(args) -> int:
+    from otpatch.engine import display, runs
+    from otpatch.engine import params as run_params
+
+    given = run_params.parse_assignments(args.extra)
+    progress = runs.start(args.playbook, args.inventory, args.mode, given, _home(),
+                          display.for_terminal(args.json))
+    return _finished(progress, args.json)
+
+
+def resume(args) -> int:
+    from otpatch.engine import display, runs
+
+    progress = runs.resume(args.run_id, _home(), display.for_terminal(args.json))
+    return _finished(progress, args.json)
+
+
+def _finished(progress, as_json: bool) -> int:
+    from otpatch.engine.record import RunStatus
+
+    if as_json:
+        _print_json(run_document(progress))
+    else:
+        print(f"record: journal {_home() / 'journal.sqlite'}, run {progress.run_id} "
+              f"(otpatch status {progress.run_id})")
+    if progress.status is RunStatus.COMPLETED:
+        return EXIT_OK
+    if progress.status is RunStatus.AWAITING:
+        return EXIT_GATE_REFUSED
+    return EXIT_NOT_COMPLETED
+
+
+def run_document(progress) -> dict[str, Any]:
+    """A run as one JSON document (run, resume and status --json)."""
+    cfg = progress.config
+    return {
+        "run_id": progress.run_id, "status": progress.status.value, "state": progress.state,
+        "message": progress.message, "mode": cfg["mode"], "playbook": cfg["playbook"],
+        "playbook_name": cfg["playbook_name"], "playbook_version": cfg["playbook_version"],
+        "playbook_hash": cfg["playbook_hash"], "params": cfg["params"],
+        "targets": cfg["targets"], "elapsed": progress.elapsed,
+        "simulated_clock": cfg["mode"] == "dry_run",
+        "path": [{"state": v.state, "entered_at": v.entered_at, "left_at": v.left_at,
+                  "event": v.event} for v in progress.path],
+        "facts": progress.facts,
+    }
+
+
+def status(args) -> int:
+    from otpatch.engine import runs
+
+    home = _home()
+    if args.run_id:
+        progress = runs.view(args.run_id, home)
+        if args.json:
+            _print_json(run_document(progress))
+        else:
+            print(format_status(progress))
+        return EXIT_OK
+    from otpatch.engine.journal import Journal
+
+    if not (home / "journal.sqlite").exists():
+        rows = []
+    else:
+        with Journal.open(home, create=False) as journal:
+            ids = [r.run_id for r in journal.runs()]
+        rows = [runs.view(run_id, home) for run_id in ids]
+    if args.json:
+        _print_json({"runs": [run_document(p) for p in rows]})
+    elif not rows:
+        print(f"no runs in {home}")
+    for p in rows if not args.json else ():
+        cfg = p.config
+        print(f"{p.run_id}  {p.status.value:<12} {cfg['mode']:<8} "
+              f"{cfg['playbook_name']} {cfg['playbook_version']}  state {p.state}")
+    return EXIT_OK
+
+
+def format_status(progress) -> str:
+    from otpatch.engine.display import clock_label
+
+    cfg = progress.config
+    clock = "simulated" if cfg["mode"] == "dry_run" else "wall"
+    lines = [f"run {progress.run_id}: {progress.status.value}"
+             + (f": {progress.message}" if progress.message else ""),
+             f"playbook: {cfg['playbook_name']} {cfg['playbook_version']} "
+             f"({cfg['playbook_hash']}) {cfg['mode']}",
+             f"targets: " + ("; ".join(f"{t} -> {', '.join(h)}" for t, h in cfg["targets"].items())
+                             or "none"),
+             f"path ({clock} clock):"]
+    for v in progress.path:
+        left = clock_label(v.left_at) if v.left_at is not None else "  …     "
+        lines.append(f"  {clock_label(v.entered_at)} - {left}  {v.state}"
+                     + (f"  ({v.event})" if v.event else ""))
+    return "\n".join(lines)
+
+
+def journal_verify(args) -> int:
+    from otpatch.engine.journal import Journal
+
+    home = _home()
+    if not (home / "journal.sqlite").exists():
+        raise InputError(f"no journal at {home / 'journal.sqlite'}")
+    with Journal.open(home, create=False) as journal:
+        report = journal.verify()
+    if args.json:
+        _print_json({"ok": report.ok, "entries_checked": report.entries_checked,
+                     "problems": report.problems})
+    else:
+        for problem in report.problems:
+            print(f"otpatch: journal: {problem}", file=sys.stderr)
+        if report.ok:
+            print(f"journal ok: {report.entries_checked} entries, hash chain intact")
+    return EXIT_OK if report.ok else EXIT_NOT_COMPLETED
+
+
+def demo(args) -> int:
+    from otpatch.engine.demo import run_demo
+
+    return run_demo(_home())
+
+
+def not_built(args) -> int:
+    raise NotImplementedFeature(args.what)

@@ -1,0 +1,271 @@
+"""The conductor: decides which step runs, which event a result becomes and which edge is
+taken; modules act. Every decision is journaled: intent before an action, result after."""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, is_dataclass
+from typing import Any
+
+from otpatch.engine import guards, machine, runner
+from otpatch.engine.model import NO_ROLLBACK, TERMINALS, Playbook, State, format_duration
+from otpatch.engine.record import (START, RunProgress, RunStatus, apply_result,
+                                   apply_transition)
+from otpatch.modules import registry
+from otpatch.modules.base import Result
+
+LOG = logging.getLogger(__name__)
+_OUTCOME_STATUS = {"completed": RunStatus.COMPLETED, "rolled_back": RunStatus.ROLLED_BACK,
+                   "aborted": RunStatus.ABORTED}
+
+
+class _Walker:
+    """The model object `transitions` drives; it holds only the machine's state."""
+
+
+class Conductor:
+    """Walks one run of a playbook from wherever its progress stands."""
+
+    def __init__(self, playbook: Playbook, progress: RunProgress, journal: Any, ctx: Any,
+                 display: Any, windows: Any) -> None:
+        self.pb, self.progress, self.journal = playbook, progress, journal
+        self.ctx, self.display, self.windows = ctx, display, windows
+        self.ctx.recorder = self._module_record
+        self._reason = ""
+        self._refusals: list[str] = []
+        self.walker = _Walker()
+        self.machine = machine.build(playbook, self.walker, state=progress.state,
+                                     requirements_met=self._requirements_met,
+                                     before=self._record_transition)
+
+    # -- the loop -------------------------------------------------------------------------
+    def conduct(self) -> RunProgress:
+        """Run until the run ends, pauses at a gate or halts; returns the progress."""
+        p = self.progress
+        if p.pending is not None:
+            self._recover_pending()
+        while p.status is RunStatus.RUNNING:
+            if p.state == START:
+                self._move("begin")
+            elif p.state in TERMINALS:  # resumed after the last transition, before the end
+                self._end(_OUTCOME_STATUS[p.state])
+            elif p.failure:  # a failed step's result is recorded; its edge is taken next
+                self._fail(self.pb.states[p.state], p.failure)
+            elif p.step_index < len(self.pb.states[p.state].do):
+                self._run_step(self.pb.states[p.state], p.step_index)
+            else:
+                self._leave(self.pb.states[p.state])
+        self.journal.flush()
+        return p
+
+    def _leave(self, state: State) -> None:
+        """All steps done: let expected time pass (dry run), then take the `next` edge."""
+        spent = self.ctx.clock.elapsed() - self.progress.state_started_at
+        if state.expect_duration and spent < state.expect_duration and self.ctx.clock.simulated:
+            self.ctx.clock.sleep(state.expect_duration - spent)
+        if not state.next:
+            self._fail(state, f"state {state.name} has no next edge")
+            return
+        self._move("succeed")
+
+    # -- steps ----------------------------------------------------------------------------
+    def _run_step(self, state: State, index: int) -> None:
+        step = state.do[index]
+        self.ctx.namespace = self._namespace()
+        prepared = runner.prepare(step, self.ctx.namespace)
+        self._log("step", "step_intent", "intent", {
+            "state": state.name, "index": index, "step": step.label, "module": step.module,
+            "args": _jsonable(prepared.args), "changes_device": prepared.changes_device},
+            durable=prepared.changes_device and prepared.problem is None)
+        self.display.step(state, index, step)
+        started = self.ctx.clock.elapsed()
+        self.ctx.module_name, self.ctx.facts = step.module, self.progress.facts
+        result = runner.invoke(prepared, self.ctx)
+        self._record_result(state, index, step, prepared.args, result, started,
+                            failure=self._failure(state, step, result))
+
+    def _failure(self, state: State, step: Any, result: Result) -> str | None:
+        """Why this step fails its state, if it does: recorded with the result, so a resumed
+        run takes the same edge."""
+        if result.failed:
+            return f"{step.label}: {result.msg}"
+        took = self.ctx.clock.elapsed() - self.progress.state_started_at
+        if state.timeout and took > state.timeout:
+            return (f"state {state.name} exceeded its timeout of "
+                    f"{format_duration(state.timeout)} (took {format_duration(took)})")
+        return None
+
+    def _record_result(self, state: State, index: int, step: Any, args: dict, result: Result,
+                       started: float, reverified: bool = False,
+                       failure: str | None = None) -> None:
+        now = self.ctx.clock.elapsed()
+        payload = {"state": state.name, "index": index, "step": step.label,
+                   "module": step.module, "result": _jsonable(result.to_dict()),
+                   "register": step.register, "facts_scope": _facts_scope(step.module, args),
+                   "duration": now - started}
+        if reverified:
+            payload["reverified"] = True
+        if failure:
+            payload["failure"] = failure
+        self._log("step", "step_result", "failure" if result.failed else "success", payload)
+        apply_result(self.progress, payload)
+        self.display.result(state, index, step, result, now - started)
+
+    def _recover_pending(self) -> None:
+        """A step's intent has no result: re-verify a device change, never redo it blindly."""
+        pending, p = self.progress.pending, self.progress
+        state = self.pb.states[pending["state"]]
+        step = state.do[pending["index"]]
+        if not registry.get(pending["module"]).changes_device:
+            p.pending = None  # nothing on a device: the step simply runs again
+            return
+        self.ctx.namespace, self.ctx.facts = self._namespace(), p.facts
+        check = runner.read_back(pending["module"], pending["args"], self.ctx)
+        self._log("step", "read_back", {True: "success", False: "failure", None: "unknown"}[
+            check.applied], {"state": state.name, "index": pending["index"],
+                             "module": pending["module"], "applied": check.applied,
+                             "result": _jsonable(check.result.to_dict())})
+        if check.applied is True:
+            self._record_result(state, pending["index"], step, pending["args"], check.result,
+                                self.ctx.clock.elapsed(), reverified=True,
+                                failure=self._failure(state, step, check.result))
+        elif check.applied is False:
+            p.pending = None  # the device shows it did not happen: it may run again
+        else:
+            self._end(RunStatus.HALTED, f"cannot tell whether '{step.label}' took effect "
+                                        f"({check.result.msg}); a human must check the device")
+
+    # -- edges ----------------------------------------------------------------------------
+    def _fail(self, state: State, reason: str) -> None:
+        p = self.progress
+        self._reason = reason
+        if p.active_rollback and not p.rolling_back:
+            self._move("roll_back", dest=p.active_rollback)
+        elif state.on_failure or not p.rolling_back:
+            self._move("fail")
+        else:
+            self._end(RunStatus.HALTED, f"rollback step failed in {state.name}: {reason}; the "
+                                        "device may be neither as found nor as left: a human "
+                                        "must restore it")
+
+    def _move(self, trigger: str, **kwargs: Any) -> None:
+        self._refusals = []
+        moved = getattr(self.walker, trigger)(**kwargs)
+        self._reason = ""
+        if not moved:
+            self._pause("; ".join(self._refusals) or f"{trigger} refused")
+            return
+        state = self.progress.state
+        if state in TERMINALS:
+            self._end(_OUTCOME_STATUS[state])
+            return
+        self.display.state(self.pb.states[state], self.progress)
+        checkpoint = self.pb.states[state].checkpoint
+        if checkpoint:
+            snapshot = _jsonable(self.progress.facts)
+            self._log("checkpoint", "checkpoint", "info",
+                      {"state": state, "name": checkpoint, "facts": snapshot}, durable=False)
+            self.progress.checkpoints[checkpoint] = snapshot
+
+    def _record_transition(self, event: Any) -> None:
+        """`before` callback: the transition is journaled before the machine commits it."""
+        p, dest = self.progress, event.transition.dest
+        trigger = event.event.name
+        rollback, rolling = p.active_rollback, p.rolling_back
+        if trigger == "roll_back":
+            rollback, rolling = None, True
+        elif dest in self.pb.states and self.pb.states[dest].rollback:
+            own = self.pb.states[dest].rollback
+            rollback = None if own == NO_ROLLBACK else own
+        payload = {"from": event.transition.source, "event": trigger, "to": dest,
+                   "rollback": rollback, "rolling_back": rolling,
+                   "elapsed": self.ctx.clock.elapsed()}
+        if self._reason:
+            payload["reason"] = self._reason
+        self._log("state", "transition", "info", payload, durable=False)
+        apply_transition(p, payload)
+
+    def _requirements_met(self, dest: str) -> bool:
+        """The condition of every edge into `dest`: each requirement checked and recorded."""
+        view = guards.GateView(dry_run=self.ctx.dry_run, now=self.ctx.clock.now(),
+                               params=self.progress.config["params"],
+                               facts=self.progress.facts, windows=self.windows)
+        passed = True
+        for req in self.pb.states[dest].requires:
+            verdict = guards.evaluate(req, view)
+            self._log("gate", "requirement", "success" if verdict.passed else "refused",
+                      {"state": dest, "requirement": req.describe(), "kind": req.kind,
+                       "passed": verdict.passed, "detail": verdict.detail,
+                       "simulated": verdict.simulated}, durable=False)
+            self.display.gate(dest, req, verdict)
+            if not verdict.passed:
+                passed = False
+                self._refusals.append(f"{dest}: {verdict.detail}")
+        return passed
+
+    # -- ends -----------------------------------------------------------------------------
+    def _pause(self, message: str) -> None:
+        self.progress.status = RunStatus.AWAITING
+        self.progress.message = message
+        self._log("run", "run_paused", "refused", {"state": self.progress.state,
+                                                   "message": message})
+        self.display.ended(self.progress)
+
+    def _end(self, status: RunStatus, message: str = "") -> None:
+        p = self.progress
+        p.status, p.message = status, message
+        if p.path and p.path[-1].left_at is None and p.state not in TERMINALS:
+            p.path[-1].left_at = self.ctx.clock.elapsed()
+        self._log("run", "run_ended", status.value, {
+            "status": status.value, "state": p.state, "message": message,
+            "budgets": budget_usage(self.pb, p)})
+        self.display.ended(p)
+
+    # -- helpers --------------------------------------------------------------------------
+    def _log(self, category: str, event_type: str, result: str, payload: dict,
+             durable: bool = True, source: str = "engine") -> None:
+        payload = {**payload, "elapsed": self.ctx.clock.elapsed()}
+        self.journal.append(self.progress.run_id, source=source, category=category,
+                            event_type=event_type, result=result, payload=payload,
+                            durable=durable)
+        self.progress.elapsed = payload["elapsed"]
+
+    def _module_record(self, event_type: str, payload: Any) -> None:
+        self._log("module", event_type, "info", _jsonable(dict(payload)), durable=False,
+                  source=f"module:{self.ctx.module_name}")
+
+    def _namespace(self) -> dict[str, Any]:
+        cfg, p = self.progress.config, self.progress
+        ns = dict(p.results)
+        ns.update(params=cfg["params"], facts=p.facts, results=p.results,
+                  targets=self.ctx.namespace_targets,
+                  run={"id": p.run_id, "mode": cfg["mode"], "dry_run": self.ctx.dry_run})
+        return ns
+
+
+def budget_usage(pb: Playbook, progress: RunProgress) -> dict[str, Any]:
+    """Time spent in each budget's states along the path taken, against its limit."""
+    out = {}
+    for budget in pb.budgets.values():
+        used = sum((v.left_at or v.entered_at) - v.entered_at for v in progress.path
+                   if v.state in budget.states)
+        out[budget.name] = {"limit": budget.limit, "used": used, "over": used > budget.limit}
+    return out
+
+
+def _facts_scope(module: str, args: dict) -> str | None:
+    for name in registry.target_args(module):
+        if isinstance(args.get(name), str):
+            return args[name]
+    return None
+
+
+def _jsonable(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(asdict(value))
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)

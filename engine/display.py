@@ -1,0 +1,113 @@
+"""Run progress for people: a live rich display on a terminal, plain lines otherwise."""
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+from otpatch.engine.model import format_duration
+
+
+def clock_label(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+class PlainDisplay:
+    """One line per event; what a log file or a pipe gets."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.simulated = False
+        self.elapsed = 0.0
+
+    def _line(self, text: str) -> None:
+        sim = "sim " if self.simulated else ""
+        self.stream.write(f"[{sim}{clock_label(self.elapsed)}] {text}\n")
+
+    def started(self, progress: Any, playbook: Any, resumed: bool = False) -> None:
+        self.simulated = progress.config["mode"] == "dry_run"
+        self.elapsed = progress.elapsed
+        verb = "resumed" if resumed else "started"
+        meta = playbook.metadata
+        self._line(f"run {progress.run_id} {verb}: {progress.config['mode']} of "
+                   f"{meta.name} {meta.version} ({playbook.content_hash[:19]})")
+
+    def state(self, state: Any, progress: Any) -> None:
+        self.elapsed = progress.elapsed
+        stage = f" [{state.stage.value}]" if state.stage else ""
+        rb = " (rolling back)" if progress.rolling_back else ""
+        self._line(f"state {state.name}{stage}{rb}")
+
+    def gate(self, dest: str, req: Any, verdict: Any) -> None:
+        mark = "passed" if verdict.passed else "REFUSED"
+        self._line(f"  gate {req.describe()}: {mark}: {verdict.detail}")
+
+    def step(self, state: Any, index: int, step: Any) -> None:
+        pass  # the result line says it all; the live display shows the running step
+
+    def result(self, state: Any, index: int, step: Any, result: Any, duration: float) -> None:
+        self.elapsed += duration
+        mark = "FAILED" if result.failed else ("changed" if result.changed else "ok")
+        took = f" ({format_duration(duration)})" if duration >= 1 else ""
+        self._line(f"  step {index + 1}/{len(state.do)} {step.label}: {mark}{took}: {result.msg}")
+
+    def ended(self, progress: Any) -> None:
+        self.elapsed = progress.elapsed
+        msg = f": {progress.message}" if progress.message else ""
+        self._line(f"run {progress.run_id} {progress.status.value} in state {progress.state}{msg}")
+
+
+class NullDisplay(PlainDisplay):
+    """Nothing on screen (--json prints one document at the end)."""
+
+    def _line(self, text: str) -> None:
+        pass
+
+
+class LiveDisplay(PlainDisplay):
+    """A rich live panel (state, step, run clock) above the lines PlainDisplay prints."""
+
+    def __init__(self, console: Any) -> None:
+        super().__init__(console.file)
+        from rich.live import Live
+
+        self.console = console
+        self.current = ""
+        self.live = Live(self._panel(), console=console, refresh_per_second=8, transient=True)
+
+    def _panel(self):
+        from rich.text import Text
+
+        sim = "simulated " if self.simulated else ""
+        return Text(f"{sim}clock {clock_label(self.elapsed)}  {self.current}", style="bold cyan")
+
+    def _line(self, text: str) -> None:
+        from rich.markup import escape
+
+        sim = "sim " if self.simulated else ""
+        self.console.print(f"[dim]\\[{sim}{clock_label(self.elapsed)}][/dim] {escape(text)}",
+                           highlight=False, markup=True)
+        self.live.update(self._panel())
+
+    def started(self, progress: Any, playbook: Any, resumed: bool = False) -> None:
+        self.live.start()
+        super().started(progress, playbook, resumed)
+
+    def step(self, state: Any, index: int, step: Any) -> None:
+        self.current = f"{state.name}: step {index + 1}/{len(state.do)} {step.label}"
+        self.live.update(self._panel())
+
+    def ended(self, progress: Any) -> None:
+        super().ended(progress)
+        self.live.stop()
+
+
+def for_terminal(json_output: bool) -> PlainDisplay:
+    """Live on a terminal, plain lines when piped, nothing with --json."""
+    if json_output:
+        return NullDisplay()
+    if sys.stdout.isatty():
+        from rich.console import Console
+
+        return LiveDisplay(Console())
+    return PlainDisplay()

@@ -1,0 +1,81 @@
+"""Gate guards: small, named, side-effect-free predicates over what the run knows.
+
+Each answers a Verdict; the conductor records every verdict in the journal."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping
+
+from otpatch.engine.model import Requirement
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    detail: str
+    simulated: bool = False
+
+
+@dataclass(frozen=True)
+class GateView:
+    """What a guard may look at; built fresh for each evaluation."""
+
+    dry_run: bool
+    now: float
+    params: Mapping[str, Any]
+    facts: Mapping[str, Any]
+    windows: Mapping[str, Any]  # name -> MaintenanceWindow (inventory)
+
+
+def hash_verified(req: Requirement, view: GateView) -> Verdict:
+    """The firmware param's file was hashed in this run and matched the pinned hash."""
+    pinned = view.params.get(req.param) or {}
+    seen = (view.facts.get("verified") or {}).get(req.param)
+    if not seen:
+        return Verdict(False, f"{req.param}: no verified hash recorded in this run "
+                              "(run firmware.verify first)")
+    same_algo = str(seen.get("algorithm", "")).lower() == str(pinned.get("algorithm")).lower()
+    same_hash = str(seen.get("hash", "")).lower() == str(pinned.get("hash", "")).lower()
+    if not (same_algo and same_hash):
+        return Verdict(False, f"{req.param}: verified {seen.get('algorithm')}:{seen.get('hash')} "
+                              f"is not the pinned {pinned.get('algorithm')}:{pinned.get('hash')}")
+    return Verdict(True, f"{req.param}: {pinned['algorithm']} {pinned['hash']} verified")
+
+
+def signoffs_present(req: Requirement, view: GateView) -> Verdict:
+    """Each role has signed. Dry runs take a simulation sign-off, marked so."""
+    roles = " + ".join(req.roles)
+    if view.dry_run:
+        return Verdict(True, f"simulation sign-off for {roles} (not valid for production)",
+                       simulated=True)
+    return Verdict(False, f"not implemented: signed approvals (otpatch approve) for {roles}; "
+                          "an execute run cannot pass a sign-off gate yet")
+
+
+def window_open(req: Requirement, view: GateView) -> Verdict:
+    """The named maintenance window is declared in the inventory and open now."""
+    window = view.windows.get(req.window)
+    if window is None:
+        known = ", ".join(sorted(view.windows)) or "none"
+        return Verdict(False, f"no maintenance window {req.window!r} in the inventory "
+                              f"(declared: {known})")
+    span = f"{window.start.isoformat()} .. {window.end.isoformat()}"
+    if view.dry_run:
+        return Verdict(True, f"window {req.window} ({span}) assumed open in a dry run",
+                       simulated=True)
+    now = datetime.fromtimestamp(view.now, timezone.utc)
+    if not window.contains(now):
+        return Verdict(False, f"window {req.window} ({span}) is not open at {now.isoformat()}")
+    return Verdict(True, f"window {req.window} ({span}) open")
+
+
+GUARDS: dict[str, Callable[[Requirement, GateView], Verdict]] = {
+    "hash_verified": hash_verified,
+    "signoff": signoffs_present,
+    "window": window_open,
+}
+
+
+def evaluate(req: Requirement, view: GateView) -> Verdict:
+    return GUARDS[req.kind](req, view)

@@ -1,0 +1,61 @@
+"""Run parameters: the playbook's declared params, their defaults and `-e name=value`."""
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any, Mapping
+
+from otpatch.engine.errors import InputError
+from otpatch.engine.model import FirmwareImage, ParamSpec, Playbook, parse_duration
+
+
+def parse_assignments(pairs: list[str]) -> dict[str, str]:
+    """`-e name=value` pairs as a dict; a pair without `=` is bad input."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise InputError(f"-e {pair!r}: expected name=value")
+        out[name.strip()] = value
+    return out
+
+
+def resolve(playbook: Playbook, given: Mapping[str, str]) -> dict[str, Any]:
+    """Typed values for every param, as plain JSON values; every problem reported at once."""
+    problems, values = [], {}
+    for name in given:
+        if name not in playbook.params:
+            known = ", ".join(sorted(playbook.params)) or "none"
+            problems.append(f"-e {name}: the playbook declares no such param (known: {known})")
+    for name, spec in playbook.params.items():
+        try:
+            values[name] = _value(spec, given.get(name))
+        except ValueError as e:
+            problems.append(f"-e {name}: {e}")
+    if problems:
+        raise InputError("; ".join(problems))
+    return values
+
+
+def _value(spec: ParamSpec, text: str | None) -> Any:
+    if text is None:
+        if spec.default is None:
+            if spec.required or spec.type == "firmware":
+                raise ValueError("required, and no default: give it with -e")
+            return None
+        default = spec.default
+        return asdict(default) if isinstance(default, FirmwareImage) else default
+    if spec.type == "int":
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not an integer") from None
+    if spec.type == "duration":
+        return parse_duration(text)
+    if spec.type == "firmware":
+        # Only the file's path can be given at run time: the published hash is pinned in
+        # the playbook, which is what was reviewed and approved.
+        base = spec.default
+        if base is None:
+            raise ValueError("firmware param has no pinned algorithm and hash")
+        return asdict(FirmwareImage(path=text, algorithm=base.algorithm, hash=base.hash))
+    return text

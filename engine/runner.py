@@ -1,0 +1,94 @@
+"""The module runner: enforces the module contract so modules need not.
+
+Arguments are rendered and validated before any module runs (bad arguments fail even in a
+dry run); a module without dry-run support is never called in a dry run; an unreachable
+device is its own outcome; a module that raises becomes a failed result, never a crash."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from otpatch.engine import templating
+from otpatch.engine.errors import DeviceUnreachable, OtpatchError
+from otpatch.engine.model import Step, thaw
+from otpatch.modules import registry
+from otpatch.modules.base import Module, ReadBack, Result
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PreparedStep:
+    """A step ready to run: its module, its rendered arguments, or why it cannot run."""
+
+    step: Step
+    module: type[Module]
+    args: dict[str, Any]
+    problem: str | None = None
+
+    @property
+    def changes_device(self) -> bool:
+        return self.module.changes_device
+
+
+_validated: set[tuple[str, str]] = set()
+
+
+def prepare(step: Step, namespace: Mapping[str, Any]) -> PreparedStep:
+    """Render the step's templates and check the arguments against the module's schema."""
+    module = registry.get(step.module)
+    raw = getattr(module, "raw_args", frozenset())
+    try:
+        args = {k: (thaw(v) if k in raw else templating.render(thaw(v), namespace))
+                for k, v in step.args.items()}
+    except templating.TemplateProblem as e:
+        return PreparedStep(step, module, thaw(step.args), problem=str(e))
+    problems = _arg_problems(step.module, args)
+    if problems:
+        return PreparedStep(step, module, args, problem="bad arguments: " + "; ".join(problems))
+    return PreparedStep(step, module, args)
+
+
+def _arg_problems(name: str, args: dict[str, Any]) -> list[str]:
+    try:
+        key = (name, json.dumps(args, sort_keys=True, default=str))
+    except (TypeError, ValueError):
+        key = None
+    if key in _validated:
+        return []
+    problems = [f"{'.'.join(map(str, path)) or '(args)'}: {msg}"
+                for path, msg in registry.arg_problems(name, args)]
+    if not problems and key is not None:
+        _validated.add(key)
+    return problems
+
+
+def invoke(prepared: PreparedStep, ctx: Any) -> Result:
+    """Run a prepared step under the contract; always answers with a Result."""
+    if prepared.problem:
+        return Result(failed=True, msg=prepared.problem)
+    module = prepared.module
+    if ctx.dry_run and not module.supports_dry_run:
+        return Result(msg=f"skipped: {module.name} does not support dry run")
+    try:
+        return module().run(prepared.args, ctx)
+    except DeviceUnreachable as e:
+        return Result(failed=True, unreachable=True, msg=str(e))
+    except OtpatchError as e:
+        return Result(failed=True, msg=str(e))
+    except Exception as e:  # a module bug must not kill a run halfway through a change
+        LOG.exception("module %s raised", module.name)
+        return Result(failed=True, msg=f"{module.name} raised {type(e).__name__}: {e}")
+
+
+def read_back(module_name: str, args: Mapping[str, Any], ctx: Any) -> ReadBack:
+    """Ask a device-changing module whether an interrupted action took effect."""
+    module = registry.get(module_name)
+    try:
+        return module().read_back(args, ctx)
+    except Exception as e:  # cannot tell: a human decides
+        LOG.exception("read-back of %s raised", module_name)
+        return ReadBack(applied=None,
+                        result=Result(failed=True, msg=f"read-back raised {type(e).__name__}: {e}"))

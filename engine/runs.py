@@ -1,0 +1,181 @@
+"""Start, resume and inspect runs: the glue between files, the journal and the conductor."""
+from __future__ import annotations
+
+import fcntl
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from otpatch.engine.clock import VirtualClock, WallClock
+from otpatch.engine.context import RunContext
+from otpatch.engine.errors import InputError
+from otpatch.engine.record import FINAL, RunProgress, RunStatus, fold
+
+MODES = ("dry_run", "execute")
+
+
+@dataclass
+class Loaded:
+    """The files a run is made of, loaded and validated."""
+
+    playbook: Any
+    inventory: Any
+    targets: dict[str, tuple[Any, ...]]
+
+
+def load_files(playbook_path: str, inventory_path: str | None) -> Loaded:
+    from otpatch.engine.inventory import empty_inventory, load_inventory, resolve_targets
+    from otpatch.engine.loader import load_playbook
+
+    playbook = load_playbook(playbook_path)
+    if inventory_path is None and playbook.targets:
+        raise InputError(f"{playbook_path}: the playbook has targets "
+                         f"({', '.join(playbook.targets)}): give an inventory with -i")
+    inventory = load_inventory(inventory_path) if inventory_path else empty_inventory()
+    return Loaded(playbook, inventory, resolve_targets(playbook, inventory))
+
+
+def refuse_non_simulators(loaded: Loaded) -> None:
+    """A dry run never reaches a device that is not a simulator."""
+    real = sorted({h.name for hosts in loaded.targets.values() for h in hosts
+                   if not h.simulator})
+    if real:
+        raise InputError(f"dry run refused: target host(s) {', '.join(real)} are not marked "
+                         "`simulator: true` in the inventory")
+
+
+def start(playbook_path: str, inventory_path: str | None, mode: str, params_given: dict,
+          home: Path, display: Any) -> RunProgress:
+    from otpatch.engine import params as run_params
+    from otpatch.engine.journal import Journal, new_run_id
+
+    assert mode in MODES, mode
+    loaded = load_files(playbook_path, inventory_path)
+    if mode == "dry_run":
+        refuse_non_simulators(loaded)
+    params = run_params.resolve(loaded.playbook, params_given)
+    run_id = new_run_id()
+    clock = VirtualClock() if mode == "dry_run" else WallClock()
+    config = _config(loaded, mode, params, clock.now())
+    with Journal.open(home) as journal, _RunLock(home, run_id):
+        journal.append(run_id, source="engine", category="run", event_type="run_started",
+                       result="info", payload={**config, "elapsed": 0.0})
+        progress = fold(run_id, journal.entries(run_id))
+        return _conduct(loaded, progress, journal, clock, home, display, resumed=False)
+
+
+def resume(run_id: str, home: Path, display: Any) -> RunProgress:
+    from otpatch.engine.journal import Journal, check_run_id
+
+    check_run_id(run_id)
+    with Journal.open(home, create=False) as journal, _RunLock(home, run_id):
+        progress = fold(run_id, journal.entries(run_id))
+        if progress.status in FINAL:
+            raise InputError(f"run {run_id} already ended ({progress.status.value}): "
+                             "nothing to resume")
+        cfg = progress.config
+        loaded = load_files(cfg["playbook"], cfg.get("inventory"))
+        _same_files(loaded, cfg)
+        if cfg["mode"] == "dry_run":
+            refuse_non_simulators(loaded)
+        clock = (VirtualClock(cfg["clock_start"], progress.elapsed) if cfg["mode"] == "dry_run"
+                 else WallClock(cfg["clock_start"]))
+        journal.append(run_id, source="engine", category="run", event_type="run_resumed",
+                       result="info", payload={"from_status": progress.status.value,
+                                               "pid": os.getpid(), "elapsed": progress.elapsed})
+        progress.status = RunStatus.RUNNING
+        return _conduct(loaded, progress, journal, clock, home, display, resumed=True)
+
+
+def _conduct(loaded: Loaded, progress: RunProgress, journal: Any, clock: Any, home: Path,
+             display: Any, resumed: bool) -> RunProgress:
+    from otpatch.engine.conductor import Conductor
+
+    run_dir = home / "runs" / progress.run_id
+    ctx = RunContext(mode=progress.config["mode"], clock=clock, run_id=progress.run_id,
+                     run_dir=run_dir, inventory=loaded.inventory,
+                     playbook_dir=Path(loaded.playbook.path).resolve().parent,
+                     targets=loaded.targets, facts=progress.facts,
+                     namespace_targets=_targets_namespace(loaded.targets))
+    display.started(progress, loaded.playbook, resumed=resumed)
+    conductor = Conductor(loaded.playbook, progress, journal, ctx, display,
+                          loaded.inventory.windows)
+    return conductor.conduct()
+
+
+def _config(loaded: Loaded, mode: str, params: dict, clock_start: float) -> dict[str, Any]:
+    pb, inv = loaded.playbook, loaded.inventory
+    return {"playbook": str(Path(pb.path).resolve()), "playbook_hash": pb.content_hash,
+            "playbook_name": pb.metadata.name, "playbook_version": pb.metadata.version,
+            "inventory": str(Path(inv.path).resolve()) if inv.path else None,
+            "inventory_hash": inv.content_hash, "mode": mode, "params": params,
+            "targets": {t: [h.name for h in hosts] for t, hosts in loaded.targets.items()},
+            "pid": os.getpid(), "clock_start": clock_start}
+
+
+def _same_files(loaded: Loaded, cfg: dict[str, Any]) -> None:
+    """A resumed run must run exactly what it started with."""
+    if loaded.playbook.content_hash != cfg["playbook_hash"]:
+        raise InputError(f"{cfg['playbook']}: changed since the run started "
+                         f"({cfg['playbook_hash']} then, {loaded.playbook.content_hash} now)")
+    if loaded.inventory.content_hash != cfg["inventory_hash"]:
+        raise InputError(f"{cfg['inventory']}: inventory changed since the run started")
+
+
+def _targets_namespace(targets: dict[str, tuple[Any, ...]]) -> dict[str, Any]:
+    def host(h: Any) -> dict[str, Any]:
+        return {"name": h.name, "vendor": h.vendor, "model": h.model,
+                "part_number": h.part_number, "firmware": h.firmware, "serial": h.serial}
+    return {name: [host(h) for h in hosts] if len(hosts) != 1 else host(hosts[0])
+            for name, hosts in targets.items()}
+
+
+class _RunLock:
+    """One process per run: an exclusive lock on the run's folder (freed by the kernel when
+    the process dies, so a killed run can be resumed at once)."""
+
+    def __init__(self, home: Path, run_id: str) -> None:
+        self.path = home / "runs" / run_id / "lock"
+
+    def __enter__(self) -> "_RunLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            raise InputError(f"run {self.path.parent.name} is running in another process") from None
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
+def is_running(home: Path, run_id: str) -> bool:
+    """Whether some process holds the run's lock right now."""
+    path = home / "runs" / run_id / "lock"
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def view(run_id: str, home: Path) -> RunProgress:
+    """A run's progress from the journal, with `interrupted` for a dead, unfinished run."""
+    from otpatch.engine.journal import Journal, check_run_id
+
+    check_run_id(run_id)
+    with Journal.open(home, create=False) as journal:
+        progress = fold(run_id, journal.entries(run_id))
+    if progress.status is RunStatus.RUNNING and not is_running(home, run_id):
+        progress.status = RunStatus.INTERRUPTED
+    return progress

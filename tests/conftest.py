@@ -1,0 +1,46 @@
+"""Shared test fixtures: an isolated OTPATCH_HOME, the CLI in-process and as a child."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# The stand-in device module for crash and rehearsal tests (tests/plugins/logdevice.py),
+# registered before otpatch.modules.registry is first imported.
+os.environ.setdefault("OTPATCH_MODULE_PLUGINS", "tests.plugins.logdevice")
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """A fresh OTPATCH_HOME for the test."""
+    path = tmp_path / "otpatch-home"
+    monkeypatch.setenv("OTPATCH_HOME", str(path))
+    return path
+
+
+def child_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTPATCH_")}
+    env.update(OTPATCH_HOME=str(home), OTPATCH_MODULE_PLUGINS="tests.plugins.logdevice",
+               PYTHONPATH=str(ROOT), **extra)
+    return env
+
+
+def otpatch_child(home: Path, *args: str, timeout: float = 60, **extra: str
+                  ) -> subprocess.CompletedProcess:
+    """`otpatch ARGS` in a real child process (the installed console entry point)."""
+    return subprocess.run([sys.executable, "-m", "otpatch.engine.cli", *args], cwd=ROOT,
+                          env=child_env(home, **extra), capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def run_json(result: subprocess.CompletedProcess) -> dict:
+    assert result.stdout.strip(), result.stderr
+    return json.loads(result.stdout)

@@ -1,0 +1,1 @@
+"""Test-only module plugins, loaded through OTPATCH_MODULE_PLUGINS."""

@@ -1,0 +1,102 @@
+"""Crash test: a real child process is SIGKILLed at each journal boundary in turn (before
+and after every commit); `otpatch resume` must end in the same terminal state as an
+uninterrupted run, the journal must verify, and no device-changing action may run twice
+without a read-back between."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import FIXTURES, otpatch_child, run_json
+
+CHANGE = str(FIXTURES / "engine" / "change-and-verify.yml")
+SCENARIOS = {"completes": {}, "rolls back": {"verify_ok": "no"}}
+MAX_COMMITS = 40  # bounds the loop; these runs commit about a dozen times
+
+
+def run_args(device: Path, params: dict) -> list[str]:
+    extra = [f"device={device}", *(f"{k}={v}" for k, v in params.items())]
+    return ["run", CHANGE, "--dry-run", "--json", *[a for e in extra for a in ("-e", e)]]
+
+
+def uninterrupted(tmp_path: Path, params: dict) -> tuple[dict, dict]:
+    device = tmp_path / "reference" / "plc.json"
+    device.parent.mkdir()
+    done = otpatch_child(tmp_path / "reference-home", *run_args(device, params))
+    return run_json(done), json.loads(device.read_text())
+
+
+def ops(device: Path) -> list[str]:
+    log = device.with_suffix(".ops")
+    return log.read_text().split("\n")[:-1] if log.exists() else []
+
+
+def assert_no_blind_redo(lines: list[str]) -> None:
+    """The same action (key=value) never applies twice without a read-back between."""
+    pending: set[str] = set()
+    for line in lines:
+        op, action = line.split()
+        if op == "apply" and action in pending:
+            pytest.fail(f"{action} applied twice without a read-back between: {lines}")
+        if op == "apply":
+            pending.add(action)
+        else:
+            pending.discard(action)
+
+
+def boundaries() -> list[tuple[str, int]]:
+    return [(when, n) for n in range(1, MAX_COMMITS) for when in ("before", "after")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=list(SCENARIOS))
+def test_kill_at_every_journal_boundary_then_resume(tmp_path, scenario):
+    params = SCENARIOS[scenario]
+    reference, reference_device = uninterrupted(tmp_path, params)
+    killed = 0
+    for when, n in boundaries():
+        case = tmp_path / f"{when}-{n}"
+        case.mkdir()
+        device, home = case / "plc.json", case / "home"
+        first = otpatch_child(home, *run_args(device, params), OTPATCH_FAULT_KILL=f"{when}:{n}")
+        if first.returncode != -9:  # the run has fewer commits than n: every boundary done
+            assert run_json(first)["status"] == reference["status"]
+            break
+        killed += 1
+        listed = run_json(otpatch_child(home, "status", "--json"))["runs"]
+        if not listed:  # killed before run_started was committed: nothing ran, nothing to resume
+            assert not device.exists() or ops(device) == []
+            continue
+        run_id = listed[0]["run_id"]
+        if listed[0]["status"] == reference["status"]:  # killed after its last commit
+            doc = listed[0]
+        else:
+            resumed = otpatch_child(home, "resume", run_id, "--json")
+            doc = run_json(resumed)
+            assert doc["status"] == reference["status"], (when, n, resumed.stderr)
+        assert [v["state"] for v in doc["path"]] == [v["state"] for v in reference["path"]]
+        assert json.loads(device.read_text()) == reference_device, (when, n)
+        assert_no_blind_redo(ops(device))
+        verify = otpatch_child(home, "journal", "verify")
+        assert verify.returncode == 0, (when, n, verify.stderr)
+    else:
+        pytest.fail(f"the run never finished within {MAX_COMMITS} commits")
+    assert killed >= 16, f"only {killed} boundaries were exercised"
+
+
+def test_reverified_step_is_marked_in_the_journal(tmp_path):
+    """Killed after the device applied `mode` but before its result was committed: resume
+    reads the device back, records the result as re-verified, and does not apply again."""
+    device, home = tmp_path / "plc.json", tmp_path / "home"
+    # commits: 1 run_started, 2 prepare's result, 3 intent of `set mode`, 4 its result
+    first = otpatch_child(home, *run_args(device, {}), OTPATCH_FAULT_KILL="before:4")
+    assert first.returncode == -9
+    assert ops(device) == ["apply mode=manual"]
+    run_id = run_json(otpatch_child(home, "status", "--json"))["runs"][0]["run_id"]
+    resumed = otpatch_child(home, "resume", run_id, "--json")
+    assert run_json(resumed)["status"] == "completed"
+    assert ops(device) == ["apply mode=manual", "read_back mode=manual", "apply firmware=v2"]
+    status = otpatch_child(home, "status", run_id)
+    assert "completed" in status.stdout

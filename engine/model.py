@@ -67,6 +67,7 @@ class TargetSpec:
     group: str
     many: bool = False
     where: Where = field(default_factory=lambda: Where(""))
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,8 @@ class State:
     on_failure: str | None = None
     rollback: str | None = None  # a state, NO_ROLLBACK, or None (inherit)
     where: Where = field(default_factory=lambda: Where(""))
+    # where each edge's destination is written: "next", "on_failure", "rollback" -> Where
+    edge_where: Mapping[str, Where] = field(default_factory=lambda: MappingProxyType({}))
 
     def edges(self) -> list[tuple[str, str]]:
         """(kind, destination) for every edge leaving this state."""
@@ -172,6 +175,7 @@ class Playbook:
     states: Mapping[str, State]
     budgets: Mapping[str, Budget]
     content_hash: str
+    initial_where: Where = field(default_factory=lambda: Where(""))
 
     def state(self, name: str) -> State:
         return self.states[name]

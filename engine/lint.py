@@ -1,0 +1,347 @@
+"""Semantic rules over the typed playbook that a schema cannot express; one function per rule.
+
+Each rule takes a Playbook and returns located Problems; RULES maps its stable id to a
+one-line description and the function, so the CLI can list them."""
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Iterator, NamedTuple
+
+from otpatch.engine import reach, templating
+from otpatch.engine.errors import Problem
+from otpatch.engine.model import NO_ROLLBACK, TERMINALS, Playbook, State, Stage, Step, Where
+from otpatch.engine.yamlsrc import display_path
+from otpatch.modules import registry
+
+RESERVED_NAMES = frozenset({"params", "facts", "targets", "run", "results"})
+_PARAM_REF = re.compile(r"\bparams\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*['\"]([^'\"]+)['\"]\s*\])")
+HASH_LENGTHS = {"sha256": 64, "md5": 32}
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+
+
+def at(where: Where, rule: str, message: str) -> Problem:
+    return Problem(where.file, where.line, where.col, rule, message)
+
+
+# -- names -----------------------------------------------------------------------------------
+
+def unknown_state(pb: Playbook) -> list[Problem]:
+    out = []
+    if pb.initial not in pb.states:
+        out.append(at(pb.initial_where, "unknown-state",
+                      f"initial: {pb.initial!r} is not a state{_known(pb)}"))
+    for state in pb.states.values():
+        for kind, dest in state.edges():
+            if dest not in pb.states and dest not in TERMINALS:
+                where = state.edge_where.get(kind, state.where)
+                out.append(at(where, "unknown-state", f"{state.name}.{kind}: {dest!r} is neither "
+                              f"a state nor a terminal ({', '.join(sorted(TERMINALS))})"))
+        for req in state.requires:
+            if req.over and req.over not in pb.states:
+                out.append(at(req.where, "unknown-state",
+                              f"{state.name}: signoff over {req.over!r}: no such state"))
+    for budget in pb.budgets.values():
+        for name in budget.states:
+            if name not in pb.states:
+                out.append(at(budget.where, "unknown-state",
+                              f"budget {budget.name}: {name!r} is not a state"))
+    return out
+
+
+def _known(pb: Playbook) -> str:
+    names = sorted(pb.states)
+    return f" (states: {', '.join(names[:12])}{', ...' if len(names) > 12 else ''})"
+
+
+def terminal_redefined(pb: Playbook) -> list[Problem]:
+    return [at(s.where, "terminal-redefined",
+               f"state {s.name!r}: the name is reserved " + (
+                   "for a terminal outcome" if s.name in TERMINALS else
+                   "(`rollback: none` ends an inherited rollback)"))
+            for s in pb.states.values() if s.name in TERMINALS or s.name == NO_ROLLBACK]
+
+
+def unknown_target(pb: Playbook) -> list[Problem]:
+    out = []
+    for state, step in _steps(pb):
+        cls = registry.MODULES.get(step.module)
+        for arg in registry.target_args(step.module) if cls else ():
+            value = step.args.get(arg)
+            if not isinstance(value, str) or templating.is_template(value):
+                continue  # a template names its target at run time
+            if value not in pb.targets:
+                declared = ", ".join(sorted(pb.targets)) or "none"
+                out.append(at(step.where, "unknown-target", f"{_step_id(state, step)}: {arg}: "
+                              f"{value!r} is not a declared target (declared: {declared})"))
+    return out
+
+
+def unknown_param(pb: Playbook) -> list[Problem]:
+    out = []
+    for state, step in _steps(pb):
+        for text in _expressions(step):
+            for name in _param_refs(text):
+                if name not in pb.params:
+                    out.append(at(step.where, "unknown-param", f"{_step_id(state, step)}: "
+                                  f"params.{name} is not a declared param{_declared(pb)}"))
+    for state, req in _requirements(pb, "hash_verified"):
+        if req.param not in pb.params:
+            out.append(at(req.where, "unknown-param", f"{state.name}: hash_verified: "
+                          f"{req.param!r} is not a declared param{_declared(pb)}"))
+    return out
+
+
+def _declared(pb: Playbook) -> str:
+    return f" (declared: {', '.join(sorted(pb.params)) or 'none'})"
+
+
+def _param_refs(text: str) -> set[str]:
+    return {a or b for a, b in _PARAM_REF.findall(text)}
+
+
+def requirement_param(pb: Playbook) -> list[Problem]:
+    return [at(req.where, "requirement-param", f"{state.name}: hash_verified: param "
+               f"{req.param!r} is of type {pb.params[req.param].type}, not firmware")
+            for state, req in _requirements(pb, "hash_verified")
+            if req.param in pb.params and pb.params[req.param].type != "firmware"]
+
+
+def duplicate_name(pb: Playbook) -> list[Problem]:
+    out, registers = [], {}
+    for state in pb.states.values():
+        names: set[str] = set()
+        for step in state.do:
+            if step.name and step.name in names:
+                out.append(at(step.where, "duplicate-name",
+                              f"{state.name}: two steps named {step.name!r}"))
+            names.add(step.name)
+            out.extend(_register_problems(state, step, registers))
+    return out
+
+
+def _register_problems(state: State, step: Step, seen: dict) -> list[Problem]:
+    name = step.register
+    if not name:
+        return []
+    if name in RESERVED_NAMES:
+        reserved = ", ".join(sorted(RESERVED_NAMES))
+        return [at(step.where, "duplicate-name", f"{_step_id(state, step)}: register "
+                   f"{name!r} shadows a reserved template name ({reserved})")]
+    if name in seen:
+        return [at(step.where, "duplicate-name", f"{_step_id(state, step)}: register {name!r} "
+                   f"is already used in state {seen[name]}")]
+    seen[name] = state.name
+    return []
+
+
+# -- modules ---------------------------------------------------------------------------------
+
+def unknown_module(pb: Playbook) -> list[Problem]:
+    return [at(step.where, "unknown-module", f"{_step_id(state, step)}: "
+               f"{registry.UnknownModule(step.module)}")
+            for state, step in _steps(pb) if step.module not in registry.MODULES]
+
+
+def module_args(pb: Playbook) -> list[Problem]:
+    from otpatch.engine.model import thaw
+
+    out = []
+    for state, step in _steps(pb):
+        if step.module not in registry.MODULES:
+            continue
+        for path, message in registry.arg_problems(step.module, thaw(step.args),
+                                                   templated_ok=True):
+            arg = display_path(path) or "arguments"
+            out.append(at(step.where, "module-args",
+                          f"{_step_id(state, step)}: {step.module} {arg}: {_short(message)}"))
+    return out
+
+
+def template_syntax(pb: Playbook) -> list[Problem]:
+    out = []
+    for state, step in _steps(pb):
+        for text in _expressions(step):
+            error = templating.check(text)
+            if error:
+                out.append(at(step.where, "template-syntax",
+                              f"{_step_id(state, step)}: {_short(text)}: {error}"))
+    return out
+
+
+def _expressions(step: Step) -> Iterator[str]:
+    """Every template string in the args; raw expression args (assert `that`) as templates."""
+    cls = registry.MODULES.get(step.module)
+    raw = getattr(cls, "raw_args", frozenset()) if cls else frozenset()
+    for key, value in step.args.items():
+        for text in _strings(value):
+            if key in raw:
+                yield "{{ " + text + " }}"
+            elif templating.is_template(text):
+                yield text
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif hasattr(value, "items"):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _strings(v)
+
+
+# -- paths -----------------------------------------------------------------------------------
+
+def unreachable_state(pb: Playbook) -> list[Problem]:
+    if pb.initial not in pb.states:
+        return []  # reported once, as unknown-state, not once per state
+    seen = reach.reachable(pb)
+    return [at(s.where, "unreachable-state", f"state {s.name!r} cannot be reached from "
+               f"initial ({pb.initial})") for s in pb.states.values() if s.name not in seen]
+
+
+def no_terminal_path(pb: Playbook) -> list[Problem]:
+    active = reach.active_rollbacks(pb)
+    finishing = reach.can_finish(pb, active)
+    return [at(pb.states[name].where, "no-terminal-path", f"state {name!r}: no path from it "
+               f"reaches an end ({', '.join(sorted(TERMINALS))})")
+            for name in pb.states if name in active and name not in finishing]
+
+
+def rollback_uncovered(pb: Playbook) -> list[Problem]:
+    active, region = reach.active_rollbacks(pb), reach.rollback_region(pb)
+    out = []
+    for name, rollbacks in active.items():
+        state = pb.states[name]
+        if name in region or reach.covered(rollbacks) or not _changes_device(state):
+            continue
+        out.append(at(state.where, "rollback-uncovered", f"state {name!r} changes a device "
+                      "but some path reaches it with no rollback edge: declare `rollback: "
+                      "STATE` here or on every state before it"))
+    return out
+
+
+def checkpoint_missing(pb: Playbook) -> list[Problem]:
+    region = reach.rollback_region(pb)
+    bare = reach.reachable(pb, kinds=frozenset({"next", "on_failure"}),
+                           through=lambda s: not s.checkpoint)
+    return [at(pb.states[name].where, "checkpoint-missing", f"state {name!r} changes a device "
+               "but a path reaches it through no `checkpoint` (snapshot the as-found state "
+               "first)")
+            for name in sorted(bare) if not pb.states[name].checkpoint
+            and name not in region and _changes_device(pb.states[name])]
+
+
+def production_without_signoff(pb: Playbook) -> list[Problem]:
+    open_ = reach.reachable(pb, through=lambda s: not _has_signoff(s))
+    return [at(pb.states[name].where, "production-without-signoff",
+               f"state {name!r} runs in production but a path reaches it through no "
+               "`signoff` requirement")
+            for name in sorted(open_) if pb.states[name].stage == Stage.PRODUCTION
+            and not _has_signoff(pb.states[name])]
+
+
+def _has_signoff(state: State) -> bool:
+    return any(r.kind == "signoff" for r in state.requires)
+
+
+def _changes_device(state: State) -> bool:
+    return any(getattr(registry.MODULES.get(s.module), "changes_device", False)
+               for s in state.do)
+
+
+# -- firmware and time -----------------------------------------------------------------------
+
+def firmware_unpinned(pb: Playbook) -> list[Problem]:
+    out = []
+    for spec in pb.params.values():
+        if spec.type != "firmware" or spec.default is None:
+            continue
+        image = spec.default
+        want = HASH_LENGTHS.get(image.algorithm, 64)
+        if not image.hash:
+            out.append(at(spec.where, "firmware-unpinned", f"param {spec.name!r}: no `hash`: "
+                          "pin the vendor's published hash"))
+        elif len(image.hash) != want or not _HEX.match(image.hash):
+            out.append(at(spec.where, "firmware-unpinned", f"param {spec.name!r}: hash is not "
+                          f"{want} hex digits ({image.algorithm})"))
+    return out
+
+
+def budget_over(pb: Playbook) -> list[Problem]:
+    from otpatch.engine.model import format_duration
+
+    out = []
+    for budget in pb.budgets.values():
+        total = sum(pb.states[s].expect_duration or 0 for s in budget.states if s in pb.states)
+        if total > budget.limit:
+            out.append(at(budget.where, "budget-over", f"budget {budget.name}: expected "
+                          f"{format_duration(total)} > limit {format_duration(budget.limit)}"))
+    return out
+
+
+# -- helpers and the table -------------------------------------------------------------------
+
+def _steps(pb: Playbook) -> Iterator[tuple[State, Step]]:
+    for state in pb.states.values():
+        for step in state.do:
+            yield state, step
+
+
+def _requirements(pb: Playbook, kind: str) -> Iterator[tuple[State, Any]]:
+    for state in pb.states.values():
+        for req in state.requires:
+            if req.kind == kind:
+                yield state, req
+
+
+def _step_id(state: State, step: Step) -> str:
+    return f"{state.name}: step '{step.label}'"
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+class Rule(NamedTuple):
+    description: str
+    check: Callable[[Playbook], list[Problem]]
+
+
+RULES: dict[str, Rule] = {
+    "unknown-state": Rule("an edge, initial, signoff `over` or budget names no state",
+                          unknown_state),
+    "terminal-redefined": Rule("a state is named like a terminal outcome (or `none`)",
+                               terminal_redefined),
+    "unknown-target": Rule("a step argument names a target that is not declared",
+                           unknown_target),
+    "unknown-param": Rule("a template or hash_verified names a param that is not declared",
+                          unknown_param),
+    "requirement-param": Rule("hash_verified names a param that is not of type firmware",
+                              requirement_param),
+    "unreachable-state": Rule("a state cannot be reached from initial", unreachable_state),
+    "no-terminal-path": Rule("a reachable state from which no terminal can be reached",
+                             no_terminal_path),
+    "rollback-uncovered": Rule("a device-changing state without an active rollback edge",
+                               rollback_uncovered),
+    "checkpoint-missing": Rule("a device-changing state reachable without a checkpoint",
+                               checkpoint_missing),
+    "production-without-signoff": Rule("a production state reachable without a signoff gate",
+                                       production_without_signoff),
+    "firmware-unpinned": Rule("a firmware param without a well-formed hash",
+                              firmware_unpinned),
+    "unknown-module": Rule("a step calls a module that does not exist", unknown_module),
+    "module-args": Rule("a step's arguments do not match its module's schema", module_args),
+    "template-syntax": Rule("a template in a step's arguments does not compile",
+                            template_syntax),
+    "duplicate-name": Rule("repeated step name in a state, repeated or reserved register",
+                           duplicate_name),
+    "budget-over": Rule("a time budget's states expect more time than its limit", budget_over),
+}
+
+
+def lint(pb: Playbook) -> list[Problem]:
+    """Every problem every rule finds, sorted by position."""
+    problems = [p for rule in RULES.values() for p in rule.check(pb)]
+    return sorted(problems, key=lambda p: (p.file, p.line, p.col, p.rule))

@@ -1,0 +1,159 @@
+"""Load a playbook: YAML -> schema -> typed frozen model -> semantic lint, every problem at once.
+
+A param without a default (and not firmware, whose default is its pinned image) is
+required: it must be given with -e."""
+from __future__ import annotations
+
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from otpatch.engine.errors import PlaybookError, Problem
+from otpatch.engine.model import (AppliesTo, Budget, FirmwareImage, Metadata, ParamSpec,
+                                  Playbook, Requirement, Stage, State, Step, TargetSpec,
+                                  freeze, parse_duration)
+from otpatch.engine.schemas import schema_problems
+from otpatch.engine.yamlsrc import RULES as YAML_RULES
+from otpatch.engine.yamlsrc import YamlSource, read_yaml
+
+LOAD_RULES = {
+    **YAML_RULES,
+    "yaml-unreadable": "the file cannot be read (missing, a directory, no permission)",
+    "schema": "the document does not match schemas/playbook.schema.json (unknown key, "
+              "wrong type, bad value)",
+    "step-shape": "a step has no module key, or more than one",
+}
+
+
+def load_playbook(path: str | Path) -> Playbook:
+    """The validated playbook; PlaybookError carrying every problem found otherwise."""
+    playbook, problems = check_playbook(path)
+    if problems or playbook is None:
+        raise PlaybookError(problems)
+    return playbook
+
+
+def check_playbook(path: str | Path) -> tuple[Playbook | None, list[Problem]]:
+    """(playbook, problems sorted by position). The playbook is None when the file could not
+    be read, failed its schema or has a malformed step; lint problems leave it built."""
+    from otpatch.engine.lint import lint
+
+    try:
+        source = read_yaml(path)
+    except PlaybookError as e:
+        return None, e.problems
+    problems = schema_problems(source, "playbook")
+    if problems:
+        return None, problems
+    playbook, problems = build_playbook(source)
+    problems = sorted(problems + lint(playbook), key=lambda p: (p.line, p.col, p.rule))
+    return (None if any(p.rule == "step-shape" for p in problems) else playbook), problems
+
+
+def rules() -> dict[str, str]:
+    """Every rule id the loader can report, with its one-line description."""
+    from otpatch.engine.lint import RULES
+
+    return {**LOAD_RULES, **{rule: r.description for rule, r in RULES.items()}}
+
+
+def build_playbook(source: YamlSource) -> tuple[Playbook, list[Problem]]:
+    """The typed model of a schema-valid document, and any step-shape problems."""
+    b = _Builder(source)
+    d = source.data
+    playbook = Playbook(
+        path=source.file, api_version=d["apiVersion"], metadata=_metadata(d["metadata"]),
+        params=_frozen({n: b.param(n, s) for n, s in (d.get("params") or {}).items()}),
+        targets=_frozen({n: b.target(n, s) for n, s in (d.get("targets") or {}).items()}),
+        initial=d["initial"],
+        states=_frozen({n: b.state(n, s) for n, s in d["states"].items()}),
+        budgets=_frozen({n: b.budget(n, s) for n, s in (d.get("budgets") or {}).items()}),
+        content_hash=source.content_hash, initial_where=source.where(("initial",), value=True))
+    return playbook, b.problems
+
+
+def _frozen(mapping: dict) -> MappingProxyType:
+    return MappingProxyType(mapping)
+
+
+def _metadata(m: dict) -> Metadata:
+    applies = tuple(AppliesTo(vendor=a["vendor"], model=a.get("model", ""),
+                              part_numbers=tuple(a.get("part_numbers", ())))
+                    for a in m.get("applies_to", ()))
+    return Metadata(name=m["name"], version=m["version"], description=m.get("description", ""),
+                    standard=m.get("standard", ""), applies_to=applies)
+
+
+def _opt_duration(value: Any) -> float | None:
+    return None if value is None else parse_duration(value)
+
+
+class _Builder:
+    """Builds model objects from schema-valid data, with their source positions."""
+
+    def __init__(self, source: YamlSource):
+        self.source = source
+        self.problems: list[Problem] = []
+
+    def param(self, name: str, spec: dict) -> ParamSpec:
+        kind = spec["type"]
+        if kind == "firmware":
+            default: Any = FirmwareImage(path=spec["path"],
+                                         algorithm=spec.get("algorithm", "sha256"),
+                                         hash=spec.get("hash"))
+        elif kind == "duration":
+            default = _opt_duration(spec.get("default"))
+        else:
+            default = spec.get("default")
+        return ParamSpec(name=name, type=kind, default=default,
+                         required=bool(spec.get("required")) or default is None,
+                         description=spec.get("description", ""),
+                         where=self.source.where(("params", name)))
+
+    def target(self, name: str, spec: dict) -> TargetSpec:
+        return TargetSpec(name=name, group=spec["group"], many=bool(spec.get("many", False)),
+                          description=spec.get("description", ""),
+                          where=self.source.where(("targets", name)))
+
+    def budget(self, name: str, spec: dict) -> Budget:
+        return Budget(name=name, limit=parse_duration(spec["limit"]),
+                      states=tuple(spec["states"]), description=spec.get("description", ""),
+                      where=self.source.where(("budgets", name)))
+
+    def state(self, name: str, spec: dict) -> State:
+        path = ("states", name)
+        edges = {k: self.source.where(path + (k,), value=True)
+                 for k in ("next", "on_failure", "rollback") if k in spec}
+        steps = (self.step(path + ("do", i), s) for i, s in enumerate(spec.get("do") or ()))
+        return State(
+            name=name, stage=Stage(spec["stage"]) if spec.get("stage") else None,
+            description=spec.get("description", ""),
+            requires=tuple(self.requirement(path + ("requires", i), r)
+                           for i, r in enumerate(spec.get("requires") or ())),
+            checkpoint=spec.get("checkpoint"), do=tuple(s for s in steps if s is not None),
+            expect_duration=_opt_duration(spec.get("expect_duration")),
+            timeout=_opt_duration(spec.get("timeout")), next=spec.get("next"),
+            on_failure=spec.get("on_failure"), rollback=spec.get("rollback"),
+            where=self.source.where(path), edge_where=MappingProxyType(edges))
+
+    def requirement(self, path: tuple, spec: dict) -> Requirement:
+        (kind, value), = spec.items()
+        where = self.source.where(path)
+        if kind == "signoff":
+            return Requirement(kind=kind, roles=tuple(value["roles"]), over=value.get("over"),
+                               where=where)
+        if kind == "hash_verified":
+            return Requirement(kind=kind, param=value, where=where)
+        return Requirement(kind=kind, window=value, where=where)
+
+    def step(self, path: tuple, spec: dict) -> Step | None:
+        modules = [k for k in spec if k not in ("name", "register")]
+        if len(modules) != 1:
+            found = f"found {len(modules)}: {', '.join(modules)}" if modules else "found none"
+            self.problems.append(self.source.problem(
+                path, "step-shape", "a step calls exactly one module (a key like core.wait "
+                f"whose value is its arguments); {found}"))
+            return None
+        module = modules[0]
+        return Step(module=module, args=freeze(spec[module] or {}), name=spec.get("name", ""),
+                    register=spec.get("register"), where=self.source.where(path))

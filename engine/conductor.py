@@ -32,6 +32,7 @@ class Conductor:
         self.ctx.recorder = self._module_record
         self._reason = ""
         self._refusals: list[str] = []
+        self._templated: dict[int, bool] = {}  # id(step) -> its args hold templates
         self.walker = _Walker()
         self.machine = machine.build(playbook, self.walker, state=progress.state,
                                      requirements_met=self._requirements_met,
@@ -71,10 +72,14 @@ class Conductor:
     def _run_step(self, state: State, index: int) -> None:
         step = state.do[index]
         self.ctx.namespace = self._namespace()
-        prepared = runner.prepare(step, self.ctx.namespace)
+        templated = self._templated.get(id(step))
+        if templated is None:
+            templated = self._templated[id(step)] = runner.has_templates(step.args)
+        prepared = runner.prepare(step, self.ctx.namespace, templated=templated)
         self._log("step", "step_intent", "intent", {
             "state": state.name, "index": index, "step": step.label, "module": step.module,
-            "args": _jsonable(prepared.args), "changes_device": prepared.changes_device},
+            "args": _jsonable(prepared.args) if templated else prepared.args,
+            "changes_device": prepared.changes_device},
             durable=prepared.changes_device and prepared.problem is None)
         self.display.step(state, index, step)
         started = self.ctx.clock.elapsed()

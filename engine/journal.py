@@ -8,12 +8,12 @@ import re
 import secrets
 import signal
 import sqlite3
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from otpatch.engine.canonical import canonical_hash, canonical_json
+from otpatch.engine.canonical import canonical_hash, canonical_json, sha256_hex
 from otpatch.engine.errors import InputError, JournalError
 
 LOG = logging.getLogger(__name__)
@@ -216,9 +216,17 @@ class Journal:
         if not self._conn.in_transaction:
             self._begin()
         seq, ts = self._head[0] + 1, datetime.now(timezone.utc).isoformat(timespec="microseconds")
+        prev_hash = self._head[1]
+        header = {"seq": seq, "run_id": run_id, "ts": ts, "source": source,
+                  "category": category, "event_type": event_type, "result": result,
+                  "payload": None, "prev_hash": prev_hash}
+        # The canonical JSON of the whole content, with the payload's canonical text spliced
+        # in (it is serialised once); equal to canonical_json(entry.content()), which
+        # verify() recomputes. Inside JSON strings quotes are escaped, so the top-level
+        # `"payload":null` is the only match.
+        content = canonical_json(header).replace('"payload":null', '"payload":' + payload_text, 1)
         entry = Entry(seq, run_id, ts, source, category, event_type, result,
-                      json.loads(payload_text), self._head[1], hash="")
-        entry = replace(entry, hash=canonical_hash(entry.content()))
+                      json.loads(payload_text), prev_hash, sha256_hex(content))
         try:
             self._conn.execute(INSERT_ENTRY, (seq, run_id, ts, source, category,
                                               event_type, result, payload_text,

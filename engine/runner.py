@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from otpatch.engine import templating
 from otpatch.engine.errors import DeviceUnreachable, OtpatchError
@@ -36,9 +37,15 @@ class PreparedStep:
 _validated: set[tuple[str, str]] = set()
 
 
-def prepare(step: Step, namespace: Mapping[str, Any]) -> PreparedStep:
-    """Render the step's templates and check the arguments against the module's schema."""
+def prepare(step: Step, namespace: Mapping[str, Any], *, templated: bool = True
+            ) -> PreparedStep:
+    """Render the step's templates and check the arguments against the module's schema.
+
+    Arguments without templates were checked in full when the playbook loaded (rule
+    module-args), so only rendered arguments are checked again here (templated=False skips)."""
     module = registry.get(step.module)
+    if not templated:
+        return PreparedStep(step, module, thaw(step.args))
     raw = getattr(module, "raw_args", frozenset())
     try:
         args = {k: (thaw(v) if k in raw else templating.render(thaw(v), namespace))
@@ -49,6 +56,15 @@ def prepare(step: Step, namespace: Mapping[str, Any]) -> PreparedStep:
     if problems:
         return PreparedStep(step, module, args, problem="bad arguments: " + "; ".join(problems))
     return PreparedStep(step, module, args)
+
+
+def has_templates(value: Any) -> bool:
+    """Whether any string inside a step's arguments is a template."""
+    if isinstance(value, Mapping):
+        return any(has_templates(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(has_templates(v) for v in value)
+    return templating.is_template(value)
 
 
 def _arg_problems(name: str, args: dict[str, Any]) -> list[str]:

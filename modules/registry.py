@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 import os
 from functools import lru_cache
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from otpatch.modules.ansible.playbook import AnsiblePlaybook
 from otpatch.modules.base import Module
@@ -82,7 +83,9 @@ def _involves_template(err, is_template) -> bool:
     return any(is_template(sub.instance) for sub in (err.context or ()))
 
 
-def target_args(name: str) -> list[str]:
+@lru_cache(maxsize=None)
+def target_args(name: str) -> tuple[str, ...]:
     """Argument names that name a playbook target (checked against `targets` at load)."""
     props = get(name).args_schema.get("properties", {})
-    return [k for k, v in props.items() if isinstance(v, Mapping) and v.get("x-otpatch-target")]
+    return tuple(k for k, v in props.items()
+                 if isinstance(v, Mapping) and v.get("x-otpatch-target"))

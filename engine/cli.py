@@ -10,8 +10,6 @@ from otpatch.engine.errors import EXIT_BAD_INPUT, OtpatchError
 COMMANDS_NOT_BUILT = {
     "approve": "signed approvals (Ed25519 sign-offs over an approval request)",
     "report": "change-control reports (JSON, Markdown, HTML) from the journal",
-    "risk": "CVSS risk scoring with compensating controls",
-    "advisories": "CSAF advisory matching against an inventory",
     "firewall": "mGuard profile review against a policy",
     "sim": "device simulators (M580, mGuard)",
 }
@@ -69,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=c.journal_verify)
 
+    from otpatch.modules.advisories import cli as advisories_cli
+    from otpatch.modules.risk import cli as risk_cli
+
+    for register in (risk_cli.register, advisories_cli.register):
+        register(sub)
     for name, what in COMMANDS_NOT_BUILT.items():
         p = sub.add_parser(name, help=f"not implemented yet: {what}")
         p.add_argument("rest", nargs=argparse.REMAINDER)

@@ -15,9 +15,13 @@ from otpatch.modules.core.attest import Attest
 from otpatch.modules.core.set_fact import SetFact
 from otpatch.modules.core.wait import Wait
 
+from otpatch.modules import advisories, cip, firmware, m580, mguard, risk, syslog
+
 MODULES: dict[str, type[Module]] = {
     cls.name: cls for cls in (Wait, Assert, SetFact, Attest, AnsiblePlaybook)
 }
+for _package in (firmware, m580, cip, mguard, syslog, risk, advisories):
+    MODULES.update((cls.name, cls) for cls in _package.MODULES)
 
 PLUGINS_ENV = "OTPATCH_MODULE_PLUGINS"
 

@@ -1,0 +1,3 @@
+"""Advisories: CSAF 2.0 documents loaded, validated and matched against an inventory."""
+
+MODULES: list = []

@@ -1,0 +1,17 @@
+"""`otpatch advisories ...` commands (registered by the CLI; no heavy imports at module level)."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `advisories` and its sub-commands to the otpatch CLI."""
+    p = sub.add_parser("advisories", help="not implemented yet: CSAF advisory matching")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_not_built)
+
+
+def _not_built(args) -> int:
+    from otpatch.engine.errors import NotImplementedFeature
+
+    raise NotImplementedFeature("CSAF advisory matching against an inventory")

@@ -1,0 +1,3 @@
+"""Firmware packages: hash verification against the published value, staging."""
+
+MODULES: list = []

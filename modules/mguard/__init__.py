@@ -1,0 +1,3 @@
+"""Phoenix Contact FL mGuard: HTTPS driver, simulator and modules."""
+
+MODULES: list = []

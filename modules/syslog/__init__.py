@@ -1,0 +1,3 @@
+"""Syslog continuity: the firewall's messages reach the SIEM before and after a change."""
+
+MODULES: list = []

@@ -84,6 +84,10 @@ def unknown_param(pb: Playbook) -> list[Problem]:
                 if name not in pb.params:
                     out.append(at(step.where, "unknown-param", f"{_step_id(state, step)}: "
                                   f"params.{name} is not a declared param{_declared(pb)}"))
+    for state, step, arg, name, _ in _param_args(pb):
+        if name not in pb.params:
+            out.append(at(step.where, "unknown-param", f"{_step_id(state, step)}: {arg}: "
+                          f"{name!r} is not a declared param{_declared(pb)}"))
     for state, req in _requirements(pb, "hash_verified"):
         if req.param not in pb.params:
             out.append(at(req.where, "unknown-param", f"{state.name}: hash_verified: "
@@ -99,11 +103,26 @@ def _param_refs(text: str) -> set[str]:
     return {a or b for a, b in _PARAM_REF.findall(text)}
 
 
+def _param_args(pb: Playbook) -> Iterator[tuple[State, Step, str, str, Any]]:
+    """(state, step, arg, the param it names, the type the module requires) for every
+    argument that names a param (schema marker x-otpatch-param), templates excepted."""
+    for state, step in _steps(pb):
+        for arg, kind in registry.param_args(step.module) if step.module in registry.MODULES else ():
+            value = step.args.get(arg)
+            if isinstance(value, str) and not templating.is_template(value):
+                yield state, step, arg, value, kind
+
+
 def requirement_param(pb: Playbook) -> list[Problem]:
-    return [at(req.where, "requirement-param", f"{state.name}: hash_verified: param "
-               f"{req.param!r} is of type {pb.params[req.param].type}, not firmware")
-            for state, req in _requirements(pb, "hash_verified")
-            if req.param in pb.params and pb.params[req.param].type != "firmware"]
+    out = [at(req.where, "requirement-param", f"{state.name}: hash_verified: param "
+              f"{req.param!r} is of type {pb.params[req.param].type}, not firmware")
+           for state, req in _requirements(pb, "hash_verified")
+           if req.param in pb.params and pb.params[req.param].type != "firmware"]
+    out += [at(step.where, "requirement-param", f"{_step_id(state, step)}: {arg}: param "
+               f"{name!r} is of type {pb.params[name].type}, not {kind}")
+            for state, step, arg, name, kind in _param_args(pb)
+            if isinstance(kind, str) and name in pb.params and pb.params[name].type != kind]
+    return out
 
 
 def duplicate_name(pb: Playbook) -> list[Problem]:

@@ -88,8 +88,20 @@ def _involves_template(err, is_template) -> bool:
 
 
 @lru_cache(maxsize=None)
+def marked_args(name: str, marker: str) -> tuple[tuple[str, Any], ...]:
+    """(argument name, marker value) for the module's arguments whose schema carries the
+    marker: `x-otpatch-target` names a playbook target, `x-otpatch-param` a param (its value
+    the param type required, e.g. "firmware")."""
+    props = get(name).args_schema.get("properties", {})
+    return tuple((k, v[marker]) for k, v in props.items()
+                 if isinstance(v, Mapping) and v.get(marker))
+
+
 def target_args(name: str) -> tuple[str, ...]:
     """Argument names that name a playbook target (checked against `targets` at load)."""
-    props = get(name).args_schema.get("properties", {})
-    return tuple(k for k, v in props.items()
-                 if isinstance(v, Mapping) and v.get("x-otpatch-target"))
+    return tuple(k for k, _ in marked_args(name, "x-otpatch-target"))
+
+
+def param_args(name: str) -> tuple[tuple[str, Any], ...]:
+    """(argument name, required param type or True) for arguments that name a param."""
+    return marked_args(name, "x-otpatch-param")

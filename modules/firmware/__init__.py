@@ -1,3 +1,5 @@
 """Firmware packages: hash verification against the published value, staging."""
 
-MODULES: list = []
+from otpatch.modules.firmware.verify import Stage, Verify
+
+MODULES: list = [Verify, Stage]

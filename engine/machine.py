@@ -26,8 +26,13 @@ def rollback_targets(playbook: Playbook) -> list[str]:
 
 
 def edges(playbook: Playbook, *, inherited: bool = True) -> list[Edge]:
-    """Every edge. With inherited, every state may take any declared rollback edge (the
-    conductor picks the active one); without, only the edges a state declares (drawing)."""
+    """Every edge. With inherited (the machine), every state may take any declared rollback
+    edge: the conductor picks the active one. Without (drawing), each state shows where a
+    failure really goes: its active rollback edges, own or inherited; else its on_failure
+    edge (default: aborted); a rollback state without on_failure shows none (the run halts
+    for a human)."""
+    if not inherited:
+        return _drawn_edges(playbook)
     out = [Edge("begin", START, playbook.initial, "next")]
     targets = rollback_targets(playbook)
     for state in playbook.states.values():
@@ -35,9 +40,26 @@ def edges(playbook: Playbook, *, inherited: bool = True) -> list[Edge]:
             out.append(Edge("succeed", state.name, state.next, "next"))
         out.append(Edge("fail", state.name, state.on_failure or Outcome.ABORTED.value,
                         "on_failure"))
-        own = state.rollback if state.rollback and state.rollback != NO_ROLLBACK else None
-        for dest in (targets if inherited else ([own] if own else [])):
-            out.append(Edge("roll_back", state.name, dest, "rollback"))
+        out += [Edge("roll_back", state.name, dest, "rollback") for dest in targets]
+    return out
+
+
+def _drawn_edges(playbook: Playbook) -> list[Edge]:
+    from otpatch.engine import reach
+
+    active = reach.active_rollbacks(playbook)
+    region = reach.rollback_region(playbook)
+    out = [Edge("begin", START, playbook.initial, "next")]
+    for state in playbook.states.values():
+        if state.next:
+            out.append(Edge("succeed", state.name, state.next, "next"))
+        here = active.get(state.name, frozenset())
+        rollbacks = sorted(t for t in here if t and t != reach.NONE)
+        out += [Edge("roll_back", state.name, dest, "rollback") for dest in rollbacks]
+        uncovered = not rollbacks or reach.NONE in here
+        if state.on_failure or (uncovered and state.name not in region):
+            out.append(Edge("fail", state.name, state.on_failure or Outcome.ABORTED.value,
+                            "on_failure"))
     return out
 
 

@@ -11,6 +11,7 @@ import pytest
 from otpatch.engine.cli import main
 from otpatch.engine.errors import InputError
 from otpatch.engine.graph import SVG_NEEDS_DOT, render
+from otpatch.engine.machine import edges
 
 from conftest import FIXTURES
 from playbook_factory import playbook
@@ -43,8 +44,7 @@ PLAYBOOKS = {"small": SMALL, "chain": CHAIN, "shared": SHARED}
 
 
 def reached_terminals(pb) -> set[str]:
-    dests = {d for s in pb.states.values() for _, d in s.edges()}
-    return ({"completed", "rolled_back", "aborted"} & dests) | {"aborted"}  # default fail edge
+    return {"completed", "rolled_back", "aborted"} & {e.dest for e in edges(pb, inherited=False)}
 
 
 def dot_line(text: str, src: str, dst: str) -> str:
@@ -74,13 +74,15 @@ def test_mermaid_rollback_edge_is_dotted_and_red(name, src, dst):
     index = next(i for i, e in enumerate(edges) if e.startswith(f"{src} -.->"))
     assert edges[index].endswith(f"| {dst}") and "rollback" in edges[index]
     assert re.search(rf"^  linkStyle (\d+,)*{index}(,\d+)* stroke:red", text, re.M)
-    assert sum("-.->" in e for e in edges) == 1, "only rollback edges are dotted"
+    assert all("rollback" in e for e in edges if "-.->" in e), "only rollback edges are dotted"
 
 
 def test_mermaid_labels_edges_by_kind():
     text = render(SMALL, "mermaid")
     assert "  prepare --> change\n" in text  # next: plain
-    assert '  approve -->|"on failure"| restore\n' in text
+    assert '  prepare -->|"on failure"| aborted\n' in text
+    # approve inherits change's rollback edge: its failure goes to restore, drawn as such
+    assert '  approve -.->|"rollback, on failure"| restore\n' in text
     assert '  change -.->|"rollback"| restore\n' in text
 
 
@@ -108,13 +110,13 @@ def test_dot_rollback_edge_is_dashed_and_red(name, src, dst):
     text = render(PLAYBOOKS[name], "dot")
     line = dot_line(text, src, dst)
     assert "style=dashed" in line and "color=red" in line and "rollback" in line
-    assert sum("style=dashed" in ln for ln in text.splitlines()) == 1
+    assert all("rollback" in ln for ln in text.splitlines() if "style=dashed" in ln)
 
 
 def test_dot_next_and_failure_edges_are_not_dashed():
     text = render(SMALL, "dot")
     assert "dashed" not in dot_line(text, "prepare", "change")
-    failure = dot_line(text, "approve", "restore")
+    failure = dot_line(text, "prepare", "aborted")
     assert 'label="on failure"' in failure and "dashed" not in failure
 
 
@@ -126,6 +128,12 @@ def test_dot_terminals_are_double_circles_each_its_colour(terminal, fill):
     assert "shape=doublecircle" in node and f"fillcolor={fill}" in node
     assert "doublecircle" not in dot_node(text, "change")
     assert "shape=point" in dot_node(text, "_start")
+
+
+def test_rollback_states_draw_no_failure_edge_because_the_run_halts():
+    text = render(SMALL, "mermaid")
+    assert not [ln for ln in text.splitlines() if ln.strip().startswith("restore -") and
+                "rolled_back" not in ln]
 
 
 @pytest.mark.parametrize("fmt,suffix", [("mermaid", "mmd"), ("dot", "dot")])

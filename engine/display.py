@@ -24,6 +24,9 @@ class PlainDisplay:
         sim = "sim " if self.simulated else ""
         self.stream.write(f"[{sim}{clock_label(self.elapsed)}] {text}\n")
 
+    def attach_clock(self, clock: Any) -> None:
+        """The run's clock, for a display that shows time passing (plain lines do not)."""
+
     def started(self, progress: Any, playbook: Any, resumed: bool = False) -> None:
         self.simulated = progress.config["mode"] == "dry_run"
         self.elapsed = progress.elapsed
@@ -73,13 +76,22 @@ class LiveDisplay(PlainDisplay):
 
         self.console = console
         self.current = ""
-        self.live = Live(self._panel(), console=console, refresh_per_second=8, transient=True)
+        self.clock: Any = None
+        self.live = Live(self, console=console, refresh_per_second=4, transient=True)
 
-    def _panel(self):
+    def attach_clock(self, clock: Any) -> None:
+        self.clock = clock
+
+    def __rich__(self):
+        """Rendered at every refresh, so the run clock ticks during a long step."""
         from rich.text import Text
 
+        now = self.clock.elapsed() if self.clock is not None else self.elapsed
         sim = "simulated " if self.simulated else ""
-        return Text(f"{sim}clock {clock_label(self.elapsed)}  {self.current}", style="bold cyan")
+        return Text(f"{sim}clock {clock_label(now)}  {self.current}", style="bold cyan")
+
+    def _panel(self):
+        return self
 
     def _line(self, text: str) -> None:
         from rich.markup import escape

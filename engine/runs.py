@@ -98,6 +98,7 @@ def _conduct(loaded: Loaded, progress: RunProgress, journal: Any, clock: Any, ho
                      playbook_dir=Path(loaded.playbook.path).resolve().parent,
                      targets=loaded.targets, facts=progress.facts,
                      namespace_targets=_targets_namespace(loaded.targets))
+    display.attach_clock(clock)
     display.started(progress, loaded.playbook, resumed=resumed)
     conductor = Conductor(loaded.playbook, progress, journal, ctx, display,
                           loaded.inventory.windows)

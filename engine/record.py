@@ -10,6 +10,8 @@ from enum import Enum
 from collections.abc import Mapping
 from typing import Any, Iterable
 
+from otpatch.engine.model import thaw
+
 START = "_start"  # the machine's state before the playbook's initial state is entered
 
 
@@ -68,15 +70,7 @@ def merge_facts(into: dict[str, Any], new: Mapping[str, Any]) -> None:
         if isinstance(value, Mapping) and isinstance(into.get(key), dict):
             merge_facts(into[key], value)
         else:
-            into[key] = _plain(value)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+            into[key] = thaw(value)
 
 
 def apply_result(progress: RunProgress, payload: Mapping[str, Any]) -> None:
@@ -86,7 +80,7 @@ def apply_result(progress: RunProgress, payload: Mapping[str, Any]) -> None:
     target = progress.facts.setdefault(scope, {}) if scope else progress.facts
     merge_facts(target, result.get("facts") or {})
     if payload.get("register"):
-        progress.results[payload["register"]] = _plain(result)
+        progress.results[payload["register"]] = thaw(result)
     progress.step_index = payload["index"] + 1
     progress.pending = None
     progress.failure = payload.get("failure")

@@ -37,12 +37,21 @@ def load_files(playbook_path: str, inventory_path: str | None) -> Loaded:
 
 
 def refuse_non_simulators(loaded: Loaded) -> None:
-    """A dry run never reaches a device that is not a simulator."""
-    real = sorted({h.name for hosts in loaded.targets.values() for h in hosts
-                   if not h.simulator})
-    if real:
-        raise InputError(f"dry run refused: target host(s) {', '.join(real)} are not marked "
-                         "`simulator: true` in the inventory")
+    """A dry run never reaches a device that is not a simulator: every target host must be
+    marked `simulator: true` AND answer as one when its device package can ask (a typo in
+    an inventory must not flash a production PLC). Hosts no device package knows (an
+    engineering workstation reached by Ansible) stand on the inventory's mark alone."""
+    from otpatch.modules.registry import simulator_probe
+
+    hosts = {h.name: h for hosts in loaded.targets.values() for h in hosts}
+    problems = [f"{name} is not marked `simulator: true` in the inventory"
+                for name, h in sorted(hosts.items()) if not h.simulator]
+    for name, host in sorted(hosts.items()):
+        answer = simulator_probe(host) if host.simulator else None
+        if answer is not None and not answer[0]:
+            problems.append(f"{name} does not answer as a simulator: {answer[1]}")
+    if problems:
+        raise InputError("dry run refused: " + "; ".join(problems))
 
 
 def start(playbook_path: str, inventory_path: str | None, mode: str, params_given: dict,

@@ -20,8 +20,20 @@ from otpatch.modules import advisories, cip, firmware, m580, mguard, risk, syslo
 MODULES: dict[str, type[Module]] = {
     cls.name: cls for cls in (Wait, Assert, SetFact, Attest, AnsiblePlaybook)
 }
-for _package in (firmware, m580, cip, mguard, syslog, risk, advisories):
+_PACKAGES = (firmware, m580, cip, mguard, syslog, risk, advisories)
+for _package in _PACKAGES:
     MODULES.update((cls.name, cls) for cls in _package.MODULES)
+
+
+def simulator_probe(host: Any) -> tuple[bool, str] | None:
+    """Ask the device packages whether `host` answers as an otpatch simulator: None when no
+    package knows this kind of host, else (answers as a simulator, what it answered)."""
+    for package in _PACKAGES:
+        for probe in getattr(package, "SIMULATOR_PROBES", ()):
+            answer = probe(host)
+            if answer is not None:
+                return answer
+    return None
 
 PLUGINS_ENV = "OTPATCH_MODULE_PLUGINS"
 

@@ -1,3 +1,5 @@
 """Risk: CVSS v3.x scores, compensating controls, due dates and the risk register."""
 
-MODULES: list = []
+from otpatch.modules.risk.assess import Assess
+
+MODULES: list = [Assess]

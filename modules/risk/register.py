@@ -1,0 +1,241 @@
+"""The risk register (IEC 62443-2-1): per asset and advisory, the scores before and after the
+compensating controls, the decision (patch, mitigate, defer) and why, the due date, the owner.
+
+A YAML document validated by schemas/risk-register.schema.json, then checked against
+itself: each entry's scores are recomputed from its vectors, its due category from its
+effective score, and its deadline must not be later than its category allows. Every problem
+is reported at once, each as file:line:col (PlaybookError). `write_register` produces a
+document that passes all of this; `register_entry` builds an entry from a Score and a Due.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from otpatch.engine.errors import PlaybookError, Problem
+from otpatch.modules.risk.due import Due, category, parse_when, window
+from otpatch.modules.risk.scoring import RiskError, Score, same_base, score
+
+RULES = {
+    "register-vector": "a vector or effective vector that is not a valid CVSS v3.x vector, or "
+                       "an effective vector that changes more than environmental metrics",
+    "register-score": "a recorded score or severity that its vector does not give",
+    "register-due": "a due category that the effective score does not give, or a deadline "
+                    "later than the category allows",
+    "register-time": "a date or time that is not a real ISO date or date and time",
+}
+HEADER = ("# IEC 62443-2-1 risk register (schemas/risk-register.schema.json), written by "
+          "otpatch.\n")
+
+
+class Decision(str, Enum):
+    PATCH = "patch"
+    MITIGATE = "mitigate"
+    DEFER = "defer"
+
+
+@dataclass(frozen=True)
+class RegisterEntry:
+    """One assessed vulnerability of one asset and what was decided about it."""
+
+    asset: str
+    vector: str
+    effective_vector: str
+    base: float
+    effective: float
+    severity: str  # of effective
+    controls: tuple[str, ...]
+    decision: Decision
+    rationale: str
+    due: Due
+    owner: str
+    advisory: str | None = None
+    cves: tuple[str, ...] = ()
+    published: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RiskRegister:
+    entries: tuple[RegisterEntry, ...]
+    site: str = ""
+
+
+def register_entry(scored: Score, due: Due, *, asset: str, decision: Decision | str,
+                   rationale: str, owner: str, advisory: str | None = None,
+                   cves: Iterable[str] = (), published: datetime | None = None
+                   ) -> RegisterEntry:
+    """A register entry from a score and its due date; RiskError for what the register's
+    schema would refuse (an empty asset, rationale or owner; neither advisory nor CVE)."""
+    cves = tuple(cves)
+    missing = [name for name, value in (("asset", asset), ("rationale", rationale),
+                                        ("owner", owner)) if not value or not value.strip()]
+    if missing or not (advisory or cves):
+        what = ", ".join(missing) or "an advisory or a CVE"
+        raise RiskError(f"risk register entry for {asset or '?'}: {what} must be given")
+    if decision not in {d.value for d in Decision}:
+        raise RiskError(f"risk register entry for {asset}: decision {decision!r} is not one "
+                        f"of {', '.join(d.value for d in Decision)}")
+    return RegisterEntry(asset=asset, vector=scored.vector,
+                         effective_vector=scored.effective_vector, base=scored.base,
+                         effective=scored.effective, severity=scored.severity,
+                         controls=scored.controls, decision=Decision(decision),
+                         rationale=rationale, due=due, owner=owner, advisory=advisory,
+                         cves=cves, published=published)
+
+
+def dump_register(register: RiskRegister) -> str:
+    """The register as a YAML document (valid against the schema and the checks)."""
+    import io
+
+    from ruamel.yaml import YAML
+
+    doc: dict[str, Any] = {"apiVersion": "otpatch/v1", "kind": "RiskRegister"}
+    if register.site:
+        doc["site"] = register.site
+    doc["entries"] = [_entry_data(e) for e in register.entries]
+    yaml = YAML(typ="safe", pure=True)
+    yaml.Representer = _representer()
+    yaml.default_flow_style = False
+    yaml.sort_base_mapping_type_on_output = False
+    yaml.width = 4096  # one line per value: a register is read and diffed by people
+    out = io.StringIO()
+    yaml.dump(doc, out)
+    return HEADER + out.getvalue()
+
+
+def _representer() -> type:
+    """The safe representer, quoting text that YAML 1.1 readers take for a boolean or null
+    (`yes`, `off`, `~`): otpatch reads YAML 1.2, other tools may not."""
+    import re
+
+    from ruamel.yaml.representer import SafeRepresenter
+
+    special = re.compile(r"^(?:y|n|yes|no|true|false|on|off|null|~|)$", re.IGNORECASE)
+
+    class RegisterRepresenter(SafeRepresenter):
+        def represent_str(self, data: str) -> Any:
+            style = "'" if special.match(data) else None
+            return self.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+    RegisterRepresenter.add_representer(str, RegisterRepresenter.represent_str)
+    return RegisterRepresenter
+
+
+def write_register(path: str | Path, register: RiskRegister) -> None:
+    Path(path).write_text(dump_register(register), encoding="utf-8")
+
+
+def load_register(path: str | Path) -> RiskRegister:
+    """The register of a YAML file; PlaybookError carrying every problem otherwise."""
+    from otpatch.engine.schemas import schema_problems
+    from otpatch.engine.yamlsrc import read_yaml
+
+    source = read_yaml(path)
+    problems = schema_problems(source, "risk-register")
+    if problems:
+        raise PlaybookError(problems)
+    entries = []
+    for i, body in enumerate(source.data["entries"]):
+        entry, found = _entry(source, i, body)
+        problems += found
+        entries.append(entry)
+    if problems:
+        raise PlaybookError(problems)
+    return RiskRegister(entries=tuple(entries), site=source.data.get("site", ""))
+
+
+def _entry_data(e: RegisterEntry) -> dict[str, Any]:
+    data: dict[str, Any] = {"asset": e.asset}
+    if e.advisory:
+        data["advisory"] = e.advisory
+    if e.cves:
+        data["cves"] = list(e.cves)
+    data.update(vector=e.vector, base=e.base, effective_vector=e.effective_vector,
+                effective=e.effective, severity=e.severity, controls=list(e.controls),
+                decision=e.decision.value, rationale=e.rationale, due=e.due.to_dict(),
+                owner=e.owner)
+    if e.published:
+        data["published"] = e.published.isoformat()
+    return data
+
+
+def _entry(source: Any, i: int, body: Mapping[str, Any]) -> tuple[Any, list[Problem]]:
+    at = ("entries", i)
+    times, problems = _times(source, at, body)
+    problems += _score_problems(source, at, body) + _due_problems(source, at, body, times)
+    due = Due(body["due"]["category"], times.get("deadline"), body["due"]["rule"])
+    entry = RegisterEntry(
+        asset=body["asset"], vector=body["vector"], effective_vector=body["effective_vector"],
+        base=float(body["base"]), effective=float(body["effective"]),
+        severity=body["severity"], controls=tuple(body["controls"]),
+        decision=Decision(body["decision"]), rationale=body["rationale"], due=due,
+        owner=body["owner"], advisory=body.get("advisory"), cves=tuple(body.get("cves", ())),
+        published=times.get("published"))
+    return entry, problems
+
+
+def _times(source: Any, at: tuple, body: Mapping[str, Any]
+           ) -> tuple[dict[str, datetime], list[Problem]]:
+    out, problems = {}, []
+    for key, path in (("published", at + ("published",)),
+                      ("deadline", at + ("due", "deadline"))):
+        text = body.get(key) if key == "published" else body["due"].get(key)
+        if text is None:
+            continue
+        try:
+            out[key] = parse_when(text, key)  # no offset: UTC, as everywhere in risk
+        except RiskError as e:
+            problems.append(source.problem(path, "register-time", f"{_show(path)}: {e}"))
+    return out, problems
+
+
+def _score_problems(source: Any, at: tuple, body: Mapping[str, Any]) -> list[Problem]:
+    try:
+        given = score(body["vector"])
+    except RiskError as e:
+        return [source.problem(at + ("vector",), "register-vector", f"{_show(at)}: {e}")]
+    try:
+        effective = score(body["effective_vector"])
+    except RiskError as e:
+        return [source.problem(at + ("effective_vector",), "register-vector",
+                               f"{_show(at)}: {e}")]
+    problems = []
+    if not same_base(given.vector, effective.vector):
+        problems.append(source.problem(
+            at + ("effective_vector",), "register-vector", f"{_show(at)}: the effective "
+            "vector changes base or temporal metrics; only environmental ones may differ"))
+    for key, recorded, computed in (("base", body["base"], given.base),
+                                    ("effective", body["effective"], effective.effective),
+                                    ("severity", body["severity"], effective.severity)):
+        if recorded != computed:
+            problems.append(source.problem(
+                at + (key,), "register-score", f"{_show(at + (key,))}: {recorded} is not "
+                f"what the vector gives ({computed})"))
+    return problems
+
+
+def _due_problems(source: Any, at: tuple, body: Mapping[str, Any],
+                  times: Mapping[str, datetime]) -> list[Problem]:
+    recorded, expected = body["due"]["category"], category(float(body["effective"]))
+    path = at + ("due", "category")
+    if recorded != expected:
+        return [source.problem(path, "register-due", f"{_show(path)}: {recorded} but "
+                               f"effective {body['effective']} gives {expected}")]
+    allowed = window(recorded)
+    if allowed is None or not {"published", "deadline"} <= set(times):
+        return []
+    if times["deadline"] > times["published"] + allowed:
+        path = at + ("due", "deadline")
+        latest = (times["published"] + allowed).isoformat()
+        return [source.problem(path, "register-due", f"{_show(path)}: later than {recorded} "
+                               f"allows (at the latest {latest})")]
+    return []
+
+
+def _show(path: tuple) -> str:
+    from otpatch.engine.yamlsrc import display_path
+
+    return display_path(path)

@@ -1,3 +1,5 @@
 """CIP over EtherNet/IP: connection checks to remote I/O adapters."""
 
-MODULES: list = []
+from otpatch.modules.cip.connections import Connections
+
+MODULES: list = [Connections]

@@ -1,0 +1,159 @@
+"""The M580 driver against independent implementations: cpppo's EtherNet/IP server and a
+plain pymodbus server; the dry-run probe tells them from otpatch's simulators."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from pymodbus.pdu.device import ModbusDeviceIdentification
+from pymodbus.server import ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
+
+from otpatch.engine.inventory import Host
+from otpatch.modules.cip.objects import CipIdentity
+from otpatch.modules.m580 import SIMULATOR_PROBES
+from otpatch.modules.m580.driver import M580Driver, ModbusIdentity
+from otpatch.modules.m580.identity import cross_check
+from otpatch.modules.m580.modules import Identity
+from otpatch.modules.m580.sim import start_simulators
+from tests.fixtures.m580.support import ServerThread, bound, context, cpu_host
+
+probe = SIMULATOR_PROBES[0]
+CPPPO_IDENTITY = """[Identity]
+Vendor Number = 243
+Device Type = 14
+Product Code Number = 4161
+Product Revision = 5123
+Status Word = 100
+Serial Number = 305419896
+Product Name = BMEP581020
+"""  # decimal only: revision 5123 = 0x1403 is major 3 (low byte), minor 20
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_listening(port: int, proc: subprocess.Popen, within: float = 15.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "cpppo exited before listening"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"cpppo did not listen on {port} within {within} s")
+
+
+@pytest.fixture(scope="module")
+def cpppo(tmp_path_factory):
+    config = tmp_path_factory.mktemp("cpppo") / "identity.cfg"
+    config.write_text(CPPPO_IDENTITY)
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "cpppo.server.enip", "-c", str(config),
+                             "-a", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        _wait_listening(port, proc)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def plain_modbus():
+    """pymodbus' own server with a device identification: a Modbus device that is not ours."""
+    async def factory():
+        identity = ModbusDeviceIdentification(info_name={
+            "VendorName": "Schneider Electric", "ProductCode": "BMEP581020",
+            "MajorMinorRevision": "v03.21", "ProductName": "M580 test bench"})
+        server = ModbusTcpServer(SimDevice(id=0, simdata=[SimData(
+            1, count=10, values=0, datatype=DataType.REGISTERS)]), identity=identity,
+            address=("127.0.0.1", 0))
+        await server.serve_forever(background=True)
+        return server, server.transport.sockets[0].getsockname()[1]
+
+    thread = ServerThread(factory)
+    yield f"127.0.0.1:{thread.port}"
+    thread.stop()
+
+
+def test_driver_reads_cip_identity_from_cpppo(cpppo):
+    ident = M580Driver(cpu_host(enip=cpppo)).cip_identity()
+    assert ident.vendor == "Schneider Electric" and ident.device_type == 0x0E
+    assert (ident.product_code, ident.revision_major, ident.revision_minor) == (4161, 3, 20)
+    assert (ident.serial_hex, ident.product_name) == ("12345678", "BMEP581020")
+
+
+def test_driver_reads_fc43_from_plain_pymodbus(plain_modbus):
+    ident = M580Driver(cpu_host(modbus=plain_modbus)).modbus_identity()
+    assert (ident.vendor, ident.product_code, ident.revision) == (
+        "Schneider Electric", "BMEP581020", "v03.21")
+    assert ident.product_name == "M580 test bench"
+
+
+def test_identity_fails_naming_both_values_when_the_paths_disagree(cpppo, plain_modbus,
+                                                                   tmp_path):
+    host = cpu_host(modbus=plain_modbus, enip=cpppo)
+    result = Identity().run({"target": "plc"}, context({"plc": (host,)}, tmp_path,
+                                                       dry_run=False))
+    assert result.failed
+    assert "revision: Modbus FC 43 says 'v03.21', CIP Identity says 3.20" in result.msg
+
+
+@pytest.mark.parametrize("modbus_vendor, modbus_rev, cip_vendor, cip_rev, expected", [
+    ("Schneider Electric", "v03.20", 243, (3, 20), []),
+    ("Schneider Electric", "SV3.2", 243, (3, 20), []),
+    ("Pymodbus", "v03.20", 243, (3, 20), ["vendor: Modbus FC 43 says 'Pymodbus', CIP Identity "
+                                         "says vendor id 243 (Schneider Electric)"]),
+    ("Schneider Electric", "3.20", 1, (3, 20), [
+        "vendor: Modbus FC 43 says 'Schneider Electric', CIP Identity says vendor id 1 "
+        "(Rockwell Automation/Allen-Bradley)"]),
+    ("Schneider Electric", "build 7", 243, (3, 20), [
+        "revision: Modbus FC 43 says 'build 7', CIP Identity says 3.20"]),
+], ids=["agree", "advisory-spelling", "vendor-name", "vendor-id", "revision-not-a-version"])
+def test_cross_check(modbus_vendor, modbus_rev, cip_vendor, cip_rev, expected):
+    modbus = ModbusIdentity(modbus_vendor, "BMEP581020", modbus_rev, "", "", {})
+    cip = CipIdentity(cip_vendor, 0x0E, 1, *cip_rev, 0, 1, "BMEP581020")
+    assert cross_check(modbus, cip) == expected
+
+
+def test_probe_says_a_plain_pymodbus_server_is_not_a_simulator(plain_modbus):
+    answers, detail = probe(cpu_host(modbus=plain_modbus))
+    assert not answers
+    assert "not an otpatch simulator" in detail and "M580 test bench" in detail
+
+
+def test_probe_says_cpppo_is_not_a_simulator(cpppo):
+    answers, detail = probe(cpu_host(enip=cpppo))
+    assert not answers and "not an otpatch simulator" in detail
+
+
+def test_probe_says_our_simulator_is_one():
+    host = cpu_host()
+    with start_simulators([host]) as lab:
+        answers, detail = probe(bound(lab, host))
+    assert answers, detail
+    assert "Modbus" in detail and "EtherNet/IP" in detail
+
+
+def test_probe_reports_nothing_answering_within_its_bound():
+    port = _free_port()
+    started = time.monotonic()
+    answers, detail = probe(cpu_host(modbus=f"127.0.0.1:{port}", enip=f"127.0.0.1:{port}"))
+    assert not answers
+    assert f"no Modbus TCP answer at 127.0.0.1:{port}" in detail and "sim up" in detail
+    assert time.monotonic() - started < 5
+
+
+def test_probe_leaves_other_devices_alone():
+    mguard = Host(name="lab-mguard-1", vendor="Phoenix Contact", model="FL MGUARD RS4000",
+                  part_number="2700634", endpoints={"https": "127.0.0.1:8443"})
+    assert probe(mguard) is None

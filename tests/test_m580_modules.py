@@ -1,0 +1,195 @@
+"""Every M580 module against the simulator with a real run context: dry runs in virtual time
+(an 8-minute transfer takes seconds), execute runs on the wall clock against a fast simulator."""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import pytest
+
+from otpatch.modules.m580.modules import (Identity, SetMode, Status, VerifyVersion, WaitRun)
+from otpatch.modules.m580.sim import start_simulators
+from otpatch.modules.m580.transport import TransportUnavailable, VendorToolTransport
+from otpatch.modules.m580.update import FirmwareTransfer, RestorePrevious
+from otpatch.modules.m580.versions import parse_version
+from tests.fixtures.m580.support import (EXECUTE_TIME_SCALE, bound, context, cpu_host,
+                                         firmware_image)
+
+FAST = {"interval": 0.05}  # execute runs poll the wall clock: keep the tests quick
+
+
+@pytest.fixture
+def dry(tmp_path):
+    """A simulated CPU driven only by the run's virtual clock, and a dry-run context."""
+    host = cpu_host()
+    with start_simulators([host]) as lab:
+        yield context({"plc": (bound(lab, host),)}, tmp_path, dry_run=True)
+
+
+@pytest.fixture
+def live(tmp_path):
+    """A simulated CPU on a scaled wall clock, and an execute-mode context."""
+    host = cpu_host()
+    with start_simulators([host], time_scale=EXECUTE_TIME_SCALE) as lab:
+        yield context({"plc": (bound(lab, host),)}, tmp_path, dry_run=False)
+
+
+def _transfer_args(tmp_path, **extra):
+    return {"target": "plc", "image": firmware_image(tmp_path), "version": "SV4.30",
+            "port": "usb", **extra}
+
+
+@pytest.mark.parametrize("text, major, minor", [
+    ("SV4.30", 4, 30), ("v04.30", 4, 30), ("V4.3", 4, 30), ("4.30", 4, 30),
+    ("v03.20", 3, 20), ("SV3.2", 3, 20), ("v4.03", 4, 3), (" sv 4.30 ", 4, 30),
+])
+def test_version_spellings(text, major, minor):
+    version = parse_version(text)
+    assert (version.major, version.minor) == (major, minor)
+    assert str(version) == f"v{major:02d}.{minor:02d}"
+
+
+@pytest.mark.parametrize("text", ["4", "SV4.300", "v4.x", "", "4.30.1"])
+def test_not_versions(text):
+    with pytest.raises(ValueError, match="not an M580 firmware version"):
+        parse_version(text)
+
+
+def test_identity_facts(dry):
+    result = Identity().run({"target": "plc"}, dry)
+    assert not result.failed, result.msg
+    facts = result.facts
+    assert (facts["vendor"], facts["product_code"], facts["revision"]) == (
+        "Schneider Electric", "BMEP581020", "v03.20")
+    assert facts["cross_checked"] and facts["cip"]["vendor_id"] == 243
+    assert facts["cip"]["device_type"] == 0x0E and not facts["cip"]["firmware_update_in_progress"]
+    assert facts["product_name"] == "BMEP581020 (otpatch simulator)"
+
+
+def test_status_and_expectations(dry):
+    facts = Status().run({"target": "plc"}, dry).facts
+    assert (facts["state"], facts["run_led"], facts["mode"]) == ("RUN", "solid_green", "auto")
+    assert facts["pid_stable"] and facts["io_healthy"]
+    result = Status().run({"target": "plc", "expect": {"mode": "manual",
+                                                       "pid_stable": True}}, dry)
+    assert result.failed and "mode is 'auto', expected 'manual'" in result.msg
+
+
+def test_set_mode_reads_back_and_is_idempotent(dry):
+    args = {"target": "plc", "mode": "manual"}
+    assert SetMode().read_back(args, dry).applied is False
+    first = SetMode().run(args, dry)
+    assert first.changed and first.facts["mode"] == "manual"
+    assert SetMode().read_back(args, dry).applied is True
+    again = SetMode().run(args, dry)
+    assert not again.changed and "already in manual mode" in again.msg
+
+
+def test_dry_run_update_and_rollback_pass_in_virtual_time(dry, tmp_path):
+    started, args = time.monotonic(), _transfer_args(tmp_path)
+    assert FirmwareTransfer().read_back(args, dry).applied is False
+    transfer = FirmwareTransfer().run(args, dry)
+    assert transfer.changed and not transfer.failed, transfer.msg
+    assert dry.clock.elapsed() == pytest.approx(8 * 60, abs=5)
+    assert transfer.facts["transfer"]["device_sha256"] == args["image"]["hash"]
+    assert FirmwareTransfer().read_back(args, dry).applied is True
+
+    before = dry.clock.elapsed()
+    wait = WaitRun().run({"target": "plc"}, dry)
+    assert not wait.failed and 45 <= dry.clock.elapsed() - before <= 60, wait.msg
+    assert VerifyVersion().run({"target": "plc", "version": "V4.3"}, dry).facts["matches"]
+
+    before = dry.clock.elapsed()
+    restore = RestorePrevious().run({"target": "plc", "version": "v03.20"}, dry)
+    assert restore.changed and not restore.failed, restore.msg
+    assert dry.clock.elapsed() - before == pytest.approx(6 * 60, abs=5)
+    assert "v04.30 -> v03.20" in restore.msg
+    assert RestorePrevious().read_back({"target": "plc", "version": "v03.20"}, dry).applied
+    assert time.monotonic() - started < 10
+
+
+def test_execute_mode_against_a_fast_simulator(live, tmp_path):
+    transfer = FirmwareTransfer().run(_transfer_args(tmp_path, **FAST), live)
+    assert transfer.changed and not transfer.failed, transfer.msg
+    assert "simulated" not in transfer.msg
+    assert not WaitRun().run({"target": "plc", **FAST}, live).failed
+    result = VerifyVersion().run({"target": "plc", "version": "SV4.30"}, live)
+    assert not result.failed and result.facts["running_version"] == "v04.30"
+    assert not RestorePrevious().run({"target": "plc", **FAST}, live).failed
+    assert Identity().run({"target": "plc"}, live).facts["revision"] == "v03.20"
+
+
+def test_transfer_of_the_running_version_changes_nothing(dry, tmp_path):
+    result = FirmwareTransfer().run(_transfer_args(tmp_path, version="v03.20"), dry)
+    assert not result.changed and not result.failed and "already runs v03.20" in result.msg
+    assert dry.clock.elapsed() == 0
+
+
+def test_verify_version_names_both_versions(dry):
+    result = VerifyVersion().run({"target": "plc", "version": "SV4.30"}, dry)
+    assert result.failed
+    assert result.msg == "lab-plc-1 runs v03.20 (SV3.20), not the target v04.30 (SV4.30)"
+
+
+@pytest.mark.parametrize("port", ["modbus", 502, "502", "Modbus_TCP"])
+def test_port_502_is_refused_citing_the_article(dry, tmp_path, port):
+    result = FirmwareTransfer().run(_transfer_args(tmp_path, port=port), dry)
+    assert result.failed and not result.changed
+    assert "Do not use Modbus TCP port 502 for firmware transfer" in result.msg
+    assert Status().run({"target": "plc"}, dry).facts["transfer"] == "idle"
+
+
+def test_unknown_port_is_refused(dry, tmp_path):
+    result = FirmwareTransfer().run(_transfer_args(tmp_path, port="serial"), dry)
+    assert result.failed and "use usb or ethernet_mgmt" in result.msg
+
+
+def test_image_changed_after_verification_is_not_sent(dry, tmp_path):
+    args = _transfer_args(tmp_path)
+    with open(args["image"]["path"], "ab") as f:
+        f.write(b"tampered")
+    result = FirmwareTransfer().run(args, dry)
+    assert result.failed and "changed since it was verified" in result.msg
+    assert Status().run({"target": "plc"}, dry).facts["transfer"] == "idle"
+
+
+@pytest.mark.parametrize("call", ["send_image", "status", "restore_previous"])
+def test_vendor_tool_transport_refuses_plainly(call):
+    transport = VendorToolTransport("plant-plc-7")
+    args = {"send_image": (b"image", parse_version("SV4.30"), "ethernet_mgmt")}.get(call, ())
+    with pytest.raises(TransportUnavailable, match=r"^not available: plant-plc-7: .*no public "
+                                                   r"API"):
+        getattr(transport, call)(*args)
+
+
+def test_a_real_cpu_gets_the_vendor_tool_transport(tmp_path):
+    """Not marked simulator (its application publishes the register map): the transfer goes
+    to the vendor-tool plug point, which refuses; nothing reaches the CPU."""
+    host = cpu_host()
+    with start_simulators([host]) as lab:
+        real = replace(bound(lab, host), simulator=False,
+                       vars={"custom": {"register_map": "otpatch"}})
+        ctx = context({"plc": (real,)}, tmp_path, dry_run=False)
+        transfer = FirmwareTransfer().run(_transfer_args(tmp_path), ctx)
+        status = Status().run({"target": "plc"}, ctx)
+    assert transfer.failed and transfer.msg.startswith(
+        "not available: lab-plc-1: firmware transfer on a real M580 goes through EcoStruxure "
+        "Control Expert / Unity Loader")
+    assert status.facts["transfer"] == "idle" and status.facts["running_version"] == "v03.20"
+
+
+def test_a_real_cpu_without_the_register_map_is_not_read(tmp_path):
+    host = cpu_host()
+    with start_simulators([host]) as lab:
+        ctx = context({"plc": (replace(bound(lab, host), simulator=False),)}, tmp_path,
+                      dry_run=False)
+        with pytest.raises(TransportUnavailable, match="register map is the simulator's"):
+            Status().run({"target": "plc"}, ctx)
+
+
+def test_a_target_with_an_adapter_is_refused(tmp_path):
+    from tests.fixtures.m580.support import adapter_host
+
+    ctx = context({"plc": (adapter_host(),)}, tmp_path, dry_run=True)
+    with pytest.raises(Exception, match="lab-x80-1 is not an M580 CPU"):
+        Status().run({"target": "plc"}, ctx)

@@ -11,7 +11,6 @@ COMMANDS_NOT_BUILT = {
     "approve": "signed approvals (Ed25519 sign-offs over an approval request)",
     "report": "change-control reports (JSON, Markdown, HTML) from the journal",
     "firewall": "mGuard profile review against a policy",
-    "sim": "device simulators (M580, mGuard)",
 }
 
 
@@ -61,6 +60,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=c.status)
 
+    p = sub.add_parser("sim", help="device simulators for an inventory's lab hosts")
+    ssub = p.add_subparsers(dest="sim_command", required=True, metavar="ACTION")
+    up = ssub.add_parser("up", help="run the simulators on 127.0.0.1 until Ctrl-C or SIGTERM")
+    up.add_argument("-i", "--inventory", required=True, metavar="INVENTORY")
+    up.add_argument("--fault", action="append", default=[], metavar="NAME",
+                    help="make the simulators fail this way (repeatable)")
+    up.add_argument("--time-scale", type=float, metavar="X",
+                    help="also let simulated time pass with wall time (wall s per simulated s)")
+    up.set_defaults(func=c.sim_up)
+
     p = sub.add_parser("journal", help="the run journal")
     jsub = p.add_subparsers(dest="journal_command", required=True, metavar="ACTION")
     v = jsub.add_parser("verify", help="check the hash chain; name any tampered entry")
@@ -88,6 +97,8 @@ def _run_inputs(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="otpatch: %(levelname)s: %(message)s")
+    # pymodbus logs what otpatch reports itself (a port in use, a peer gone): one line, ours
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -187,6 +187,26 @@ def journal_verify(args) -> int:
     return EXIT_OK if report.ok else EXIT_NOT_COMPLETED
 
 
+def sim_up(args) -> int:
+    import signal
+    import threading
+
+    from otpatch.engine.simlab import start_lab
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with start_lab(args.inventory, args.fault, time_scale=args.time_scale) as lab:
+        for host in lab.hosts:
+            ends = ", ".join(f"{k} {v}" for k, v in sorted(lab.endpoints(host).items()))
+            print(f"{host}: {ends}")
+        faults = ", ".join(args.fault) or "none"
+        print(f"simulators up (faults: {faults}); Ctrl-C or SIGTERM stops them", flush=True)
+        stop.wait()
+    print("simulators stopped")
+    return EXIT_OK
+
+
 def demo(args) -> int:
     from otpatch.engine.demo import run_demo
 

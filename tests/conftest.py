@@ -44,3 +44,14 @@ def otpatch_child(home: Path, *args: str, timeout: float = 60, **extra: str
 def run_json(result: subprocess.CompletedProcess) -> dict:
     assert result.stdout.strip(), result.stderr
     return json.loads(result.stdout)
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """The simulator lab of inventory/lab.yml on ephemeral ports; `lab.inventory` is the
+    inventory copy that points at them. Every simulator is stopped afterwards."""
+    from otpatch.engine.simlab import start_lab
+
+    with start_lab(ROOT / "inventory" / "lab.yml", ephemeral=True,
+                   out_dir=tmp_path / "lab") as running:
+        yield running

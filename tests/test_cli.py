@@ -79,8 +79,8 @@ def test_refused_gate_exits_3(home):
     assert "not implemented: signed approvals" in done.stdout
 
 
-def test_plain_output_when_piped_names_the_record(home):
-    done = otpatch_child(home, "run", READINESS, "-i", LAB, "--dry-run")
+def test_plain_output_when_piped_names_the_record(home, lab):
+    done = otpatch_child(home, "run", READINESS, "-i", str(lab.inventory), "--dry-run")
     assert done.returncode == 0, done.stderr
     assert "[sim 04:05:00] state production_readiness [production]" in done.stdout
     assert f"record: journal {home / 'journal.sqlite'}" in done.stdout

@@ -58,8 +58,8 @@ def test_rehearsal(home, tmp_path, params, status, path, values):
     assert f"run {progress.run_id} {status}" in text
 
 
-def test_low_risk_defers_before_anything_is_touched(home):
-    progress, text = dry_run(home, READINESS, LAB, cvss_base="5.0")
+def test_low_risk_defers_before_anything_is_touched(home, lab):
+    progress, text = dry_run(home, READINESS, str(lab.inventory), cvss_base="5.0")
     assert progress.status is RunStatus.ABORTED
     assert states_of(progress) == ["assess_risk", "aborted"]
     assert "defer to the next planned cycle" in text
@@ -81,8 +81,8 @@ def test_dry_run_advances_simulated_time_by_expected_durations(home, tmp_path):
     assert "[sim 00:14:00]" in text  # 8 min change + 6 min restore, on the simulated clock
 
 
-def test_readiness_playbook_dry_run_completes_with_simulated_soak(home):
-    progress, text = dry_run(home, READINESS, LAB)
+def test_readiness_playbook_dry_run_completes_with_simulated_soak(home, lab):
+    progress, text = dry_run(home, READINESS, str(lab.inventory))
     assert progress.status is RunStatus.COMPLETED, progress.message
     assert states_of(progress) == ["assess_risk", "lab_soak", "production_readiness",
                                    "completed"]
@@ -149,6 +149,12 @@ def test_dry_run_refuses_targets_not_marked_simulator(home, tmp_path):
     with pytest.raises(InputError, match="dry run refused: lab-plc-1 is not marked"):
         dry_run(home, READINESS, str(inventory))
     assert not (home / "journal.sqlite").exists() or not Journal.open(home).runs()
+
+
+def test_dry_run_refuses_a_simulator_host_nobody_answers_for(home, tmp_path):
+    """Marked simulator in the inventory, but nothing answers as one: refused, nothing run."""
+    with pytest.raises(InputError, match="lab-plc-1 does not answer as a simulator"):
+        dry_run(home, READINESS, LAB)
 
 
 def test_bad_argument_after_rendering_fails_the_step_even_in_dry_run(home, tmp_path):

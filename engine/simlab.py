@@ -1,0 +1,119 @@
+"""The simulator lab: the device simulators an inventory's `simulator: true` hosts need,
+on 127.0.0.1, for `otpatch sim up`, the demo and the tests."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from otpatch.engine.errors import InputError
+
+
+def _starters() -> list[tuple[frozenset[str], Callable[..., Any]]]:
+    """(fault names, start_simulators) of each device package with simulators."""
+    from otpatch.modules.m580 import device as m580_device
+    from otpatch.modules.m580 import sim as m580_sim
+
+    return [(m580_device.FAULTS, m580_sim.start_simulators)]
+
+
+def known_faults() -> frozenset[str]:
+    return frozenset().union(*(faults for faults, _ in _starters()))
+
+
+def check_faults(faults: Iterable[str]) -> tuple[str, ...]:
+    known = known_faults()
+    unknown = sorted(set(faults) - known)
+    if unknown:
+        raise InputError(f"unknown fault(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return tuple(faults)
+
+
+class Lab:
+    """Running simulators; `inventory` is the file dry runs should use (a copy with the
+    bound ports when the lab was started on ephemeral ports)."""
+
+    def __init__(self, inventory: Path, handles: list[Any]) -> None:
+        self.inventory, self.handles = inventory, handles
+
+    def endpoints(self, host: str) -> dict[str, str]:
+        for handle in self.handles:
+            if host in handle.hosts:
+                return handle.endpoints(host)
+        raise KeyError(host)
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        return tuple(h for handle in self.handles for h in handle.hosts)
+
+    def stop(self) -> None:
+        for handle in reversed(self.handles):
+            handle.stop()
+        self.handles = []
+
+    def __enter__(self) -> "Lab":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def start_lab(inventory: str | Path, faults: Iterable[str] = (), *, ephemeral: bool = False,
+              time_scale: float | None = None, out_dir: Path | None = None) -> Lab:
+    """Start the simulators of the inventory's simulator hosts. With ephemeral, every port is
+    chosen by the system and a copy of the inventory with those ports is written to out_dir."""
+    from otpatch.engine.inventory import load_inventory
+
+    faults = check_faults(faults)
+    hosts = [h for h in load_inventory(inventory).hosts.values() if h.simulator]
+    if ephemeral:
+        hosts = [dataclasses.replace(h, endpoints={k: _any_port(v) for k, v in
+                                                   h.endpoints.items()}) for h in hosts]
+    handles: list[Any] = []
+    try:
+        for _, start in _starters():
+            handles.append(start(hosts, faults, time_scale=time_scale))
+    except OSError as e:  # a port in use, an address that is not this machine's
+        Lab(Path(inventory), handles).stop()
+        raise InputError(f"{inventory}: cannot start the simulators: {e}") from e
+    except BaseException:
+        Lab(Path(inventory), handles).stop()
+        raise
+    lab = Lab(Path(inventory), handles)
+    if ephemeral:
+        lab.inventory = _write_bound_inventory(Path(inventory), lab, out_dir or Path("."))
+    return lab
+
+
+def _any_port(endpoint: str) -> str:
+    host, _, _ = str(endpoint).rpartition(":")
+    return f"{host or '127.0.0.1'}:0"
+
+
+def _write_bound_inventory(source: Path, lab: Lab, out_dir: Path) -> Path:
+    """The inventory again, comments kept, with each simulated host's bound endpoints."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    document = yaml.load(source.read_text())
+    running = set(lab.hosts)
+    for name, host_vars in _host_entries(document):
+        if name in running and isinstance(host_vars, dict) and "endpoints" in host_vars:
+            for kind, endpoint in lab.endpoints(name).items():
+                host_vars["endpoints"][kind] = endpoint
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / source.name
+    with open(target, "w") as f:
+        yaml.dump(document, f)
+    return target
+
+
+def _host_entries(node: Any) -> Iterable[tuple[str, Any]]:
+    """(host name, host vars) of every host in an Ansible YAML inventory, children included."""
+    if not isinstance(node, dict):
+        return
+    for key, value in node.items():
+        if key == "hosts" and isinstance(value, dict):
+            yield from value.items()
+        elif isinstance(value, dict):
+            yield from _host_entries(value)

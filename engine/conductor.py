@@ -242,6 +242,7 @@ class Conductor:
         cfg, p = self.progress.config, self.progress
         ns = dict(p.results)
         ns.update(params=cfg["params"], facts=p.facts, results=p.results,
+                  checkpoints=p.checkpoints,
                   targets=self.ctx.namespace_targets,
                   run={"id": p.run_id, "mode": cfg["mode"], "dry_run": self.ctx.dry_run})
         return ns

@@ -13,7 +13,7 @@ from otpatch.engine.model import NO_ROLLBACK, TERMINALS, Playbook, State, Stage,
 from otpatch.engine.yamlsrc import display_path
 from otpatch.modules import registry
 
-RESERVED_NAMES = frozenset({"params", "facts", "targets", "run", "results"})
+RESERVED_NAMES = frozenset({"params", "facts", "targets", "run", "results", "checkpoints"})
 _PARAM_REF = re.compile(r"\bparams\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*['\"]([^'\"]+)['\"]\s*\])")
 HASH_LENGTHS = {"sha256": 64, "md5": 32}
 _HEX = re.compile(r"^[0-9a-fA-F]+$")

@@ -93,14 +93,16 @@ def _any_port(endpoint: str) -> str:
 def _write_bound_inventory(source: Path, lab: Lab, out_dir: Path) -> Path:
     """The inventory again, comments kept, with each simulated host's bound endpoints."""
     from ruamel.yaml import YAML
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString as Quoted
 
     yaml = YAML()
+    yaml.preserve_quotes, yaml.width = True, 4096
     document = yaml.load(source.read_text())
     running = set(lab.hosts)
     for name, host_vars in _host_entries(document):
         if name in running and isinstance(host_vars, dict) and "endpoints" in host_vars:
             for kind, endpoint in lab.endpoints(name).items():
-                host_vars["endpoints"][kind] = endpoint
+                host_vars["endpoints"][kind] = Quoted(endpoint)  # `a:b` in a flow map
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / source.name
     with open(target, "w") as f:

@@ -146,14 +146,14 @@ def test_resume_of_ended_run_is_refused(home, tmp_path):
 def test_dry_run_refuses_targets_not_marked_simulator(home, tmp_path):
     inventory = tmp_path / "plant.yml"
     inventory.write_text(Path(LAB).read_text().replace("simulator: true", "simulator: false"))
-    with pytest.raises(InputError, match="dry run refused: lab-plc-1 is not marked"):
+    with pytest.raises(InputError, match="dry run refused: prod-plc-1 is not marked"):
         dry_run(home, READINESS, str(inventory))
     assert not (home / "journal.sqlite").exists() or not Journal.open(home).runs()
 
 
 def test_dry_run_refuses_a_simulator_host_nobody_answers_for(home, tmp_path):
     """Marked simulator in the inventory, but nothing answers as one: refused, nothing run."""
-    with pytest.raises(InputError, match="lab-plc-1 does not answer as a simulator"):
+    with pytest.raises(InputError, match="prod-plc-1 does not answer as a simulator"):
         dry_run(home, READINESS, LAB)
 
 

@@ -25,7 +25,8 @@ def free_port() -> int:
 def lab_copy(tmp_path) -> Path:
     """inventory/lab.yml with ports nobody else uses."""
     text = (ROOT / "inventory" / "lab.yml").read_text()
-    for port in ("5020", "44818", "44819", "8443"):
+    for port in ("5020", "5021", "5022", "44818", "44819", "44820", "44822", "44823", "44824",
+                 "8443", "8444"):
         text = text.replace(f"127.0.0.1:{port}", f"127.0.0.1:{free_port()}")
     path = tmp_path / "lab.yml"
     path.write_text(text)
@@ -38,8 +39,11 @@ def test_sim_up_serves_until_sigterm(tmp_path, lab_copy):
                             env=child_env(tmp_path / "home"), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        lines = [proc.stdout.readline() for _ in range(3)]
+        lines = []
+        while len(lines) < 20 and not (lines and lines[-1].startswith("simulators up")):
+            lines.append(proc.stdout.readline())  # one line per host, then "simulators up"
         assert lines[-1].startswith("simulators up (faults: reboot_hang)"), lines
+        assert any(line.startswith("prod-plc-1: enip 127.0.0.1:") for line in lines)
         plc = load_inventory(lab_copy).hosts["lab-plc-1"]
         answers, detail = simulator_probe(plc)
         assert answers, detail

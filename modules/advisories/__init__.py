@@ -1,3 +1,5 @@
 """Advisories: CSAF 2.0 documents loaded, validated and matched against an inventory."""
 
-MODULES: list = []
+from otpatch.modules.advisories.step import AdvisoriesMatch
+
+MODULES: list = [AdvisoriesMatch]

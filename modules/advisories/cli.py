@@ -6,12 +6,54 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `advisories` and its sub-commands to the otpatch CLI."""
-    p = sub.add_parser("advisories", help="not implemented yet: CSAF advisory matching")
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(func=_not_built)
+    p = sub.add_parser("advisories", help="CSAF 2.0 advisories matched against an inventory")
+    asub = p.add_subparsers(dest="advisories_command", required=True, metavar="ACTION")
+    m = asub.add_parser(
+        "match", help="affected assets, most urgent first",
+        description="Validate CSAF 2.0 advisories against the official schema (offline), "
+                    "match them against the inventory by vendor, part number or model and "
+                    "firmware version, and list the affected assets most urgent first: CVE, "
+                    "CVSS base and effective score (with the compensating controls that "
+                    "cover each asset), due date, fixed version, remediation and the "
+                    "playbook that applies. Every match says how sure it is (exact, "
+                    "range_parsed, name_only) and why. Broken advisory files are reported and "
+                    "skipped; the exit code stays 0.")
+    m.add_argument("paths", nargs="+", metavar="PATH",
+                   help="CSAF JSON files, or folders searched for *.json")
+    m.add_argument("-i", "--inventory", required=True, metavar="INVENTORY")
+    m.add_argument("--controls", metavar="FILE", help="compensating controls (YAML)")
+    m.add_argument("--playbooks", default="playbooks", metavar="DIR",
+                   help="folder of playbooks whose metadata.applies_to is matched "
+                        "(default: ./playbooks)")
+    m.add_argument("--due-from", choices=("initial", "current"), default="initial",
+                   help="count due dates from the advisory's initial (default) or current "
+                        "release date")
+    m.add_argument("--next-cycle", metavar="DATE",
+                   help="the next planned patch cycle: the deadline of low scores")
+    m.add_argument("--json", action="store_true", help="print one JSON document")
+    m.set_defaults(func=match_command)
 
 
-def _not_built(args) -> int:
-    from otpatch.engine.errors import NotImplementedFeature
+def match_command(args: argparse.Namespace) -> int:
+    import json
 
-    raise NotImplementedFeature("CSAF advisory matching against an inventory")
+    from otpatch.engine.inventory import load_inventory
+    from otpatch.modules.advisories.load import load_advisories
+    from otpatch.modules.advisories.match import match
+    from otpatch.modules.advisories.playbooks import load_playbooks
+    from otpatch.modules.advisories.report import Run, document, text
+    from otpatch.modules.advisories.urgency import DUE_BASIS
+    from otpatch.modules.risk.controls import load_controls
+    from otpatch.modules.risk.due import parse_when
+
+    inventory = load_inventory(args.inventory)
+    controls = load_controls(args.controls) if args.controls else {}
+    cycle = parse_when(args.next_cycle, "--next-cycle") if args.next_cycle else None
+    loaded = load_advisories(args.paths)
+    refs, problems = load_playbooks(args.playbooks)
+    matches = match(inventory, loaded.advisories, controls, playbooks=refs,
+                    due_from=args.due_from, next_cycle=cycle)
+    run = Run(args.inventory, loaded, tuple(matches), DUE_BASIS[args.due_from],
+              args.controls, args.playbooks, tuple(r.label for r in refs), tuple(problems))
+    print(json.dumps(document(run), indent=2) if args.json else text(run))
+    return 0

@@ -1,0 +1,167 @@
+"""Reading CSAF files: parsed, validated, typed; a file that cannot be used is skipped, with why."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from types import MappingProxyType
+from typing import Iterable
+
+from otpatch.engine.errors import InputError
+from otpatch.modules.advisories.model import (
+    Advisory, AdvisoryScore, Remediation, Skipped, Vulnerability,
+)
+from otpatch.modules.advisories.products import flatten
+from otpatch.modules.advisories.schema import schema_problems
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """The advisories read, the files skipped (with why) and notes on the rest."""
+
+    advisories: tuple[Advisory, ...]
+    skipped: tuple[Skipped, ...]
+    files: int
+    notes: tuple[str, ...] = ()
+
+
+def advisory_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The files named, and every *.json under the folders named (sorted, each once).
+    InputError for a path that does not exist."""
+    found: dict[Path, None] = {}
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            found.update(dict.fromkeys(sorted(p for p in path.rglob("*.json") if p.is_file())))
+        elif path.is_file():
+            found[path] = None
+        else:
+            raise InputError(f"advisories: {given}: no such file or folder")
+    return list(found)
+
+
+def load_advisories(paths: Iterable[str | Path]) -> Loaded:
+    """Every advisory under `paths`; broken files reported in `skipped`, never raised."""
+    files = advisory_files(paths)
+    read, skipped = [], []
+    for path in files:
+        result = load_file(path)
+        (skipped if isinstance(result, Skipped) else read).append(result)
+    advisories, notes = _newest_revisions(read)
+    notes += [f"{a.file}: {note}" for a in advisories for note in a.notes]
+    return Loaded(tuple(advisories), tuple(skipped), len(files), tuple(notes))
+
+
+def load_file(path: str | Path) -> Advisory | Skipped:
+    """One advisory, or why the file cannot be used."""
+    file = str(path)
+    try:
+        text = Path(path).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        return Skipped(file, "$", f"cannot read the file: {e}")
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as e:
+        return Skipped(file, "$", _json_trouble(text, e))
+    problems = schema_problems(document)
+    if problems:
+        first = problems[0]
+        return Skipped(file, first.path, f"not valid CSAF 2.0: {first.reason}",
+                       more=len(problems) - 1)
+    try:
+        return read_advisory(document, file)
+    except ValueError as e:
+        return Skipped(file, "$.document.tracking", f"unreadable date: {e}")
+
+
+def _json_trouble(text: str, e: json.JSONDecodeError) -> str:
+    where = f"line {e.lineno} column {e.colno}"
+    if not text.strip():
+        return "not JSON: the file is empty"
+    if e.pos >= len(text.rstrip()) - 1 and text.lstrip()[:1] in "{[":
+        return f"truncated JSON: the text ends at {where} before the document is complete"
+    return f"not JSON: {e.msg} at {where}"
+
+
+def read_advisory(document: dict, file: str = "") -> Advisory:
+    """The typed advisory of a schema-valid CSAF document."""
+    doc = document["document"]
+    tracking = doc["tracking"]
+    products, notes = flatten(document)
+    groups = {g["group_id"]: tuple(g["product_ids"])
+              for g in (document.get("product_tree") or {}).get("product_groups") or ()}
+    vulns = tuple(_vulnerability(v, f"$.vulnerabilities[{i}]", groups)
+                  for i, v in enumerate(document.get("vulnerabilities") or ()))
+    notes += _undefined_ids(vulns, products)
+    return Advisory(id=tracking["id"], title=doc["title"], file=file,
+                    initial_release=_when(tracking["initial_release_date"]),
+                    current_release=_when(tracking["current_release_date"]),
+                    products=MappingProxyType(products), vulnerabilities=vulns,
+                    notes=tuple(notes))
+
+
+def _when(text: str) -> datetime:
+    """A CSAF date-time; one without an offset (the schema does not check) is UTC."""
+    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def _vulnerability(v: dict, path: str, groups: dict) -> Vulnerability:
+    status = {k: tuple(ids) for k, ids in (v.get("product_status") or {}).items()}
+    return Vulnerability(
+        cve=v.get("cve", ""), title=v.get("title", ""), status=MappingProxyType(status),
+        scores=tuple(s for score in v.get("scores") or () for s in _scores(score)),
+        remediations=tuple(_remediation(r, groups) for r in v.get("remediations") or ()),
+        path=path)
+
+
+def _scores(score: dict) -> list[AdvisoryScore]:
+    out = []
+    for key in ("cvss_v3", "cvss_v2"):
+        cvss = score.get(key)
+        if cvss:
+            out.append(AdvisoryScore(tuple(score["products"]), cvss["version"],
+                                     cvss["vectorString"], cvss.get("baseScore")))
+    return out
+
+
+def _remediation(r: dict, groups: dict) -> Remediation:
+    ids = list(r.get("product_ids") or ())
+    for group in r.get("group_ids") or ():
+        ids += groups.get(group, ())
+    return Remediation(r["category"], r["details"], tuple(dict.fromkeys(ids)), r.get("url", ""))
+
+
+def _undefined_ids(vulns: tuple[Vulnerability, ...], products: dict) -> list[str]:
+    """Product ids a vulnerability names that the product tree does not define (CSAF
+    mandatory test 6.1.1): reported, and ignored where they are used."""
+    notes = []
+    for v in vulns:
+        used = {i for ids in v.status.values() for i in ids}
+        used |= {i for r in v.remediations for i in r.product_ids}
+        used |= {i for s in v.scores for i in s.products}
+        missing = sorted(used - set(products))
+        if missing:
+            notes.append(f"{v.path}: product id(s) {', '.join(missing)} not defined in the "
+                         "product tree; ignored")
+    return notes
+
+
+def _newest_revisions(read: list[Advisory]) -> tuple[list[Advisory], list[str]]:
+    """One advisory per tracking id: the latest revision, the others named in a note."""
+    best: dict[str, Advisory] = {}
+    notes = []
+    for adv in read:
+        kept = best.get(adv.id)
+        if kept is None:
+            best[adv.id] = adv
+            continue
+        newer, older = (adv, kept) if adv.current_release > kept.current_release else (kept, adv)
+        best[adv.id] = newer
+        notes.append(f"{adv.id} is in {older.file} and {newer.file}: using {newer.file} "
+                     f"(revised {newer.current_release.date()})")
+    return list(best.values()), notes

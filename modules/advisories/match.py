@@ -1,0 +1,216 @@
+"""Advisories against an inventory: affected assets, how sure, the fix, most urgent first."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Any, Iterable, Mapping
+
+from otpatch.modules.advisories import fixes
+from otpatch.modules.advisories.identify import Asset, Identification, ProductIndex, identify
+from otpatch.modules.advisories.model import (
+    AFFECTED_STATUS, CONFIDENCE_ORDER, Advisory, Finding, Match, Product, Urgency, Vulnerability,
+)
+from otpatch.modules.advisories.urgency import CATEGORY_RANK, Assessor
+from otpatch.modules.advisories.vendors import decimal_minor, display
+from otpatch.modules.advisories.versions import Version, try_version
+
+NEVER = datetime.max.replace(tzinfo=timezone.utc)  # sorts after every deadline
+REPORTED_STATUS = AFFECTED_STATUS + ("under_investigation",)
+VERSION_FLAGS = {"all": "all_versions", "exact": "exact_version", "vers": "vers_range",
+                 "vers_nonstandard": "vers_range", "free_text": "free_text_range",
+                 "unparsed": "unparsed_range", "none": "no_version"}
+
+
+def match(inventory: Any, advisories: Iterable[Advisory], controls: Any = (), *,
+          playbooks: Iterable[Any] = (), due_from: str = "initial",
+          next_cycle: datetime | None = None, hosts: Iterable[Any] | None = None
+          ) -> list[Match]:
+    """Every (asset, advisory, CVE) where the advisory affects an inventory host (or one of
+    `hosts`), most urgent first. `controls`: risk Controls (or load_controls' mapping);
+    each applies to the hosts its applies_to covers. `playbooks`: PlaybookRefs."""
+    from otpatch.modules.advisories.playbooks import playbooks_for
+
+    matcher = Matcher(advisories)
+    assessor = Assessor(inventory, controls, due_from, next_cycle)
+    refs = tuple(playbooks)
+    out = []
+    for host in (inventory.hosts.values() if hosts is None else hosts):
+        books = playbooks_for(host, refs)
+        for adv, vuln, finding in matcher.findings(Asset.of(host)):
+            urgency = assessor.assess(host, adv, vuln.score_for(finding.product.product_id))
+            out.append(_match(host, adv, vuln, finding, urgency, assessor.basis, books))
+    return sorted(out, key=urgency_key)
+
+
+def urgency_key(m: Match) -> tuple:
+    """Most urgent first: due category, deadline, effective score, confidence, names."""
+    return (CATEGORY_RANK.get(m.due_category, 3), m.deadline or NEVER,
+            -(m.effective if m.effective is not None else -1),
+            CONFIDENCE_ORDER.index(m.confidence), m.host, m.advisory, m.cve)
+
+
+def _match(host: Any, adv: Advisory, vuln: Vulnerability, finding: Finding, u: Urgency,
+           basis: str, books: tuple[str, ...]) -> Match:
+    return Match(host=host.name, advisory=adv.id, cve=vuln.label, finding=finding, urgency=u,
+                 advisory_title=adv.title, file=adv.file, firmware=str(host.firmware or ""),
+                 due_basis=basis, playbooks=books)
+
+
+class Matcher:
+    """The advisories indexed once; findings per asset, cached by asset signature."""
+
+    def __init__(self, advisories: Iterable[Advisory]):
+        self.advisories = tuple(advisories)
+        self.index = ProductIndex(self.advisories)
+        self._statements: dict[tuple[int, int], dict] = {}
+        self._fixes: dict[tuple, tuple] = {}
+        self._cache: dict[tuple, list] = {}
+
+    def findings(self, asset: Asset) -> list[tuple[Advisory, Vulnerability, Finding]]:
+        if asset.signature not in self._cache:
+            self._cache[asset.signature] = self._find(asset)
+        return self._cache[asset.signature]
+
+    def _find(self, asset: Asset) -> list[tuple[Advisory, Vulnerability, Finding]]:
+        named: dict[str, tuple[Advisory, dict[str, Identification]]] = {}
+        for adv, product in self.index.candidates(asset):
+            found = identify(product, asset)
+            if found:
+                named.setdefault(adv.id, (adv, {}))[1][product.product_id] = found
+        out = []
+        for adv, idents in named.values():
+            for i, vuln in enumerate(adv.vulnerabilities):
+                finding = self._vulnerability(asset, adv, i, vuln, idents)
+                if finding:
+                    out.append((adv, vuln, finding))
+        return out
+
+    def _vulnerability(self, asset: Asset, adv: Advisory, i: int, vuln: Vulnerability,
+                       idents: Mapping[str, Identification]) -> Finding | None:
+        """The finding of the most specifically named products of the vulnerability."""
+        listed = {pid for cat in REPORTED_STATUS + ("known_not_affected",)
+                  for pid in vuln.status.get(cat, ()) if pid in idents}
+        if not listed:
+            return None
+        top = max(idents[p].rank for p in listed)
+        chosen = [p for p in listed if idents[p].rank == top]
+        version = _firmware(asset, adv.products[chosen[0]])
+        not_affected = vuln.status.get("known_not_affected", ())
+        if version and any(p in not_affected and adv.products[p].affected.contains(version)
+                           for p in chosen):
+            return None
+        findings = {p: self._evaluate(asset, adv, i, vuln, adv.products[p], idents[p], version)
+                    for p in chosen if not _only_not_affected(p, vuln)}
+        # Several entries name the asset alike (variants, or one product listed twice with
+        # different versions): affected when any says so; shown, the surest and closest.
+        hits = [(CONFIDENCE_ORDER.index(f.confidence), idents[p].extra, p)
+                for p, f in findings.items() if f.affected]
+        return findings[min(hits)[2]] if hits else None
+
+    def _evaluate(self, asset: Asset, adv: Advisory, i: int, vuln: Vulnerability,
+                  product: Product, ident: Identification, version: Version | None) -> Finding:
+        fix, category, present, trouble = self._fix(adv, i, vuln, product, asset.part_number)
+        reasons = [ident.text] + _vendor_reason(product.vendor, product.vendor_keys)
+        flags = list(ident.flags) + (["vendor_alias"] if len(reasons) > 1 else [])
+        verdict, confidence = _version_verdict(product, asset, version, reasons, flags)
+        if product.product_id in vuln.status.get("under_investigation", ()):
+            reasons.append("the vendor is still investigating")
+            flags.append("under_investigation")
+            confidence = "name_only"
+        verdict, confidence = _fix_checks(product, fix, trouble, version, verdict, confidence,
+                                          reasons, flags)
+        if "no_part_number" in flags:
+            confidence = "name_only"
+        if category == "vendor_fix" and not fix:
+            reasons.append("the vendor_fix entries name no fixed version")
+        return Finding(product, verdict is not False, confidence, tuple(reasons), tuple(flags),
+                       fix.version if fix else "", fix.source if fix else "", category,
+                       present)
+
+    def _fix(self, adv: Advisory, i: int, vuln: Vulnerability, product: Product,
+             part: str) -> tuple:
+        """The fix, remediation category and contradictions of a product for a part number
+        (the same for every asset with that part number)."""
+        key = (id(adv), i, product.product_id, part)
+        if key not in self._fixes:
+            stmts = fixes.for_asset(self._stmts(adv, i, vuln).get(product.product_id, ()),
+                                    part)
+            fix = fixes.fixed_version(product, vuln, adv.products, stmts)
+            self._fixes[key] = (fix, *fixes.category(stmts),
+                                tuple(fixes.contradictions(product, fix)))
+        return self._fixes[key]
+
+    def _stmts(self, adv: Advisory, i: int, vuln: Vulnerability) -> dict:
+        key = (id(adv), i)
+        if key not in self._statements:
+            self._statements[key] = fixes.statements(vuln, dict(adv.products))
+        return self._statements[key]
+
+
+def _only_not_affected(pid: str, vuln: Vulnerability) -> bool:
+    return not any(pid in vuln.status.get(cat, ()) for cat in REPORTED_STATUS)
+
+
+def _firmware(asset: Asset, product: Product) -> Version | None:
+    return try_version(asset.firmware, any(decimal_minor(k) for k in product.vendor_keys))
+
+
+@lru_cache(maxsize=1024)
+def _vendor_text(vendor: str, keys: frozenset[str]) -> str:
+    canonical = [display(k) for k in sorted(keys)]
+    if vendor and vendor not in canonical:
+        return f"vendor {vendor!r} read as {' and '.join(canonical)}"
+    return ""
+
+
+def _vendor_reason(vendor: str, keys: frozenset[str]) -> list[str]:
+    """The drifting vendor name, said (vendor_alias), or nothing when it is canonical."""
+    text = _vendor_text(vendor, keys)
+    return [text] if text else []
+
+
+def _version_verdict(product: Product, asset: Asset, version: Version | None,
+                     reasons: list[str], flags: list[str]) -> tuple[bool | None, str]:
+    """Whether the asset's firmware is in the product's affected set, and how sure."""
+    affected = product.affected
+    flags.append(VERSION_FLAGS[affected.kind])
+    if affected.kind == "all":
+        reasons.append(f"all versions are affected ({affected.text!r})")
+        return True, "exact"
+    if affected.kind in ("unparsed", "none"):
+        why = affected.problem or "the advisory names no version"
+        reasons.append(f"version not compared: {why}")
+        return None, "name_only"
+    if version is None:
+        flags.append("no_firmware")
+        shown = asset.firmware or "none recorded"
+        reasons.append(f"firmware {shown!r} cannot be compared with {affected.text!r}")
+        return None, "name_only"
+    inside = affected.contains(version)
+    if version.words or any(b.version.words for b in affected.upper_bounds):
+        flags.append("suffix")
+    how = {"free_text": "free-text range", "exact": "version"}.get(affected.kind, "vers range")
+    reasons.append(f"firmware {asset.firmware} is {'' if inside else 'not '}in the {how} "
+                   f"{affected.text!r}")
+    return inside, affected.confidence
+
+
+def _fix_checks(product: Product, fix: Any, trouble: tuple[str, ...], version: Version | None,
+                verdict: bool | None, confidence: str, reasons: list[str], flags: list[str]
+                ) -> tuple[bool | None, str]:
+    """The fix, said; and when range and fix disagree (`trouble`), either one saying
+    affected is enough, at name_only confidence, with both stated."""
+    if fix:
+        flags.append({"prose": "fix_prose"}.get(fix.source, f"fix_{fix.source}"))
+        only = " (only remediation prose names it)" if fix.source == "prose" else ""
+        reasons.append(f"fixed in {fix.version} per {fix.source.replace('_', ' ')}{only}")
+    if not trouble:
+        return verdict, confidence
+    flags.append("contradiction")
+    if any("inverted" in t or "is empty" in t for t in trouble):
+        flags.append("inverted")
+    reasons.extend(f"contradiction: {t}" for t in trouble)
+    fixed = fix and try_version(fix.version, any(decimal_minor(k) for k in product.vendor_keys))
+    below_fix = bool(version and fixed and version < fixed)
+    reported = verdict is not False or below_fix or "inverted" in flags
+    return reported, "name_only"

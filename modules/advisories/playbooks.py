@@ -1,0 +1,68 @@
+"""Which playbooks apply to an asset, by their metadata.applies_to (vendor, model, part numbers)."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any, Iterable
+
+from otpatch.modules.advisories.vendors import vendor_key
+
+
+@dataclass(frozen=True)
+class PlaybookRef:
+    """A playbook as far as matching needs it: name, version, file and applies_to."""
+
+    name: str
+    version: str
+    file: str
+    applies_to: tuple[Any, ...]  # engine.model.AppliesTo
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+def load_playbooks(folder: str | Path) -> tuple[list[PlaybookRef], list[str]]:
+    """The playbooks of a folder (*.yml, *.yaml, not recursive) and one line per playbook
+    that failed to load. A missing folder is no playbooks and a note."""
+    from otpatch.engine.errors import OtpatchError
+    from otpatch.engine.loader import load_playbook
+
+    root = Path(folder)
+    if not root.is_dir():
+        return [], [f"playbooks: {folder}: no such folder; no playbook named"]
+    refs, problems = [], []
+    for path in sorted(p for p in root.iterdir() if p.suffix in (".yml", ".yaml")):
+        try:
+            book = load_playbook(path)
+        except OtpatchError as e:
+            first = e.lines()[0].removeprefix("otpatch: ") if e.lines() else str(e)
+            problems.append(f"playbook {path}: skipped: {first}")
+            continue
+        meta = book.metadata
+        refs.append(PlaybookRef(meta.name, meta.version, str(path), tuple(meta.applies_to)))
+    return refs, problems
+
+
+def applies(entry: Any, host: Any) -> bool:
+    """Whether one applies_to entry names the host: same vendor, then its part number
+    (wildcards allowed) when both give one, else its model."""
+    if not entry.vendor or vendor_key(entry.vendor) != vendor_key(host.vendor):
+        return False
+    part = str(host.part_number or "").upper()
+    if entry.part_numbers and part:
+        return any(fnmatchcase(part, p.upper()) for p in entry.part_numbers)
+    if entry.model:
+        return _squash(entry.model) == _squash(host.model)
+    return not entry.part_numbers
+
+
+def playbooks_for(host: Any, refs: Iterable[PlaybookRef]) -> tuple[str, ...]:
+    """Labels (name@version) of the playbooks that apply to the host, in name order."""
+    return tuple(sorted(r.label for r in refs if any(applies(a, host) for a in r.applies_to)))
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "", str(text).lower())

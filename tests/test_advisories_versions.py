@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from otpatch.modules.advisories.ranges import parse_affected, inverted
-from otpatch.modules.advisories.versions import VersionError, parse_version
+from otpatch.modules.versions import VersionError, parse_version
 
 SCHNEIDER = True  # decimal_minor: Schneider's SVx.yy, a one-digit minor is tenths
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from otpatch.modules.advisories.model import FIXED_STATUS, Product, Remediation, Vulnerability
 from otpatch.modules.advisories.ranges import inverted
-from otpatch.modules.advisories.versions import Version, try_version
+from otpatch.modules.versions import Version, try_version
 from otpatch.modules.advisories.vendors import decimal_minor
 
 _NUMBER = r"\d+(?:\.\d+)+(?:[ _]?(?:IR|SP|HF)\s?\d+)?"

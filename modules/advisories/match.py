@@ -12,7 +12,7 @@ from otpatch.modules.advisories.model import (
 )
 from otpatch.modules.advisories.urgency import CATEGORY_RANK, Assessor
 from otpatch.modules.advisories.vendors import decimal_minor, display
-from otpatch.modules.advisories.versions import Version, try_version
+from otpatch.modules.versions import Version, try_version
 
 NEVER = datetime.max.replace(tzinfo=timezone.utc)  # sorts after every deadline
 REPORTED_STATUS = AFFECTED_STATUS + ("under_investigation",)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from otpatch.modules.advisories.versions import Version, VersionError, parse_version
+from otpatch.modules.versions import Version, VersionError, parse_version
 
 # How sure a version decision can be, by how the advisory wrote the versions.
 CONFIDENCE = {"all": "exact", "exact": "exact", "vers": "exact", "vers_nonstandard":

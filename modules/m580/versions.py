@@ -1,12 +1,11 @@
-"""The one place M580 firmware versions are parsed: `SV4.30`, `v04.30`, `V4.3`, `4.30` alike."""
+"""M580 firmware versions: `SV4.30`, `v04.30`, `V4.3`, `4.30` alike, read by the one version
+parser (otpatch.modules.versions) with Schneider's two-digit minor."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-# Advisories write SV4.30, FC 43 answers v04.30, people write V4.3: the minor part is two
-# decimal digits, so a single digit is tenths (4.3 is 4.30, 4.03 is 4.03).
-_VERSION = re.compile(r"^\s*(?:SV|V)?\s*(\d{1,2})\.(\d{1,2})\s*$", re.IGNORECASE)
+from otpatch.modules.versions import VersionError
+from otpatch.modules.versions import parse_version as parse_any
 
 
 @dataclass(frozen=True, order=True)
@@ -33,13 +32,19 @@ NO_VERSION = FirmwareVersion(0, 0)
 
 
 def parse_version(text: str) -> FirmwareVersion:
-    """The version named by `text`; ValueError naming the accepted forms otherwise."""
-    m = _VERSION.match(str(text))
-    if not m:
+    """The version named by `text`; ValueError naming the accepted forms otherwise.
+
+    Advisories write SV4.30, FC 43 answers v04.30, people write V4.3: the minor part is two
+    decimal digits, so a single digit is tenths (4.3 is 4.30, 4.03 is 4.03)."""
+    try:
+        version = parse_any(str(text), decimal_minor=True)
+    except VersionError:
+        version = None
+    if version is None or len(version.release) != 2 or version.suffix or \
+            not all(n < 100 for n in version.release):
         raise ValueError(f"not an M580 firmware version: {text!r} (use e.g. SV4.30, v04.30, "
                          "V4.3)")
-    major, minor = m.group(1), m.group(2)
-    return FirmwareVersion(int(major), int(minor.ljust(2, "0")))
+    return FirmwareVersion(*version.release)
 
 
 def same_version(a: str | FirmwareVersion, b: str | FirmwareVersion) -> bool:

@@ -1,4 +1,4 @@
-"""The one version parser of advisories: firmware and software versions as comparable values."""
+"""The one version parser: firmware and software versions as comparable values."""
 from __future__ import annotations
 
 import re

@@ -1,3 +1,5 @@
 """Syslog continuity: the firewall's messages reach the SIEM before and after a change."""
 
-MODULES: list = []
+from otpatch.modules.syslog.continuity import Continuity
+
+MODULES: list = [Continuity]

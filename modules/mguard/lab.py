@@ -1,0 +1,118 @@
+"""The simulator lab for `otpatch sim up` and the demo: one simulator per mGuard host of an
+inventory, on that host's `https` endpoint, with certificates the inventory can trust.
+
+How the lab inventory trusts the simulators (the driver never skips verification):
+- each simulator makes a self-signed certificate (SAN 127.0.0.1, localhost, its name);
+  with `state_dir`, it is kept in `state_dir/<host>/https-{cert,key}.pem` and reused on the
+  next start, so its fingerprint stays stable (a `tls_fingerprint` pin stays valid);
+  without, it is made fresh in a temporary folder removed at stop;
+- if the host has `tls_ca_file`, the simulator writes its certificate (public, no key)
+  there at every start: the inventory points the driver at the file the lab keeps current.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+from otpatch.engine.errors import InputError
+from otpatch.modules.mguard import creds
+from otpatch.modules.mguard.driver import endpoint_of
+from otpatch.modules.mguard.sim import MguardSimulator, loopback
+from otpatch.modules.mguard.simdevice import FAULTS
+
+
+def is_mguard(host: Any) -> bool:
+    """Whether an inventory host is a Phoenix Contact mGuard (its model names one)."""
+    return "mguard" in str(host.model or "").lower()
+
+
+class LabHandle:
+    """The running simulators, by host name. A context manager: leaving it stops them."""
+
+    def __init__(self, simulators: dict[str, MguardSimulator]):
+        self.simulators = simulators
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        return tuple(self.simulators)
+
+    def _sim(self, host_name: str) -> MguardSimulator:
+        try:
+            return self.simulators[host_name]
+        except KeyError:
+            raise KeyError(f"no mGuard simulator for {host_name!r}; running: "
+                           f"{', '.join(self.simulators) or 'none'}") from None
+
+    def endpoints(self, host_name: str) -> dict[str, str]:
+        """The endpoints the simulator really listens on (an ephemeral port resolved)."""
+        return {"https": self._sim(host_name).endpoint}
+
+    def ca_file(self, host_name: str) -> str:
+        """A PEM file the driver can verify the simulator's certificate with."""
+        return str(self._sim(host_name).cert.cert)
+
+    def fingerprint(self, host_name: str) -> str:
+        return self._sim(host_name).fingerprint
+
+    def trust_vars(self, host_name: str) -> dict[str, str]:
+        """Host variables that let the driver trust this simulator (for an inventory copy)."""
+        return {"tls_ca_file": str(Path(self.ca_file(host_name)).resolve())}
+
+    def stop(self) -> None:
+        for sim in self.simulators.values():
+            sim.stop()
+
+    def __enter__(self) -> "LabHandle":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def start_simulators(hosts: Iterable[Any], faults: Iterable[str] = (),
+                     time_scale: float | None = None, bind: str = "127.0.0.1",
+                     syslog_to: tuple[str, int] | str | None = None,
+                     state_dir: str | Path | None = None) -> LabHandle:
+    """Start one simulator per mGuard host marked `simulator: true` (others are left alone),
+    in background threads; faults that are not the mGuard's are ignored. `syslog_to`
+    ("host:port" or a pair) is where the simulators' syslog goes (nowhere when None)."""
+    if not loopback(bind):
+        raise InputError(f"simulators listen on loopback addresses only, not {bind}")
+    target = _address(syslog_to) if syslog_to else None
+    running: dict[str, MguardSimulator] = {}
+    try:
+        for host in (h for h in hosts if is_mguard(h) and h.simulator):
+            running[host.name] = _start_one(host, frozenset(faults) & FAULTS, time_scale,
+                                            bind, target, state_dir)
+    except BaseException:
+        LabHandle(running).stop()
+        raise
+    return LabHandle(running)
+
+
+def _start_one(host: Any, faults: frozenset[str], time_scale: float | None, bind: str,
+               syslog_to: tuple[str, int] | None, state_dir: str | Path | None
+               ) -> MguardSimulator:
+    address, port = endpoint_of(host)
+    if not loopback(address):
+        raise InputError(f"{host.name}: its https endpoint {address} is not a loopback "
+                         "address: a simulator cannot stand in for it")
+    device = {k: v for k, v in (("firmware", host.firmware), ("serial", host.serial),
+                                ("part_number", host.part_number), ("model", host.model)) if v}
+    sim = MguardSimulator(host.name, username=creds.username_of(host),
+                          password=creds.password_of(host), port=port, bind=bind,
+                          faults=faults, time_scale=time_scale, syslog_to=syslog_to,
+                          cert_dir=Path(state_dir) / host.name if state_dir else None,
+                          **device)
+    if host.vars.get("tls_ca_file"):
+        ca_file = Path(str(host.vars["tls_ca_file"])).expanduser()
+        ca_file.parent.mkdir(parents=True, exist_ok=True)
+        ca_file.write_text(sim.cert.pem, encoding="ascii")
+    return sim.start()
+
+
+def _address(value: tuple[str, int] | str) -> tuple[str, int]:
+    if isinstance(value, str):
+        address, _, port = value.rpartition(":")
+        return address, int(port)
+    return value[0], int(value[1])

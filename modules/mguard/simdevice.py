@@ -1,0 +1,261 @@
+"""The simulated mGuard itself: running configuration, firmware, phases, syslog, on its own
+simulated clock. No I/O but syslog datagrams; sim.py serves it over HTTPS.
+
+Simulated durations (seconds of simulated time):
+  RESTORE_S  75   profile import: rules come back progressively and are all active after
+                  75 s, inside the article's "all firewall rules restore within 90 s".
+  INSTALL_S  60   firmware verify + write after the install command.   ASSUMPTION
+  REBOOT_S  120   reboot; HTTPS does not answer meanwhile.              ASSUMPTION
+                  (the article gives no mGuard figure; only the M580's 45-60 s)
+  SYSLOG_PERIOD_S 10  a connection-log message from a LOG=yes rule.
+
+Faults: syslog_gap (no syslog after the firmware update's reboot), profile_import_drops_rules
+(an import leaves DROPPED_RULES fewer rules active than the profile holds),
+https_cert_changed (after the firmware update's reboot the device presents a new
+self-signed certificate: sim.py swaps it through `on_booted`)."""
+from __future__ import annotations
+
+import hashlib
+import heapq
+import itertools
+import re
+import socket
+import threading
+import time
+from typing import Any, Callable
+
+from otpatch.engine.canonical import sha256_hex
+from otpatch.modules.mguard import atv, profile
+from otpatch.modules.mguard.simprofile import plant_profile
+
+RESTORE_S, INSTALL_S, REBOOT_S, SYSLOG_PERIOD_S = 75.0, 60.0, 120.0, 10.0
+DROPPED_RULES = 3
+MAX_PERIODIC_PER_ADVANCE = 120  # a 4-hour jump must not flood the receiver
+FAULTS = frozenset({"syslog_gap", "profile_import_drops_rules", "https_cert_changed"})
+FIRMWARE_MAGIC = b"MGUARD-SIM-FIRMWARE"
+_HEADER = re.compile(rb"^MGUARD-SIM-FIRMWARE version=(\S+) model=(.+)$")
+_VERSION_IN_NAME = re.compile(r"(\d+\.\d+\.\d+)")
+MODEL = "FL MGUARD RS4000"
+
+
+def firmware_image(version: str, model: str = MODEL, size: int = 64 * 1024) -> bytes:
+    """A firmware package the simulator accepts (its own format: a header line naming the
+    version and model, then filler). Real packages are signed by Phoenix Contact."""
+    header = FIRMWARE_MAGIC + f" version={version} model={model}\n".encode()
+    filler = hashlib.sha256(header).digest() * (max(0, size - len(header)) // 32 + 1)
+    return header + filler[:max(0, size - len(header))]
+
+
+class DeviceError(ValueError):
+    """A request the device refuses; `status` is the HTTP status the server answers."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class SyslogSender:
+    """UDP syslog to one collector (RFC 3164 lines), from a socket bound to `bind`."""
+
+    def __init__(self, target: tuple[str, int], bind: str = "127.0.0.1"):
+        self.target = target
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((bind, 0))
+
+    def send(self, line: str) -> None:
+        try:
+            self.sock.sendto(line.encode("utf-8"), self.target)
+        except OSError:
+            pass  # like a real device: syslog is fire-and-forget
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class MguardDevice:
+    """One simulated mGuard. Thread-safe: the HTTPS handlers and the clock thread share it."""
+
+    def __init__(self, name: str, *, firmware: str = "10.3.1", model: str = MODEL,
+                 serial: str = "SIM-MGUARD-0001", part_number: str = "2700634",
+                 faults: frozenset[str] = frozenset(), syslog: SyslogSender | None = None):
+        self.name, self.model, self.serial, self.part_number = name, model, serial, part_number
+        self.firmware, self.faults, self.syslog = firmware, faults & FAULTS, syslog
+        self.lock = threading.RLock()
+        self.now, self.epoch = 0.0, time.time()
+        self.config = plant_profile(firmware)
+        self.phase, self.syslog_muted = "ready", False
+        self.restore: dict[str, float] | None = None
+        self.pending_image: dict[str, Any] | None = None
+        self.on_booted: list[Callable[[str], None]] = []
+        self.on_power: list[Callable[[], None]] = []  # going down, coming up: TCP drops
+        self.power_events = 0
+        self._events: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+        self._burst, self._log_cycle = 0, itertools.count()
+        self._schedule(SYSLOG_PERIOD_S, self._periodic_log)
+
+    # -- clock --------------------------------------------------------------------------------
+    def advance(self, seconds: float) -> float:
+        """Pass `seconds` of simulated time, firing what falls due in order."""
+        with self.lock:
+            end, self._burst = self.now + max(0.0, seconds), 0
+            while self._events and self._events[0][0] <= end:
+                due, _, action = heapq.heappop(self._events)
+                self.now = max(self.now, due)
+                action()
+            self.now = end
+            return self.now
+
+    def _schedule(self, delay: float, action: Callable[[], None]) -> None:
+        heapq.heappush(self._events, (self.now + delay, next(self._seq), action))
+
+    # -- status -------------------------------------------------------------------------------
+    @property
+    def answers_https(self) -> bool:
+        return self.phase != "rebooting"
+
+    def version(self) -> dict[str, str]:
+        return {"firmware": self.firmware, "model": self.model, "serial": self.serial,
+                "part_number": self.part_number}
+
+    def state(self) -> dict[str, str]:
+        return {"state": self.phase, "firmware": self.firmware, "uptime_s": f"{self.now:.0f}"}
+
+    def rules_active(self) -> int:
+        if self.restore is None:
+            return profile.rule_count(self.config)
+        done = min(1.0, (self.now - self.restore["start"]) / RESTORE_S)
+        return int(self.restore["final"] * done)
+
+    def restoring(self) -> bool:
+        return self.restore is not None and self.now - self.restore["start"] < RESTORE_S
+
+    def firewall(self) -> dict[str, str]:
+        vlans = [str(v) for v in profile.vlans(self.config) if v is not None]
+        return {"rules_active": str(self.rules_active()),
+                "rules_configured": str(profile.rule_count(self.config)),
+                "vlans": ",".join(vlans), "restore": "restoring" if self.restoring() else "idle"}
+
+    def vpn(self) -> dict[str, str]:
+        out = {}
+        for t in profile.tunnels(self.config):
+            up = t["started"] and self.phase == "ready" and not self.restoring()
+            out[f"tunnel.{t['name'] or t['rid'] or t['path']}"] = "up" if up else "down"
+        return out
+
+    # -- configuration profiles ---------------------------------------------------------------
+    def export_profile(self) -> str:
+        return atv.dump(self.config)
+
+    def import_profile(self, data: bytes) -> dict[str, str]:
+        self._require_ready()
+        try:
+            doc = profile.load(data, "uploaded profile").document
+        except (atv.AtvError, profile.ProfileUnreadable) as e:
+            raise DeviceError(400, f"profile refused: {e}") from None
+        self.config = doc
+        total = profile.rule_count(doc)
+        dropped = min(DROPPED_RULES, total) if "profile_import_drops_rules" in self.faults else 0
+        self.restore = {"start": self.now, "final": float(total - dropped)}
+        self.log("config", f"configuration profile imported: {total} firewall rules")
+        return {"accepted": "yes", "rules": str(total), "restore_s": f"{RESTORE_S:.0f}"}
+
+    def _require_ready(self) -> None:
+        if self.phase != "ready":
+            raise DeviceError(409, f"busy: {self.phase}")
+
+    # -- firmware -----------------------------------------------------------------------------
+    def upload_firmware(self, data: bytes, filename: str = "") -> dict[str, str]:
+        """Receive a package. The simulator's own test format names version and model; any
+        other file (a real vendor package in a dry run) is taken at the version its file
+        name carries, since the simulator cannot read a signed vendor package."""
+        self._require_ready()
+        version = _package_version(data, filename, self.model)
+        self.pending_image = {"version": version, "size": len(data),
+                              "sha256": sha256_hex(data),
+                              "md5": hashlib.md5(data, usedforsecurity=False).hexdigest()}
+        self.log("update", f"firmware package {version} received")
+        return {"received_size": str(len(data)), "received_sha256": self.pending_image["sha256"],
+                "received_md5": self.pending_image["md5"], "image_version": version}
+
+    def install_firmware(self) -> dict[str, str]:
+        self._require_ready()
+        if not self.pending_image:
+            raise DeviceError(409, "no firmware package uploaded")
+        version = self.pending_image["version"]
+        self.phase = "installing"
+        self.log("update", f"installing firmware {version}; reboot follows")
+        self._schedule(INSTALL_S, lambda: self._go_down(version))
+        return {"installing": version, "install_s": f"{INSTALL_S:.0f}",
+                "reboot_s": f"{REBOOT_S:.0f}"}
+
+    def reboot(self) -> dict[str, str]:
+        self._require_ready()
+        self._go_down(None)
+        return {"rebooting": "yes", "reboot_s": f"{REBOOT_S:.0f}"}
+
+    def _go_down(self, new_version: str | None) -> None:
+        self.log("system", "rebooting")
+        self.phase = "rebooting"
+        self._power_event()
+        self._schedule(REBOOT_S, lambda: self._booted(new_version))
+
+    def _power_event(self) -> None:
+        self.power_events += 1
+        for hook in self.on_power:
+            hook()
+
+    def _booted(self, new_version: str | None) -> None:
+        if new_version:
+            self.firmware, self.pending_image = new_version, None
+            self.config.pragmas = [("version", f"{new_version}.default") if n == "version"
+                                   else (n, r) for n, r in self.config.pragmas]
+            if "syslog_gap" in self.faults:
+                self.syslog_muted = True
+        self.phase = "ready"
+        for hook in self.on_booted:
+            hook("update" if new_version else "reboot")
+        self._power_event()
+        self.log("system", f"started, firmware {self.firmware}")
+
+    # -- syslog -------------------------------------------------------------------------------
+    def log(self, tag: str, text: str) -> None:
+        """Send one syslog message if remote syslog is on, configured and the device is up."""
+        settings = profile.syslog(self.config)
+        if self.syslog is None or self.syslog_muted or not settings["enabled"]:
+            return
+        stamp = time.strftime("%b %e %H:%M:%S", time.gmtime(self.epoch + self.now))
+        self.syslog.send(f"<134>{stamp} {self.name} {tag}: {text}")
+
+    def _periodic_log(self) -> None:
+        self._schedule(SYSLOG_PERIOD_S, self._periodic_log)
+        if self.phase == "rebooting" or self._burst >= MAX_PERIODIC_PER_ADVANCE:
+            return
+        self._burst += 1
+        logged = [r for rows in profile.rules(self.config).values() for r in rows
+                  if r.get("LOG") == "yes"]
+        if logged:
+            rule = logged[next(self._log_cycle) % len(logged)]
+            self.log("firewall", _connection_line(rule))
+
+
+def _package_version(data: bytes, filename: str, model: str) -> str:
+    header = _HEADER.match(data.split(b"\n", 1)[0])
+    if header:
+        version, for_model = (g.decode("ascii", "replace") for g in header.groups())
+        if for_model != model:
+            raise DeviceError(400, f"package is for {for_model!r}, not {model}")
+        return version
+    named = _VERSION_IN_NAME.search(filename)
+    if not named:
+        raise DeviceError(400, "not an mGuard firmware package this simulator can read "
+                               "(no version in its header or file name)")
+    return named.group(1)
+
+
+def _connection_line(rule: dict[str, Any]) -> str:
+    action = "ACCEPT" if (rule.get("TARGET") or "") == "accept" else "DROP"
+    src = (rule.get("SRC_IP") or "0.0.0.0").split("/")[0]
+    dst = (rule.get("DST_IP") or "0.0.0.0").split("/")[0]
+    return (f"{action} PROTO={(rule.get('PROTOCOL') or 'all').upper()} SRC={src} DST={dst} "
+            f"DPT={rule.get('DST_PORT') or 'any'} rule=\"{rule.get('COMMENT') or ''}\"")

@@ -1,4 +1,4 @@
-"""`otpatch demo`: the shipped procedures dry-run end to end against the simulator lab."""
+"""`otpatch demo`: the simulators up, the shipped procedures dry-run end to end, the record."""
 from __future__ import annotations
 
 import sys
@@ -7,10 +7,10 @@ from pathlib import Path
 from otpatch.engine.errors import EXIT_NOT_COMPLETED, EXIT_OK, InputError
 from otpatch.engine.model import format_duration
 
-# Each: (playbook, inventory), relative to the project's top level.
-PROCEDURES = [("playbooks/patch-readiness.yml", "inventory/lab.yml")]
-NOT_YET = ("the M580 and mGuard firmware procedures (m580-firmware-update, "
-           "mguard-firmware-update) and the device simulators they run against")
+INVENTORY = "inventory/lab.yml"
+PROCEDURES = ["playbooks/m580-firmware-update.yml"]
+NOT_YET = ("the mGuard procedure (mguard-firmware-update) and its simulator; the demo "
+           "dry-runs it once they exist")
 
 
 def project_root() -> Path:
@@ -24,30 +24,36 @@ def project_root() -> Path:
 
 
 def run_demo(home: Path) -> int:
+    """Start the lab's simulators on free ports, dry-run each procedure, summarise."""
     from otpatch.engine import display, runs
+    from otpatch.engine.simlab import start_lab
 
     root = project_root()
-    results = []
-    for playbook, inventory in PROCEDURES:
-        print(f"== dry run: {playbook} against {inventory}")
-        progress = runs.start(str(root / playbook), str(root / inventory), "dry_run", {},
-                              home, display.for_terminal(False))
-        results.append(progress)
+    with start_lab(root / INVENTORY, ephemeral=True, out_dir=home / "demo") as lab:
+        print(f"simulators up: {', '.join(lab.hosts)} (inventory {lab.inventory})")
+        results = []
+        for playbook in PROCEDURES:
+            print(f"\n== dry run: {playbook}")
+            progress = runs.start(str(root / playbook), str(lab.inventory), "dry_run", {},
+                                  home, display.for_terminal(False))
+            results.append(progress)
+    print()
+    for progress in results:
         print(summary(progress))
-    print(f"record: {home / 'journal.sqlite'}; runs "
-          f"{', '.join(p.run_id for p in results)} (otpatch status RUN_ID, "
-          "otpatch journal verify)")
-    print(f"not implemented: {NOT_YET}; the demo dry-runs them once they exist",
-          file=sys.stderr)
+    print(f"\nrecord: {home / 'journal.sqlite'}, runs {', '.join(p.run_id for p in results)}"
+          " (otpatch status RUN_ID; otpatch journal verify)")
+    if NOT_YET:
+        print(f"not implemented: {NOT_YET}", file=sys.stderr)
     done = all(p.status.value == "completed" for p in results)
     return EXIT_OK if done else EXIT_NOT_COMPLETED
 
 
 def summary(progress) -> str:
+    """The state path with simulated timings."""
     cfg = progress.config
     lines = [f"{cfg['playbook_name']} {cfg['playbook_version']}: {progress.status.value}, "
              f"{format_duration(progress.elapsed)} simulated"]
     for visit in progress.path:
         took = "" if visit.left_at is None else format_duration(visit.left_at - visit.entered_at)
-        lines.append(f"  {visit.state:<24} {took}")
+        lines.append(f"  {visit.state:<22} {took}")
     return "\n".join(lines)

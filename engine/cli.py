@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="otpatch: %(levelname)s: %(message)s")
     # pymodbus logs what otpatch reports itself (a port in use, a peer gone): one line, ours
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    logging.getLogger("urllib3").setLevel(logging.ERROR)  # a retried GET across a reboot
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

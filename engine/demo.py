@@ -1,16 +1,20 @@
 """`otpatch demo`: the simulators up, the shipped procedures dry-run end to end, the record."""
 from __future__ import annotations
 
-import sys
+import os
+import secrets
+import socket
 from pathlib import Path
 
 from otpatch.engine.errors import EXIT_NOT_COMPLETED, EXIT_OK, InputError
 from otpatch.engine.model import format_duration
 
 INVENTORY = "inventory/lab.yml"
-PROCEDURES = ["playbooks/m580-firmware-update.yml"]
-NOT_YET = ("the mGuard procedure (mguard-firmware-update) and its simulator; the demo "
-           "dry-runs it once they exist")
+PROCEDURES = ["playbooks/m580-firmware-update.yml", "playbooks/mguard-firmware-update.yml"]
+PASSWORD_ENV = "OTPATCH_LAB_MGUARD_PASSWORD"
+# Rollback rehearsals: a simulator fault each, the rollback edge taken and verified.
+REHEARSALS = [("playbooks/m580-firmware-update.yml", "reboot_hang"),
+              ("playbooks/mguard-firmware-update.yml", "syslog_gap")]
 
 
 def project_root() -> Path:
@@ -24,35 +28,58 @@ def project_root() -> Path:
 
 
 def run_demo(home: Path) -> int:
-    """Start the lab's simulators on free ports, dry-run each procedure, summarise."""
+    """Start the lab's simulators on free ports, dry-run each procedure, then rehearse a
+    rollback of each with a simulator fault; summarise with simulated timings."""
+    root = project_root()
+    os.environ.setdefault(PASSWORD_ENV, secrets.token_urlsafe(12))  # the lab mGuards' password
+    runs_done = [_dry_run(root, home, playbook, ()) for playbook in PROCEDURES]
+    rehearsed = [_dry_run(root, home, playbook, (fault,)) for playbook, fault in REHEARSALS]
+    print()
+    for progress in runs_done + rehearsed:
+        print(summary(progress))
+    ids = ", ".join(p.run_id for p in runs_done + rehearsed)
+    print(f"\nrecord: {home / 'journal.sqlite'}, runs {ids} (otpatch status RUN_ID; "
+          "otpatch journal verify)")
+    done = all(p.status.value == "completed" for p in runs_done) and \
+        all(p.status.value == "rolled_back" for p in rehearsed)
+    return EXIT_OK if done else EXIT_NOT_COMPLETED
+
+
+def _dry_run(root: Path, home: Path, playbook: str, faults: tuple[str, ...]):
+    """One dry run against a fresh lab (simulators on free ports, with these faults)."""
     from otpatch.engine import display, runs
     from otpatch.engine.simlab import start_lab
 
-    root = project_root()
-    with start_lab(root / INVENTORY, ephemeral=True, out_dir=home / "demo") as lab:
-        print(f"simulators up: {', '.join(lab.hosts)} (inventory {lab.inventory})")
-        results = []
-        for playbook in PROCEDURES:
-            print(f"\n== dry run: {playbook}")
-            progress = runs.start(str(root / playbook), str(lab.inventory), "dry_run", {},
-                                  home, display.for_terminal(False))
-            results.append(progress)
-    print()
-    for progress in results:
-        print(summary(progress))
-    print(f"\nrecord: {home / 'journal.sqlite'}, runs {', '.join(p.run_id for p in results)}"
-          " (otpatch status RUN_ID; otpatch journal verify)")
-    if NOT_YET:
-        print(f"not implemented: {NOT_YET}", file=sys.stderr)
-    done = all(p.status.value == "completed" for p in results)
-    return EXIT_OK if done else EXIT_NOT_COMPLETED
+    syslog = f"127.0.0.1:{free_udp_port()}"  # the SIEM receiver the firewalls log to
+    params = {"syslog_port": syslog.rpartition(":")[2], "syslog_bind": "127.0.0.1"}
+    with start_lab(root / INVENTORY, faults, ephemeral=True, out_dir=home / "demo",
+                   syslog_to=syslog) as lab:
+        what = f"rollback rehearsal, simulator fault {faults[0]}" if faults else "dry run"
+        print(f"\n== {what}: {playbook} (simulators: {len(lab.hosts)} on 127.0.0.1)")
+        return runs.start(str(root / playbook), str(lab.inventory), "dry_run",
+                          _declared(root / playbook, params), home,
+                          display.for_terminal(False))
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _declared(playbook: Path, params: dict[str, str]) -> dict[str, str]:
+    """The demo's params that this playbook declares."""
+    from otpatch.engine.loader import load_playbook
+
+    return {k: v for k, v in params.items() if k in load_playbook(playbook).params}
 
 
 def summary(progress) -> str:
     """The state path with simulated timings."""
     cfg = progress.config
     lines = [f"{cfg['playbook_name']} {cfg['playbook_version']}: {progress.status.value}, "
-             f"{format_duration(progress.elapsed)} simulated"]
+             f"{format_duration(progress.elapsed)} simulated"
+             + (f" ({progress.message})" if progress.message else "")]
     for visit in progress.path:
         took = "" if visit.left_at is None else format_duration(visit.left_at - visit.entered_at)
         lines.append(f"  {visit.state:<22} {took}")

@@ -18,6 +18,8 @@ Group variables are merged under host variables, shallowly (Ansible's default), 
 before children (by depth, then name), so `Host.vars` is what Ansible would see."""
 from __future__ import annotations
 
+import dataclasses
+
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -111,7 +113,9 @@ def load_inventory(path: str | Path) -> Inventory:
     problems += groups.problems
     if problems:
         raise PlaybookError(problems)
-    return Inventory(path=str(path), hosts=MappingProxyType(groups.hosts()),
+    folder = Path(path).resolve().parent
+    hosts = {name: _with_paths_resolved(host, folder) for name, host in groups.hosts().items()}
+    return Inventory(path=str(path), hosts=MappingProxyType(hosts),
                      groups=MappingProxyType(groups.members), approvers=_approvers(source),
                      windows=MappingProxyType(windows), content_hash=source.content_hash)
 
@@ -257,6 +261,22 @@ def _host(name: str, v: dict) -> Host:
                 endpoints=freeze(v.get("endpoints") or {}),
                 simulator=bool(v.get("simulator", False)),
                 credentials=freeze(v.get("credentials") or {}), vars=freeze(v))
+
+
+def _with_paths_resolved(host: Host, folder: Path) -> Host:
+    """File references in host vars (tls_ca_file, credentials.password_file) are relative to
+    the inventory's folder, wherever otpatch runs from."""
+    def resolved(value: Any) -> str:
+        path = Path(str(value)).expanduser()
+        return str(path if path.is_absolute() else folder / path)
+
+    host_vars, creds = dict(host.vars), dict(host.credentials)
+    if host_vars.get("tls_ca_file"):
+        host_vars["tls_ca_file"] = resolved(host_vars["tls_ca_file"])
+    if creds.get("password_file"):
+        creds["password_file"] = resolved(creds["password_file"])
+        host_vars["credentials"] = creds
+    return dataclasses.replace(host, vars=freeze(host_vars), credentials=freeze(creds))
 
 
 def _peel(successors: dict[str, set[str]]) -> list[str]:

@@ -10,11 +10,19 @@ from otpatch.engine.errors import InputError
 
 
 def _starters() -> list[tuple[frozenset[str], Callable[..., Any]]]:
-    """(fault names, start_simulators) of each device package with simulators."""
+    """(fault names, start(hosts, faults, options)) of each device package with simulators."""
     from otpatch.modules.m580 import device as m580_device
     from otpatch.modules.m580 import sim as m580_sim
+    from otpatch.modules.mguard import lab as mguard_lab
 
-    return [(m580_device.FAULTS, m580_sim.start_simulators)]
+    def m580(hosts: list, faults: tuple, o: dict) -> Any:
+        return m580_sim.start_simulators(hosts, faults, time_scale=o["time_scale"])
+
+    def mguard(hosts: list, faults: tuple, o: dict) -> Any:
+        return mguard_lab.start_simulators(hosts, faults, time_scale=o["time_scale"],
+                                           syslog_to=o["syslog_to"], state_dir=o["state_dir"])
+
+    return [(m580_device.FAULTS, m580), (mguard_lab.FAULTS, mguard)]
 
 
 def known_faults() -> frozenset[str]:
@@ -42,6 +50,13 @@ class Lab:
                 return handle.endpoints(host)
         raise KeyError(host)
 
+    def trust_vars(self, host: str) -> dict[str, str]:
+        """Host variables that make the driver trust this host's simulator (TLS)."""
+        for handle in self.handles:
+            if host in handle.hosts and hasattr(handle, "trust_vars"):
+                return handle.trust_vars(host)
+        return {}
+
     @property
     def hosts(self) -> tuple[str, ...]:
         return tuple(h for handle in self.handles for h in handle.hosts)
@@ -59,20 +74,23 @@ class Lab:
 
 
 def start_lab(inventory: str | Path, faults: Iterable[str] = (), *, ephemeral: bool = False,
-              time_scale: float | None = None, out_dir: Path | None = None) -> Lab:
+              time_scale: float | None = None, out_dir: Path | None = None,
+              syslog_to: str | None = None, state_dir: Path | None = None) -> Lab:
     """Start the simulators of the inventory's simulator hosts. With ephemeral, every port is
-    chosen by the system and a copy of the inventory with those ports is written to out_dir."""
+    chosen by the system and a copy of the inventory with those ports (and the certificates
+    to trust) is written to out_dir. `syslog_to` ("host:port") is where the firewalls'
+    syslog goes; `state_dir` keeps simulator keys, so certificate pins stay valid."""
     from otpatch.engine.inventory import load_inventory
 
     faults = check_faults(faults)
     hosts = [h for h in load_inventory(inventory).hosts.values() if h.simulator]
     if ephemeral:
-        hosts = [dataclasses.replace(h, endpoints={k: _any_port(v) for k, v in
-                                                   h.endpoints.items()}) for h in hosts]
+        hosts = [_ephemeral(h) for h in hosts]
+    options = {"time_scale": time_scale, "syslog_to": syslog_to, "state_dir": state_dir}
     handles: list[Any] = []
     try:
         for _, start in _starters():
-            handles.append(start(hosts, faults, time_scale=time_scale))
+            handles.append(start(hosts, faults, options))
     except OSError as e:  # a port in use, an address that is not this machine's
         Lab(Path(inventory), handles).stop()
         raise InputError(f"{inventory}: cannot start the simulators: {e}") from e
@@ -83,6 +101,16 @@ def start_lab(inventory: str | Path, faults: Iterable[str] = (), *, ephemeral: b
     if ephemeral:
         lab.inventory = _write_bound_inventory(Path(inventory), lab, out_dir or Path("."))
     return lab
+
+
+def _ephemeral(host: Any) -> Any:
+    """The host on system-chosen ports, and without the inventory's certificate file: the
+    copy of the inventory names the certificate this lab really serves."""
+    from otpatch.engine.model import freeze
+
+    host_vars = {k: v for k, v in host.vars.items() if k != "tls_ca_file"}
+    return dataclasses.replace(host, vars=freeze(host_vars), endpoints={
+        k: _any_port(v) for k, v in host.endpoints.items()})
 
 
 def _any_port(endpoint: str) -> str:
@@ -103,6 +131,7 @@ def _write_bound_inventory(source: Path, lab: Lab, out_dir: Path) -> Path:
         if name in running and isinstance(host_vars, dict) and "endpoints" in host_vars:
             for kind, endpoint in lab.endpoints(name).items():
                 host_vars["endpoints"][kind] = Quoted(endpoint)  # `a:b` in a flow map
+            host_vars.update(lab.trust_vars(name))
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / source.name
     with open(target, "w") as f:

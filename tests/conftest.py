@@ -12,6 +12,8 @@ import pytest
 # The stand-in device module for crash and rehearsal tests (tests/plugins/logdevice.py),
 # registered before otpatch.modules.registry is first imported.
 os.environ.setdefault("OTPATCH_MODULE_PLUGINS", "tests.plugins.logdevice")
+# The lab mGuards' password (simulator and driver read it): a fresh one for each test session.
+os.environ.setdefault("OTPATCH_LAB_MGUARD_PASSWORD", "lab-" + os.urandom(8).hex())
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -27,7 +29,8 @@ def home(tmp_path, monkeypatch) -> Path:
 
 
 def child_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTPATCH_")}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("OTPATCH_") or k == "OTPATCH_LAB_MGUARD_PASSWORD"}
     env.update(OTPATCH_HOME=str(home), OTPATCH_MODULE_PLUGINS="tests.plugins.logdevice",
                PYTHONPATH=str(ROOT), **extra)
     return env

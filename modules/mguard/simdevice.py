@@ -9,7 +9,8 @@ Simulated durations (seconds of simulated time):
                   (the article gives no mGuard figure; only the M580's 45-60 s)
   SYSLOG_PERIOD_S 10  a connection-log message from a LOG=yes rule.
 
-Faults: syslog_gap (no syslog after the firmware update's reboot), profile_import_drops_rules
+Faults: syslog_gap (the update resets remote syslog to off: no syslog after its reboot until
+the saved profile is imported again), profile_import_drops_rules
 (an import leaves DROPPED_RULES fewer rules active than the profile holds),
 https_cert_changed (after the firmware update's reboot the device presents a new
 self-signed certificate: sim.py swaps it through `on_booted`)."""
@@ -83,7 +84,7 @@ class MguardDevice:
         self.lock = threading.RLock()
         self.now, self.epoch = 0.0, time.time()
         self.config = plant_profile(firmware)
-        self.phase, self.syslog_muted = "ready", False
+        self.phase = "ready"
         self.restore: dict[str, float] | None = None
         self.pending_image: dict[str, Any] | None = None
         self.on_booted: list[Callable[[str], None]] = []
@@ -210,8 +211,8 @@ class MguardDevice:
             self.firmware, self.pending_image = new_version, None
             self.config.pragmas = [("version", f"{new_version}.default") if n == "version"
                                    else (n, r) for n, r in self.config.pragmas]
-            if "syslog_gap" in self.faults:
-                self.syslog_muted = True
+            if "syslog_gap" in self.faults:  # the update lost the remote syslog setting
+                self.config.settings[profile.NAMES["syslog_enable"]] = "no"
         self.phase = "ready"
         for hook in self.on_booted:
             hook("update" if new_version else "reboot")
@@ -222,7 +223,7 @@ class MguardDevice:
     def log(self, tag: str, text: str) -> None:
         """Send one syslog message if remote syslog is on, configured and the device is up."""
         settings = profile.syslog(self.config)
-        if self.syslog is None or self.syslog_muted or not settings["enabled"]:
+        if self.syslog is None or not settings["enabled"]:
             return
         stamp = time.strftime("%b %e %H:%M:%S", time.gmtime(self.epoch + self.now))
         self.syslog.send(f"<134>{stamp} {self.name} {tag}: {text}")

@@ -1,7 +1,6 @@
 """The run context a module sees: mode, clock, targets, facts, the change store, attest."""
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -26,7 +25,7 @@ class RunContext:
     namespace_targets: Mapping[str, Any] = field(default_factory=dict)  # `targets` in templates
     recorder: Callable[[str, Mapping[str, Any]], None] | None = None
     module_name: str = ""
-    ask: Callable[[str], str] | None = None  # the terminal prompt (execute mode)
+    ask: Callable[[str], str] | None = None  # asks the person at the terminal (execute mode)
 
     @property
     def dry_run(self) -> bool:
@@ -49,7 +48,7 @@ class RunContext:
         return self._ask_person(statement, role, at)
 
     def _ask_person(self, statement: str, role: str | None, at: str) -> Attestation:
-        ask = self.ask or _terminal_prompt
+        ask = self.ask or _no_terminal
         who_role = f" ({role})" if role else ""
         try:
             answer = ask(f"Confirm{who_role}: {statement} [yes/no] ").strip().lower()
@@ -63,7 +62,5 @@ class RunContext:
         return Attestation(statement, True, who, at, simulated=False)
 
 
-def _terminal_prompt(question: str) -> str:
-    if not sys.stdin or not sys.stdin.isatty():
-        raise EOFError("no terminal")
-    return input(question)
+def _no_terminal(question: str) -> str:
+    raise EOFError("no terminal")

@@ -27,6 +27,14 @@ class PlainDisplay:
     def attach_clock(self, clock: Any) -> None:
         """The run's clock, for a display that shows time passing (plain lines do not)."""
 
+    def ask(self, question: str) -> str:
+        """Ask the person at the terminal (core.attest in execute mode); EOFError without
+        one: nobody can confirm for them."""
+        if not sys.stdin or not sys.stdin.isatty():
+            raise EOFError("no terminal")
+        self.stream.flush()
+        return input(question)
+
     def started(self, progress: Any, playbook: Any, resumed: bool = False) -> None:
         self.simulated = progress.config["mode"] == "dry_run"
         self.elapsed = progress.elapsed
@@ -108,6 +116,14 @@ class LiveDisplay(PlainDisplay):
     def step(self, state: Any, index: int, step: Any) -> None:
         self.current = f"{state.name}: step {index + 1}/{len(state.do)} {step.label}"
         self.live.update(self._panel())
+
+    def ask(self, question: str) -> str:
+        """The live line steps aside while a person answers."""
+        self.live.stop()
+        try:
+            return super().ask(question)
+        finally:
+            self.live.start()
 
     def ended(self, progress: Any) -> None:
         super().ended(progress)

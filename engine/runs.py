@@ -106,7 +106,7 @@ def _conduct(loaded: Loaded, progress: RunProgress, journal: Any, clock: Any, ho
                      run_dir=run_dir, inventory=loaded.inventory,
                      playbook_dir=Path(loaded.playbook.path).resolve().parent,
                      targets=loaded.targets, facts=progress.facts,
-                     namespace_targets=_targets_namespace(loaded.targets))
+                     namespace_targets=_targets_namespace(loaded.targets), ask=display.ask)
     display.attach_clock(clock)
     display.started(progress, loaded.playbook, resumed=resumed)
     conductor = Conductor(loaded.playbook, progress, journal, ctx, display,

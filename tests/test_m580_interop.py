@@ -157,3 +157,19 @@ def test_probe_leaves_other_devices_alone():
     mguard = Host(name="lab-mguard-1", vendor="Phoenix Contact", model="FL MGUARD RS4000",
                   part_number="2700634", endpoints={"https": "127.0.0.1:8443"})
     assert probe(mguard) is None
+
+
+def test_dry_run_refuses_a_plain_modbus_server_posing_as_a_lab_plc(plain_modbus, tmp_path):
+    """A typo in an inventory must not flash a production PLC: the inventory says
+    `simulator: true`, but the device at that address does not answer as one."""
+    from conftest import ROOT, otpatch_child
+
+    inventory = tmp_path / "lab.yml"
+    inventory.write_text((ROOT / "inventory" / "lab.yml").read_text().replace(
+        "127.0.0.1:5022", plain_modbus))
+    home = tmp_path / "home"
+    done = otpatch_child(home, "run", str(ROOT / "playbooks" / "patch-readiness.yml"), "-i",
+                         str(inventory), "--dry-run")
+    assert done.returncode == 2
+    assert "dry run refused: prod-plc-1 does not answer as a simulator" in done.stderr
+    assert not (home / "journal.sqlite").exists()

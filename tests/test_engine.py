@@ -59,7 +59,8 @@ def test_rehearsal(home, tmp_path, params, status, path, values):
 
 
 def test_low_risk_defers_before_anything_is_touched(home, lab):
-    progress, text = dry_run(home, READINESS, str(lab.inventory), cvss_base="5.0")
+    progress, text = dry_run(home, READINESS, str(lab.inventory),
+                             cvss_vector="CVSS:3.1/AV:L/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N")
     assert progress.status is RunStatus.ABORTED
     assert states_of(progress) == ["assess_risk", "aborted"]
     assert "defer to the next planned cycle" in text
@@ -87,7 +88,8 @@ def test_readiness_playbook_dry_run_completes_with_simulated_soak(home, lab):
     assert states_of(progress) == ["assess_risk", "lab_soak", "production_readiness",
                                    "completed"]
     assert progress.elapsed >= 4 * 3600
-    assert progress.facts["risk"] == {"cvss_base": 9.8, "due": "72h"}
+    risk = progress.facts["risk"]
+    assert (risk["base"], risk["due_category"]) == (9.8, "emergency_72h")
     assert "simulation sign-off for process_owner + ot_security_officer" in text
     assert "confirmed by simulation (simulated): All PID loops are stable" in text
 

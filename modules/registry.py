@@ -14,26 +14,47 @@ from otpatch.modules.core.assert_ import Assert
 from otpatch.modules.core.attest import Attest
 from otpatch.modules.core.set_fact import SetFact
 from otpatch.modules.core.wait import Wait
-
 from otpatch.modules import advisories, cip, firmware, m580, mguard, risk, syslog
 
-MODULES: dict[str, type[Module]] = {
-    cls.name: cls for cls in (Wait, Assert, SetFact, Attest, AnsiblePlaybook)
-}
+
+class _Modules(dict):
+    """name -> Module class. A device package names its classes as "module:Class"; each is
+    imported the first time something asks for it, so loading a playbook imports only the
+    drivers it uses."""
+
+    def __getitem__(self, name: str) -> type[Module]:
+        value = dict.__getitem__(self, name)
+        if isinstance(value, str):
+            value = _resolve(value)
+            dict.__setitem__(self, name, value)
+        return value
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name] if name in self else default
+
+
+def _resolve(where: str) -> Any:
+    module, _, attr = where.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+MODULES: dict[str, type[Module]] = _Modules(
+    (cls.name, cls) for cls in (Wait, Assert, SetFact, Attest, AnsiblePlaybook))
 _PACKAGES = (firmware, m580, cip, mguard, syslog, risk, advisories)
 for _package in _PACKAGES:
-    MODULES.update((cls.name, cls) for cls in _package.MODULES)
+    MODULES.update(_package.MODULES)
 
 
 def simulator_probe(host: Any) -> tuple[bool, str] | None:
     """Ask the device packages whether `host` answers as an otpatch simulator: None when no
     package knows this kind of host, else (answers as a simulator, what it answered)."""
     for package in _PACKAGES:
-        for probe in getattr(package, "SIMULATOR_PROBES", ()):
-            answer = probe(host)
+        for where in getattr(package, "SIMULATOR_PROBES", ()):
+            answer = _resolve(where)(host)
             if answer is not None:
                 return answer
     return None
+
 
 PLUGINS_ENV = "OTPATCH_MODULE_PLUGINS"
 
@@ -47,7 +68,7 @@ def _load_plugins(spec: str) -> None:
         except ImportError as e:
             raise ImportError(f"{PLUGINS_ENV}: cannot import {name!r}: {e}") from e
         for cls in getattr(plugin, "MODULES", ()):
-            if cls.name in MODULES and MODULES[cls.name] is not cls:
+            if cls.name in MODULES and dict.get(MODULES, cls.name) is not cls:
                 raise ImportError(f"{PLUGINS_ENV}: {name} redefines module {cls.name!r}")
             MODULES[cls.name] = cls
 

@@ -14,14 +14,13 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from otpatch.engine.inventory import Host
 from otpatch.modules.cip.objects import CipIdentity
-from otpatch.modules.m580 import SIMULATOR_PROBES
+from otpatch.modules.m580.probe import probe
 from otpatch.modules.m580.driver import M580Driver, ModbusIdentity
 from otpatch.modules.m580.identity import cross_check
 from otpatch.modules.m580.modules import Identity
 from otpatch.modules.m580.sim import start_simulators
 from tests.fixtures.m580.support import ServerThread, bound, context, cpu_host
 
-probe = SIMULATOR_PROBES[0]
 CPPPO_IDENTITY = """[Identity]
 Vendor Number = 243
 Device Type = 14

@@ -12,7 +12,8 @@ import pytest
 import requests
 
 from otpatch.engine.errors import DeviceUnreachable, InputError
-from otpatch.modules.mguard import SIMULATOR_PROBES, start_simulators
+from otpatch.modules.mguard.lab import start_simulators
+from otpatch.modules.mguard.probe import probe
 from otpatch.modules.mguard.creds import CredentialsMissing
 from otpatch.modules.mguard.driver import AuthRefused, CertificateRefused, MguardDriver
 from otpatch.modules.mguard.simcert import write_pair, self_signed
@@ -20,7 +21,6 @@ from otpatch.modules.mguard.tls import TrustMissing, parse_fingerprint
 from tests.fixtures.mguard.support import (PASSWORD, Lab, lab_password, make_lab,  # noqa: F401
                                            mguard_host, trusting)
 
-probe = SIMULATOR_PROBES[0]
 
 
 def url(lab: Lab, path: str = "/nph-status.cgi?action=version") -> str:

@@ -93,5 +93,5 @@ def test_a_port_in_use_is_said_plainly(make_lab, tmp_path):
 
 
 def test_defaults_are_the_production_syslog_port_on_every_address():
-    from otpatch.modules.syslog import Continuity
+    from otpatch.modules.syslog.continuity import Continuity
     assert "514" in Continuity.doc and "0.0.0.0" in Continuity.doc

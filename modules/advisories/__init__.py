@@ -1,5 +1,7 @@
 """Advisories: CSAF 2.0 documents loaded, validated and matched against an inventory."""
 
-from otpatch.modules.advisories.step import AdvisoriesMatch
-
-MODULES: list = [AdvisoriesMatch]
+# name -> where its class is; imported when a playbook first uses it (drivers pull in
+# pymodbus, pycomm3, requests and cryptography: `otpatch validate` stays fast)
+MODULES = {
+    "advisories.match": "otpatch.modules.advisories.step:AdvisoriesMatch",
+}

@@ -1,10 +1,16 @@
 """Schneider Modicon M580 (and X80 EIO adapters): driver, simulator and modules."""
 
-from otpatch.modules.m580.modules import Identity, SetMode, Status, VerifyVersion, WaitRun
-from otpatch.modules.m580.probe import probe
-from otpatch.modules.m580.update import FirmwareTransfer, RestorePrevious
+# name -> where its class is; imported when a playbook first uses it (drivers pull in
+# pymodbus, pycomm3, requests and cryptography: `otpatch validate` stays fast)
+MODULES = {
+    "m580.identity": "otpatch.modules.m580.modules:Identity",
+    "m580.status": "otpatch.modules.m580.modules:Status",
+    "m580.set_mode": "otpatch.modules.m580.modules:SetMode",
+    "m580.firmware_transfer": "otpatch.modules.m580.update:FirmwareTransfer",
+    "m580.verify_version": "otpatch.modules.m580.modules:VerifyVersion",
+    "m580.restore_previous": "otpatch.modules.m580.update:RestorePrevious",
+    "m580.wait_run": "otpatch.modules.m580.modules:WaitRun",
+}
 
-MODULES: list = [Identity, Status, SetMode, FirmwareTransfer, VerifyVersion, RestorePrevious,
-                 WaitRun]  # the package's Module classes, merged into the registry
-
-SIMULATOR_PROBES = [probe]  # before a dry run: every M580 / X80 target answers as a simulator
+# probe(host) -> None (not this kind of device) | (answers as an otpatch simulator, detail)
+SIMULATOR_PROBES = ["otpatch.modules.m580.probe:probe"]

@@ -1,15 +1,15 @@
 """Phoenix Contact FL mGuard: HTTPS driver, simulator and modules (see README.md here)."""
 
-from otpatch.modules.mguard.firmware import FirmwareUpdate
-from otpatch.modules.mguard.lab import LabHandle, start_simulators
-from otpatch.modules.mguard.probe import probe
-from otpatch.modules.mguard.profiles import ExportProfile, ImportProfile
-from otpatch.modules.mguard.simdevice import FAULTS
-from otpatch.modules.mguard.status import Check, Version, WaitReady
+# name -> where its class is; imported when a playbook first uses it (drivers pull in
+# pymodbus, pycomm3, requests and cryptography: `otpatch validate` stays fast)
+MODULES = {
+    "mguard.version": "otpatch.modules.mguard.status:Version",
+    "mguard.export_profile": "otpatch.modules.mguard.profiles:ExportProfile",
+    "mguard.import_profile": "otpatch.modules.mguard.profiles:ImportProfile",
+    "mguard.firmware_update": "otpatch.modules.mguard.firmware:FirmwareUpdate",
+    "mguard.wait_ready": "otpatch.modules.mguard.status:WaitReady",
+    "mguard.check": "otpatch.modules.mguard.status:Check",
+}
 
-MODULES: list = [Version, ExportProfile, ImportProfile, FirmwareUpdate, WaitReady, Check]
-
-# probe(host) -> None (not an mGuard) | (answers as an otpatch simulator, detail)
-SIMULATOR_PROBES = [probe]
-
-__all__ = ["MODULES", "SIMULATOR_PROBES", "FAULTS", "start_simulators", "LabHandle"]
+# probe(host) -> None (not this kind of device) | (answers as an otpatch simulator, detail)
+SIMULATOR_PROBES = ["otpatch.modules.mguard.probe:probe"]

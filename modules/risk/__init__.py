@@ -1,5 +1,7 @@
 """Risk: CVSS v3.x scores, compensating controls, due dates and the risk register."""
 
-from otpatch.modules.risk.assess import Assess
-
-MODULES: list = [Assess]
+# name -> where its class is; imported when a playbook first uses it (drivers pull in
+# pymodbus, pycomm3, requests and cryptography: `otpatch validate` stays fast)
+MODULES = {
+    "risk.assess": "otpatch.modules.risk.assess:Assess",
+}

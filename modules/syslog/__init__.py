@@ -1,5 +1,7 @@
 """Syslog continuity: the firewall's messages reach the SIEM before and after a change."""
 
-from otpatch.modules.syslog.continuity import Continuity
-
-MODULES: list = [Continuity]
+# name -> where its class is; imported when a playbook first uses it (drivers pull in
+# pymodbus, pycomm3, requests and cryptography: `otpatch validate` stays fast)
+MODULES = {
+    "syslog.continuity": "otpatch.modules.syslog.continuity:Continuity",
+}

@@ -3,6 +3,7 @@ taken; modules act. Every decision is journaled: intent before an action, result
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
@@ -268,12 +269,14 @@ def _facts_scope(module: str, args: dict) -> str | None:
 
 
 def _jsonable(value: Any) -> Any:
+    """Plain JSON values (what the journal stores) from what a module answered."""
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    if kind is dict or isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if kind is list or isinstance(value, (tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
     if is_dataclass(value) and not isinstance(value, type):
         return _jsonable(asdict(value))
-    if isinstance(value, dict) or hasattr(value, "items"):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
     return str(value)

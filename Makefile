@@ -23,6 +23,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine_overhead.py
+	$(BIN)/python bench/advisory_match.py
 
 clean:
 	rm -rf $(VENV) .otpatch .pytest_cache

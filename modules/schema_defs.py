@@ -11,3 +11,5 @@ DURATION = {
 
 TARGET = {"type": "string", "description": "a target name declared under the playbook's targets",
           "x-otpatch-target": True}
+
+TEXT = {"type": "string", "minLength": 1}

@@ -6,9 +6,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from otpatch.modules.base import Module, Result
-from otpatch.modules.schema_defs import TARGET
-
-TEXT = {"type": "string", "minLength": 1}
+from otpatch.modules.schema_defs import TARGET, TEXT
 
 
 class Assess(Module):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import Any
 
 from otpatch.engine.errors import EXIT_BAD_INPUT, OtpatchError
 
@@ -16,32 +17,47 @@ COMMANDS_NOT_BUILT = {
 
 def build_parser() -> argparse.ArgumentParser:
     from otpatch.engine import commands as c
+    from otpatch.modules.advisories import cli as advisories_cli
+    from otpatch.modules.risk import cli as risk_cli
 
     parser = argparse.ArgumentParser(
         prog="otpatch", description="IEC 62443-2-3 patch procedures as guarded, journaled "
                                     "state machines. Exit codes: 0 success, 1 run not "
                                     "completed, 2 bad input, 3 refused by a gate.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
     p = sub.add_parser("demo", help="dry-run the shipped procedures end to end")
     p.set_defaults(func=c.demo)
+    _playbook_commands(sub, c)
+    _run_commands(sub, c)
+    _lab_and_journal_commands(sub, c)
+    for register in (risk_cli.register, advisories_cli.register):
+        register(sub)
+    for name, what in COMMANDS_NOT_BUILT.items():
+        p = sub.add_parser(name, help=f"not implemented yet: {what}")
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=c.not_built, what=what)
+    return parser
 
+
+def _playbook_commands(sub: Any, c: Any) -> None:
+    """validate, graph, plan: they read files and touch no device."""
     p = sub.add_parser("validate", help="schema and safety lint; exit 2 with file:line:col")
     p.add_argument("playbooks", nargs="+", metavar="PLAYBOOK")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=c.validate)
-
     p = sub.add_parser("graph", help="draw a playbook's state machine")
     p.add_argument("playbook", metavar="PLAYBOOK")
     p.add_argument("--format", choices=("mermaid", "dot", "svg"), default="mermaid")
     p.add_argument("-o", "--output", metavar="FILE")
     p.set_defaults(func=c.graph)
-
     p = sub.add_parser("plan", help="path, gates and time budget; touches nothing")
     _run_inputs(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=c.plan)
 
+
+def _run_commands(sub: Any, c: Any) -> None:
+    """run, resume, status."""
     p = sub.add_parser("run", help="run a playbook (dry run against simulators, or execute)")
     _run_inputs(p)
     mode = p.add_mutually_exclusive_group(required=True)
@@ -49,17 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--execute", dest="mode", action="store_const", const="execute")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=c.run)
-
     p = sub.add_parser("resume", help="continue an interrupted or waiting run")
     p.add_argument("run_id", metavar="RUN_ID")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=c.resume)
-
     p = sub.add_parser("status", help="list runs, or show one")
     p.add_argument("run_id", nargs="?", metavar="RUN_ID")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=c.status)
 
+
+def _lab_and_journal_commands(sub: Any, c: Any) -> None:
+    """sim up, journal verify."""
     p = sub.add_parser("sim", help="device simulators for an inventory's lab hosts")
     ssub = p.add_subparsers(dest="sim_command", required=True, metavar="ACTION")
     up = ssub.add_parser("up", help="run the simulators on 127.0.0.1 until Ctrl-C or SIGTERM")
@@ -69,23 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--time-scale", type=float, metavar="X",
                     help="also let simulated time pass with wall time (wall s per simulated s)")
     up.set_defaults(func=c.sim_up)
-
     p = sub.add_parser("journal", help="the run journal")
     jsub = p.add_subparsers(dest="journal_command", required=True, metavar="ACTION")
     v = jsub.add_parser("verify", help="check the hash chain; name any tampered entry")
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=c.journal_verify)
-
-    from otpatch.modules.advisories import cli as advisories_cli
-    from otpatch.modules.risk import cli as risk_cli
-
-    for register in (risk_cli.register, advisories_cli.register):
-        register(sub)
-    for name, what in COMMANDS_NOT_BUILT.items():
-        p = sub.add_parser(name, help=f"not implemented yet: {what}")
-        p.add_argument("rest", nargs=argparse.REMAINDER)
-        p.set_defaults(func=c.not_built, what=what)
-    return parser
 
 
 def _run_inputs(p: argparse.ArgumentParser) -> None:

@@ -100,3 +100,39 @@ def test_reverified_step_is_marked_in_the_journal(tmp_path):
     assert ops(device) == ["apply mode=manual", "read_back mode=manual", "apply firmware=v2"]
     status = otpatch_child(home, "status", run_id)
     assert "completed" in status.stdout
+
+
+@pytest.mark.slow
+def test_killed_mid_firmware_transfer_resumes_by_reading_the_plc_back(tmp_path, lab):
+    """The real M580 module against the simulator: killed after the transfer reached the CPU
+    but before its result was committed, the resumed run reads the CPU back (the target
+    version is staged or running), records that, and never transfers twice."""
+    from otpatch.engine.journal import Journal
+
+    m580 = str(FIXTURES.parent.parent / "playbooks" / "m580-firmware-update.yml")
+    for n in range(4, 20):  # find the commit of the lab transfer's result
+        home = tmp_path / f"kill-before-{n}"
+        killed = otpatch_child(home, "run", m580, "-i", str(lab.inventory), "--dry-run",
+                               OTPATCH_FAULT_KILL=f"before:{n}")
+        assert killed.returncode == -9, killed.stderr
+        with Journal.open(home, create=False) as journal:
+            last = journal.entries()[-1]
+        if last.event_type == "step_intent" and last.payload["module"] == "m580.firmware_transfer":
+            break
+    else:
+        pytest.fail("never killed between the transfer's intent and its result")
+    run_id = last.run_id
+    resumed = run_json(otpatch_child(home, "resume", run_id, "--json"))
+    assert resumed["status"] == "completed", resumed["message"]
+    with Journal.open(home, create=False) as journal:
+        entries = journal.entries(run_id)
+        assert journal.verify().ok
+    read_backs = [e for e in entries if e.event_type == "read_back"]
+    assert [(e.payload["module"], e.payload["applied"]) for e in read_backs] == [
+        ("m580.firmware_transfer", True)]
+    lab_transfers = [e for e in entries if e.event_type == "step_intent"
+                     and e.payload["module"] == "m580.firmware_transfer"
+                     and e.payload["state"] == "lab_transfer"]
+    assert len(lab_transfers) == 1  # the intent before the kill; no second transfer
+    reverified = [e for e in entries if e.event_type == "step_result" and e.payload.get("reverified")]
+    assert [e.payload["state"] for e in reverified] == ["lab_transfer"]

@@ -17,6 +17,7 @@ from otpatch.engine.canonical import canonical_hash, canonical_json, sha256_hex
 from otpatch.engine.errors import InputError, JournalError
 
 LOG = logging.getLogger(__name__)
+_json_string = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) uses
 
 FILENAME = "journal.sqlite"
 GENESIS_HASH = "0" * 64
@@ -181,6 +182,7 @@ class Journal:
         self._fault = fault
         self._head: tuple[int, str] = (0, GENESIS_HASH)  # valid only inside a transaction
         self._staged = 0
+        self._run_ids: set[str] = set()  # run ids already checked
         self.commits = 0  # commits of entries performed by this object
 
     @classmethod
@@ -206,7 +208,8 @@ class Journal:
                result: str, payload: dict[str, Any], durable: bool = True) -> Entry:
         """Record one entry. durable=False stages it in the open transaction; the next durable
         append (or flush) commits every staged entry and itself in one commit."""
-        check_run_id(run_id)
+        if run_id not in self._run_ids:
+            self._run_ids.add(check_run_id(run_id))
         try:
             if not isinstance(payload, dict):
                 raise TypeError(f"a {type(payload).__name__}, not a dict")
@@ -217,16 +220,11 @@ class Journal:
             self._begin()
         seq, ts = self._head[0] + 1, datetime.now(timezone.utc).isoformat(timespec="microseconds")
         prev_hash = self._head[1]
-        header = {"seq": seq, "run_id": run_id, "ts": ts, "source": source,
-                  "category": category, "event_type": event_type, "result": result,
-                  "payload": None, "prev_hash": prev_hash}
-        # The canonical JSON of the whole content, with the payload's canonical text spliced
-        # in (it is serialised once); equal to canonical_json(entry.content()), which
-        # verify() recomputes. Inside JSON strings quotes are escaped, so the top-level
-        # `"payload":null` is the only match.
-        content = canonical_json(header).replace('"payload":null', '"payload":' + payload_text, 1)
-        entry = Entry(seq, run_id, ts, source, category, event_type, result,
-                      json.loads(payload_text), prev_hash, sha256_hex(content))
+        content = _content_text(seq, run_id, ts, source, category, event_type, result,
+                                payload_text, prev_hash)
+        # The payload handed back is the caller's: callers build a fresh dict per entry.
+        entry = Entry(seq, run_id, ts, source, category, event_type, result, payload,
+                      prev_hash, sha256_hex(content))
         try:
             self._conn.execute(INSERT_ENTRY, (seq, run_id, ts, source, category,
                                               event_type, result, payload_text,
@@ -321,6 +319,17 @@ class Journal:
     def _kill_if(self, point: tuple[str, int]) -> None:
         if self._fault == point:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _content_text(seq: int, run_id: str, ts: str, source: str, category: str,
+                  event_type: str, result: str, payload_text: str, prev_hash: str) -> str:
+    """canonical_json(entry.content()) (what the hash covers; verify() recomputes it that
+    way), written out directly: sorted keys, no spaces, strings as json.dumps writes them
+    with ensure_ascii=False, the payload's canonical text spliced in as serialised once."""
+    q = _json_string
+    return (f'{{"category":{q(category)},"event_type":{q(event_type)},'
+            f'"payload":{payload_text},"prev_hash":{q(prev_hash)},"result":{q(result)},'
+            f'"run_id":{q(run_id)},"seq":{int(seq)},"source":{q(source)},"ts":{q(ts)}}}')
 
 
 def _check_entry(row: tuple[Any, ...], last: tuple[int, str]) -> list[str]:

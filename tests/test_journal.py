@@ -255,3 +255,12 @@ def test_two_processes_appending_at_once_keep_one_chain(tmp_path: Path) -> None:
     with Journal.open(tmp_path, create=False) as journal:
         report = journal.verify()
     assert report.ok and report.entries_checked == 200, report.problems
+
+
+def test_hash_covers_text_with_quotes_and_non_ascii(tmp_path):
+    """append writes the hashed text directly; verify recomputes it from the fields."""
+    with Journal.open(tmp_path) as journal:
+        journal.append(RUN_A, source='operator:Zhang "Hua" 张华\\', category="attest",
+                       event_type="attestation", result="success",
+                       payload={"statement": "RUN LED solid green ✓", "tab": "\t", "n": 1.5})
+        assert journal.verify().ok

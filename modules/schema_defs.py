@@ -13,3 +13,6 @@ TARGET = {"type": "string", "description": "a target name declared under the pla
           "x-otpatch-target": True}
 
 TEXT = {"type": "string", "minLength": 1}
+
+LABEL = {"type": "string", "pattern": "^[a-z][a-z0-9_]*$",
+         "description": "names this record in the facts, e.g. before / after / as_found"}

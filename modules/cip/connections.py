@@ -18,9 +18,9 @@ TIMEOUT_S = 2.0
 
 
 class AdapterLink:
-    """One adapter's view of the implicit connection from its CPU (class 0x352, instance 1;
-    the layout is the simulator's, see cip/objects.py: a real BMECRA's diagnostics object is
-    read the same way once its documented layout is put there)."""
+    """One adapter's view of the implicit connection from its CPU (class 0x352, instance 1:
+    the simulator's object, see cip/objects.py; a real adapter's diagnostics are read here
+    once their documented class and layout are put there)."""
 
     def __init__(self, host: Any, timeout: float = TIMEOUT_S):
         address, port = H.endpoint(host, "enip")

@@ -1,9 +1,11 @@
 """CIP object layouts over EtherNet/IP: the one place their bytes are packed and unpacked.
 
 Used by the drivers (reading) and by the simulators (answering). The Identity object is the
-ODVA one (class 0x01). The I/O connection diagnostics object is modelled on Schneider's class
-0x352 but with the simulator's own, smaller layout; the simulator control (0x64) and firmware
-loader (0x65) objects are otpatch's, in the vendor-specific class range 0x64-0xC7."""
+ODVA one (class 0x01). The I/O connection diagnostics object (class 0x352) is the
+simulator's own: neither its class number nor its layout is confirmed for a real X80 adapter
+(no public source here; check the vendor's documentation before reading a real one). The
+simulator control (0x64) and firmware loader (0x65) objects are otpatch's, in the
+vendor-specific class range 0x64-0xC7."""
 from __future__ import annotations
 
 import struct

@@ -15,7 +15,7 @@ from otpatch.modules.mguard.common import (POLL_INTERVAL, HostModule, duration_a
                                            stamp)
 from otpatch.modules.mguard.driver import MguardDriver
 from otpatch.modules.polling import poll_until
-from otpatch.modules.schema_defs import DURATION
+from otpatch.modules.schema_defs import DURATION, LABEL
 
 RESTORE_TIMEOUT = "90s"  # the seed article: "All firewall rules restore within 90 s"
 SUFFIX = {"atv": ".atv", "ecs": ".ecs.tar.gz", "p7e": ".ecs.p7e"}
@@ -29,8 +29,7 @@ class ExportProfile(HostModule):
            "change store (<run_dir>/mguard/), its SHA-256 recorded in the facts and the "
            "journal. Facts `profile` (and `profiles.<label>`): path, sha256, size, rule "
            "counts, rules digest, VLANs, IPsec tunnels, remote syslog; never a secret.")
-    args_schema = schema({"label": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$",
-                                    "description": "names the backup (default as_found)"}})
+    args_schema = schema({"label": {**LABEL, "description": "names the backup (default as_found)"}})
 
     def on_host(self, args, ctx, host, driver: MguardDriver) -> Result:
         label = args.get("label", "as_found")

@@ -8,10 +8,7 @@ from otpatch.modules.mguard import profile
 from otpatch.modules.mguard.common import (POLL_INTERVAL, READY_TIMEOUT, HostModule, ReadyWait,
                                            duration_arg, earlier_facts, how_long, schema)
 from otpatch.modules.mguard.driver import MguardDriver
-from otpatch.modules.schema_defs import DURATION
-
-LABEL = {"type": "string", "pattern": "^[a-z][a-z0-9_]*$",
-         "description": "names this check in the facts, e.g. before / after"}
+from otpatch.modules.schema_defs import DURATION, LABEL
 
 
 class Version(HostModule):

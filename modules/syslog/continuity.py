@@ -10,7 +10,7 @@ from typing import Any, Callable, Mapping
 from otpatch.engine.model import format_duration, parse_duration
 from otpatch.modules.base import Module, Result
 from otpatch.modules.polling import poll_until
-from otpatch.modules.schema_defs import DURATION, TARGET
+from otpatch.modules.schema_defs import DURATION, LABEL, TARGET
 from otpatch.modules.syslog.receiver import ListenFailed, Message, SyslogReceiver
 
 DRY_RUN_GRACE_S = 0.01  # real seconds to let a simulator's datagrams land after an advance
@@ -35,7 +35,7 @@ class Continuity(Module):
             "window": DURATION,
             "min_messages": {"type": "integer", "minimum": 1},
             "source": {"type": "string", "minLength": 1},
-            "label": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
+            "label": LABEL,
         },
         "required": ["from_host"],
         "additionalProperties": False,

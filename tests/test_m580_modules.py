@@ -12,6 +12,7 @@ from otpatch.modules.m580.sim import start_simulators
 from otpatch.modules.m580.transport import TransportUnavailable, VendorToolTransport
 from otpatch.modules.m580.update import FirmwareTransfer, RestorePrevious
 from otpatch.modules.m580.versions import parse_version
+from otpatch.modules.simulator_only import NotOnRealDevice
 from tests.fixtures.m580.support import (EXECUTE_TIME_SCALE, bound, context, cpu_host,
                                          firmware_image)
 
@@ -157,34 +158,30 @@ def test_image_changed_after_verification_is_not_sent(dry, tmp_path):
 def test_vendor_tool_transport_refuses_plainly(call):
     transport = VendorToolTransport("plant-plc-7")
     args = {"send_image": (b"image", parse_version("SV4.30"), "ethernet_mgmt")}.get(call, ())
-    with pytest.raises(TransportUnavailable, match=r"^not available: plant-plc-7: .*no public "
-                                                   r"API"):
+    with pytest.raises(TransportUnavailable, match=r"^not available on a real device: "
+                                                   r"plant-plc-7: .*no public API"):
         getattr(transport, call)(*args)
 
 
-def test_a_real_cpu_gets_the_vendor_tool_transport(tmp_path):
-    """Not marked simulator (its application publishes the register map): the transfer goes
-    to the vendor-tool plug point, which refuses; nothing reaches the CPU."""
+def test_a_host_marked_real_gets_no_simulator_command_even_from_a_simulator(tmp_path):
+    """Marked `simulator: false` (the old `custom: {register_map: otpatch}` escape hatch is
+    gone: an inventory mark is never trusted alone): refused, and nothing reaches the CPU."""
     host = cpu_host()
     with start_simulators([host]) as lab:
         real = replace(bound(lab, host), simulator=False,
                        vars={"custom": {"register_map": "otpatch"}})
         ctx = context({"plc": (real,)}, tmp_path, dry_run=False)
-        transfer = FirmwareTransfer().run(_transfer_args(tmp_path), ctx)
-        status = Status().run({"target": "plc"}, ctx)
-    assert transfer.failed and transfer.msg.startswith(
-        "not available: lab-plc-1: firmware transfer on a real M580 goes through EcoStruxure "
-        "Control Expert / Unity Loader")
-    assert status.facts["transfer"] == "idle" and status.facts["running_version"] == "v03.20"
-
-
-def test_a_real_cpu_without_the_register_map_is_not_read(tmp_path):
-    host = cpu_host()
-    with start_simulators([host]) as lab:
-        ctx = context({"plc": (replace(bound(lab, host), simulator=False),)}, tmp_path,
-                      dry_run=False)
-        with pytest.raises(TransportUnavailable, match="register map is the simulator's"):
+        with pytest.raises(NotOnRealDevice) as transfer:
+            FirmwareTransfer().run(_transfer_args(tmp_path), ctx)
+        with pytest.raises(NotOnRealDevice, match="register map"):
             Status().run({"target": "plc"}, ctx)
+        sim = context({"plc": (bound(lab, host),)}, tmp_path, dry_run=False)
+        status = Status().run({"target": "plc"}, sim)
+    assert str(transfer.value).startswith(
+        "not available on a real device: lab-plc-1: m580.firmware_transfer uses the otpatch "
+        "simulator's register map")
+    assert "`simulator: false`: nothing was sent" in str(transfer.value)
+    assert status.facts["transfer"] == "idle" and status.facts["running_version"] == "v03.20"
 
 
 def test_a_target_with_an_adapter_is_refused(tmp_path):

@@ -9,35 +9,46 @@ from otpatch.engine.errors import DeviceUnreachable, ModuleFailed
 from otpatch.engine.model import format_duration, parse_duration
 from otpatch.modules.base import Module, Result
 from otpatch.modules.cip import objects
-from otpatch.modules.cip.session import CipSession, advance_clock
+from otpatch.modules.cip.session import CipSession
 from otpatch.modules.m580 import hosts as H
+from otpatch.modules.m580.driver import M580Driver
 from otpatch.modules.polling import poll_until
 from otpatch.modules.schema_defs import DURATION, TARGET
 
 TIMEOUT_S = 2.0
+DIAGNOSTICS = ("cip.connections reads the I/O connection diagnostics object (CIP class "
+               "0x352), which is the otpatch simulator's own: no public source gives a real "
+               "X80 adapter's class and layout; on a real drop read the connection health in "
+               "EcoStruxure Control Expert (the CPU owns the adapters' I/O connections)")
 
 
 class AdapterLink:
     """One adapter's view of the implicit connection from its CPU (class 0x352, instance 1:
     the simulator's object, see cip/objects.py; a real adapter's diagnostics are read here
-    once their documented class and layout are put there)."""
+    once their documented class and layout are put there). Until then only a host that
+    answers as an otpatch simulator is read (asked once, by its identity: simidentity.py);
+    anything else is refused, "not available on a real device"."""
 
     def __init__(self, host: Any, timeout: float = TIMEOUT_S):
         address, port = H.endpoint(host, "enip")
         self.host, self.address, self.timeout = host, f"{address}:{port}", timeout
+        self.device = M580Driver(host, timeout, purpose="cip.connections")
 
     def _session(self) -> CipSession:
         return CipSession(self.address, self.host.name, self.timeout)
 
+    def require_simulator(self) -> None:
+        self.device.simulator_check.require(DIAGNOSTICS)
+
     def read(self) -> objects.IoConnectionDiagnostics:
+        self.require_simulator()
         with self._session() as s:
             raw = s.get_all(objects.IO_CONNECTION_DIAGNOSTICS,
                             what=f"{self.host.name}: I/O connection diagnostics")
         return objects.IoConnectionDiagnostics.decode(raw)
 
     def advance_sim_clock(self, seconds: float) -> None:
-        with self._session() as s:
-            advance_clock(s, seconds)
+        self.device.advance_sim_clock(seconds)
 
 
 def _trouble(name: str, now: objects.IoConnectionDiagnostics,
@@ -58,7 +69,9 @@ class Connections(Module):
            "target (`many: true`): connection established at the configured RPI (default "
            "10 ms) and no connection timeout across the soak (the article: a 4-hour I/O cycle "
            "test; simulated in a dry run). Fails naming each adapter in trouble. Facts: "
-           "adapters {name: {rpi_ms, timeouts, timeouts_total, connected}}, soak_s.")
+           "adapters {name: {rpi_ms, timeouts, timeouts_total, connected}}, soak_s. Reads the "
+           "simulator's diagnostics object: refused on a real adapter (no public source for "
+           "its class and layout).")
     args_schema = {
         "type": "object",
         "properties": {
@@ -74,6 +87,8 @@ class Connections(Module):
 
     def run(self, args, ctx) -> Result:
         links = [self._link(h) for h in ctx.hosts(args["target"])]
+        for link in links:  # every adapter confirmed before any is read
+            link.require_simulator()
         rpi_us = round(float(args.get("rpi_ms", 10)) * 1000)
         base = {link.host.name: link.read() for link in links}
         latest = dict(base)

@@ -37,7 +37,8 @@ def one_host(ctx: Any, target: str, module: str, kinds: tuple[str, ...] = (H.CPU
 
 
 def driver(ctx: Any, args: dict, module: str, kinds: tuple[str, ...] = (H.CPU,)) -> M580Driver:
-    return M580Driver(one_host(ctx, args["target"], module, kinds))
+    """The step's driver: asks at most once whether the host answers as a simulator."""
+    return M580Driver(one_host(ctx, args["target"], module, kinds), purpose=module)
 
 
 def seconds(args: dict, name: str, schema_: dict) -> float:

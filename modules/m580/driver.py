@@ -1,6 +1,12 @@
 """The M580 driver: identity two ways (Modbus FC 43/14 and the CIP Identity object) and
 cross-checked, status from the simulator's register map, operating mode, the firmware
-transport, and the simulator's clock."""
+transport, and the simulator's clock.
+
+The identity reads are public (Modbus FC 43/14, CIP Identity class 0x01) and work on any
+host. Everything else here is the otpatch simulator's own interface (its register map, its
+CIP classes 0x64 and 0x65): before the first such command the driver confirms, once, that
+the host answers as a simulator (simidentity.py), and otherwise refuses with "not available
+on a real device: ..." having sent nothing but the identity read."""
 from __future__ import annotations
 
 import socket
@@ -14,16 +20,23 @@ from pymodbus.exceptions import ModbusException
 
 from otpatch.engine.errors import DeviceUnreachable, ModuleFailed
 from otpatch.modules.cip import objects
-from otpatch.modules.cip.session import CipSession, advance_clock, simulator_marker
+from otpatch.modules.cip.session import CipSession, advance_clock
 from otpatch.modules.m580 import hosts as H
 from otpatch.modules.m580 import registers as R
+from otpatch.modules.m580 import simidentity
 from otpatch.modules.m580.transport import (FirmwareTransport, SimulatorTransport,
-                                            TransportUnavailable, VendorToolTransport)
+                                            VendorToolTransport)
 from otpatch.modules.m580.versions import FirmwareVersion, parse_version
+from otpatch.modules.simulator_only import SimulatorCheck
 
 TIMEOUT_S = 2.0
 _FC43_NAMES = {0x00: "vendor", 0x01: "product_code", 0x02: "revision", 0x03: "vendor_url",
                0x04: "product_name", 0x05: "model_name", 0x06: "application_name"}
+REGISTER_MAP = ("{purpose} uses the otpatch simulator's register map (CPU state, RUN LED, "
+                "operating mode, firmware state), which a real M580 does not publish: there "
+                "these go through EcoStruxure Control Expert (UMAS, proprietary, no public "
+                "API); m580.identity and m580.verify_version read the public identity")
+SIM_CLOCK = "{purpose} passes simulated time (CIP class 0x64), which only a simulator has"
 
 
 @dataclass(frozen=True)
@@ -76,8 +89,10 @@ class CpuStatus:
 class M580Driver:
     """One M580 CPU (or, for identity, any Schneider EtherNet/IP device) of the inventory."""
 
-    def __init__(self, host: Any, timeout: float = TIMEOUT_S):
-        self.host, self.timeout = host, timeout
+    def __init__(self, host: Any, timeout: float = TIMEOUT_S, purpose: str = "this step"):
+        """`purpose` names the step in refusals (e.g. "m580.set_mode")."""
+        self.host, self.timeout, self.purpose = host, timeout, purpose
+        self.simulator_check = SimulatorCheck(host, lambda: simidentity.answer(self))
 
     # -- Modbus TCP ------------------------------------------------------------------------
     @contextmanager
@@ -121,15 +136,10 @@ class M580Driver:
                               names.get("model_name", ""), found)
 
     def _register_map(self) -> None:
-        """The register map is the simulator's. A real CPU has it only if its application
-        publishes those words, which the inventory states with `custom: {register_map:
-        otpatch}`; otherwise its %MW there mean something else, and reading them would lie."""
-        custom = (self.host.vars or {}).get("custom") or {}
-        if not self.host.simulator and custom.get("register_map") != "otpatch":
-            raise TransportUnavailable(
-                f"{self.host.name}: RUN/STOP, mode and firmware state of a real M580 are read "
-                "through UMAS (no public API); the register map is the simulator's, unless the "
-                "CPU's application publishes it (inventory `custom: {register_map: otpatch}`)")
+        """The register map is the simulator's: on a real CPU the same %MW mean something
+        else, and reading them would lie (writing them would be worse). An inventory mark is
+        never trusted alone: the host must answer as an otpatch simulator."""
+        self.simulator_check.require(REGISTER_MAP.format(purpose=self.purpose))
 
     def status(self) -> CpuStatus:
         self._register_map()
@@ -167,17 +177,15 @@ class M580Driver:
 
     def advance_sim_clock(self, seconds: float) -> None:
         """Let the simulator pass `seconds` of simulated time (poll_until's `advance`)."""
+        self.simulator_check.require(SIM_CLOCK.format(purpose=self.purpose))
         with self.cip() as session:
             advance_clock(session, seconds)
 
-    def answers_as_simulator(self) -> bool:
-        with self.cip() as session:
-            return simulator_marker(session) == objects.SIMULATOR_MARKER
-
     def transport(self) -> FirmwareTransport:
-        """The simulator's loader for a host the inventory marks `simulator: true` and that
-        answers as one; the vendor-tool plug point for anything else."""
-        if self.host.simulator and self.answers_as_simulator():
+        """The simulator's loader (CIP class 0x65) for a host the inventory marks
+        `simulator: true` and that answers as one; the vendor-tool plug point, which refuses
+        before sending anything, for anything else."""
+        if self.simulator_check.confirmed():
             address, port = H.endpoint(self.host, "enip")
             return SimulatorTransport(f"{address}:{port}", self.host.name, self.timeout)
         return VendorToolTransport(self.host.name)

@@ -9,6 +9,7 @@ from otpatch.modules.m580 import registers as R
 from otpatch.modules.m580.common import driver, duration_arg, schema, seconds, took, wait_for
 from otpatch.modules.m580.identity import read_identity
 from otpatch.modules.m580.versions import parse_version
+from otpatch.modules.simulator_only import refusal_cannot_tell
 
 _VERSION = {"type": "string", "minLength": 1,
             "description": "a firmware version: SV4.30, v04.30 and V4.3 name the same one"}
@@ -46,7 +47,9 @@ class Status(Module):
     doc = ("Read the CPU's status from the register map: RUN/STOP state, RUN LED, operating "
            "mode (manual/auto), PID loop stability, remote I/O health, running / staged / "
            "previous firmware versions. With `expect`, fails naming each value that differs "
-           "(e.g. before the window: mode manual, pid_stable true).")
+           "(e.g. before the window: mode manual, pid_stable true). The register map is the "
+           "otpatch simulator's: a host that does not answer as one is refused (\"not "
+           "available on a real device\"), having been sent only identity reads.")
     args_schema = schema(expect=_EXPECT)
 
     def run(self, args, ctx) -> Result:
@@ -66,9 +69,13 @@ class Status(Module):
 class SetMode(Module):
     name = "m580.set_mode"
     doc = ("Put the CPU's process control in manual or auto mode (the article: manual mode "
-           "before the patch, released only once the RUN LED is solid green). Reads back.")
+           "before the patch, released only once the RUN LED is solid green). Reads back. "
+           "Simulator only (its register map): refused on a real device, where it is an "
+           "operator action at the HMI.")
     args_schema = schema(("target", "mode"), mode={"enum": ["manual", "auto"]})
     changes_device = True
+    changes = ("mode",)
+    verifies = {"mode": ()}  # it reads the mode back after writing it
     read_back_doc = "the operating mode register equals `mode`: applied"
 
     def run(self, args, ctx) -> Result:
@@ -89,6 +96,7 @@ class SetMode(Module):
                                                                facts["mode"]]},
                       msg=f"{drv.host.name}: {facts['previous_mode']} -> {facts['mode']} mode")
 
+    @refusal_cannot_tell
     def read_back(self, args, ctx) -> ReadBack:
         drv = driver(ctx, args, self.name)
         mode = R.label(drv.status().mode)
@@ -103,6 +111,7 @@ class VerifyVersion(Module):
            "Version; here the identity revision, both paths cross-checked) equals the target "
            "version of the advisory's remediation table. SV4.30, v04.30 and V4.3 are the same.")
     args_schema = schema(("target", "version"), version=_VERSION)
+    verifies = {"firmware": ()}
 
     def run(self, args, ctx) -> Result:
         try:
@@ -128,7 +137,8 @@ class WaitRun(Module):
     name = "m580.wait_run"
     doc = ("Wait for the CPU to come back after its automatic reboot (45-60 s): state RUN and "
            "the RUN LED solid green, as the article asks before manual control is released. "
-           "Fails on timeout. A dry run passes the reboot in simulated time.")
+           "Fails on timeout. A dry run passes the reboot in simulated time. Polls the "
+           "simulator's register map: refused on a real device.")
     args_schema = schema(timeout=duration_arg("2m", "how long to wait for RUN"),
                          interval=duration_arg("2s", "how often to look"))
 

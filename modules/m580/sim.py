@@ -4,10 +4,12 @@ One simulator per M580 CPU host (Modbus TCP server on its `modbus` endpoint, Eth
 responder on its `enip` endpoint) and per X80 EIO drop adapter host (EtherNet/IP on `enip`),
 all bound to 127.0.0.1, served from one background thread with its own asyncio loop.
 
-Identifying as a simulator (what `SIMULATOR_PROBES` checks before a dry run):
+Identifying as a simulator (what `SIMULATOR_PROBES` checks before a dry run, and each driver
+before its first simulator-only command, in every mode: simidentity.py):
   - Modbus FC 43/14: product name "<part> (otpatch simulator)", and the extended object 0x80
     "otpatch simulator";
-  - CIP Identity product name "<part> (otpatch simulator)", and the control object 0x64.
+  - CIP Identity product name "<part> (otpatch simulator)", and the control object 0x64
+    (asked only once the Identity names a simulator).
 
 Register map of a simulated CPU (holding registers, FC 3; FC 6/16 only where marked RW;
 constants in registers.py, imported by driver and simulator alike):

@@ -4,7 +4,8 @@ A real M580 takes firmware only through Schneider's tools (EcoStruxure Control E
 Unity Loader) over UMAS, which has no public API. So the transfer is an interface:
 `SimulatorTransport` speaks to otpatch's simulator (its CIP firmware loader object), and
 `VendorToolTransport` is the plug point for a site's vendor tooling: until one is plugged in
-it refuses, plainly, and never pretends a transfer happened."""
+it refuses before sending anything, plainly, and never pretends a transfer happened.
+`M580Driver.transport()` hands out the simulator's only to a host that answers as one."""
 from __future__ import annotations
 
 import struct
@@ -12,21 +13,19 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from otpatch.engine.canonical import sha256_hex
-from otpatch.engine.errors import OtpatchError
 from otpatch.modules.cip import objects
 from otpatch.modules.cip.session import CipSession
 from otpatch.modules.m580.registers import TransferState
 from otpatch.modules.m580.versions import FirmwareVersion
+from otpatch.modules.simulator_only import NotOnRealDevice
 
 PORTS = ("usb", "ethernet_mgmt")
 CHUNK = 32 * 1024  # bytes per loader request (an encapsulation frame holds up to 64 KiB)
 
 
-class TransportUnavailable(OtpatchError):
-    """The transport cannot do this here; the message starts with "not available: "."""
-
-    def __init__(self, detail: str):
-        super().__init__(f"not available: {detail}")
+class TransportUnavailable(NotOnRealDevice):
+    """No transport for a real CPU is plugged in; the message starts with "not available on
+    a real device: "."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +89,9 @@ class SimulatorTransport:
 class VendorToolTransport:
     """The plug point for a real CPU. A site that scripts EcoStruxure Control Expert or Unity
     Loader implements FirmwareTransport with it (the three methods above) and returns it from
-    `M580Driver.transport()`. Until then every call refuses with "not available: ..."."""
+    `M580Driver.transport()`; the modules also read the CPU's state (`M580Driver.status`),
+    which today comes from the simulator's register map only, so a site plugs that in too.
+    Until then every call refuses with "not available on a real device: ..."."""
 
     name = "vendor-tool"
     WHY = ("{what} on a real M580 goes through EcoStruxure Control Expert / Unity Loader "

@@ -12,6 +12,7 @@ from otpatch.modules.m580.common import driver, duration_arg, schema, seconds, t
 from otpatch.modules.m580.driver import M580Driver
 from otpatch.modules.m580.transport import PORTS, TransportUnavailable
 from otpatch.modules.m580.versions import FirmwareVersion, parse_version
+from otpatch.modules.simulator_only import refusal_cannot_tell
 
 REFUSED_PORTS = {"modbus", "modbus_tcp", "modbus-tcp", "502", "tcp/502", "tcp 502"}
 PORT_502 = ("refused: firmware is never transferred over Modbus TCP port 502. The article: "
@@ -19,6 +20,7 @@ PORT_502 = ("refused: firmware is never transferred over Modbus TCP port 502. Th
             "management port. Do not use Modbus TCP port 502 for firmware transfer.\" "
             "Use port: ethernet_mgmt (production) or usb (the lab's service port, 115,200 baud)")
 _IMAGE = {"type": "object", "description": "the firmware param's value",
+          "x-otpatch-image": True,  # lint: must be {{ params.NAME }} of a firmware param
           "properties": {"path": {"type": "string", "minLength": 1},
                          "algorithm": {"enum": ["sha256", "md5"]},
                          "hash": {"type": "string", "minLength": 1}},
@@ -45,12 +47,14 @@ class FirmwareTransfer(Module):
            "502. The image is hashed again right before the transfer and the SHA-256 the "
            "device computes afterwards must match. About 8 minutes for a full BME P58 1020 "
            "image; the CPU then reboots on its own (m580.wait_run). A real CPU needs a vendor "
-           "tool transport (Control Expert has no public API): without one the step refuses.")
+           "tool transport (Control Expert has no public API): without one the step refuses "
+           "(\"not available on a real device\") before sending anything but identity reads.")
     args_schema = schema(("target", "image", "version", "port"), image=_IMAGE, port=_PORT,
                          version=_VERSION,
                          timeout=duration_arg("20m", "how long the transfer may take"),
                          interval=duration_arg("5s", "how often to ask for progress"))
     changes_device = True
+    changes = ("firmware",)  # the CPU then reboots: the running version is verified after
     read_back_doc = "the CPU's running or staged version equals `version`: applied"
 
     def run(self, args, ctx) -> Result:
@@ -104,6 +108,7 @@ class FirmwareTransfer(Module):
             f"{who}: {len(image)} bytes transferred over {args['port']} in "
             f"{took(waited, ctx)}; the device's SHA-256 matches; the CPU reboots on its own"))
 
+    @refusal_cannot_tell
     def read_back(self, args, ctx) -> ReadBack:
         drv = driver(ctx, args, self.name)
         version, status = parse_version(args["version"]), drv.status()
@@ -141,11 +146,14 @@ class RestorePrevious(Module):
     name = "m580.restore_previous"
     doc = ("Rollback: Control Expert's PLC - Restore Previous Version, about 6 minutes, "
            "restart included; the CPU ends in RUN on the version it ran before the transfer. "
-           "With `version`, that version is checked (and makes read-back exact).")
+           "With `version`, that version is checked (and makes read-back exact). Through "
+           "the simulator's loader only: refused on a real device (no public interface).")
     args_schema = schema(version={**_VERSION, "description": "the version expected after"},
                          timeout=duration_arg("15m", "how long the restore may take"),
                          interval=duration_arg("5s", "how often to look"))
     changes_device = True
+    changes = ("firmware",)
+    verifies = {"firmware": ("version",)}  # with `version`, the running version is read back
     read_back_doc = ("with `version`: the CPU runs it; without: the restore state register "
                      "says complete")
 
@@ -172,6 +180,7 @@ class RestorePrevious(Module):
         after, waited = wait_for(ctx, drv, lambda: _restored(drv.status()), timeout, interval)
         return _restore_result(drv, ctx, before, after, waited, expected)
 
+    @refusal_cannot_tell
     def read_back(self, args, ctx) -> ReadBack:
         drv = driver(ctx, args, self.name)
         status = drv.status()

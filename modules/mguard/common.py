@@ -1,10 +1,16 @@
 """What the mGuard modules share: a driver per target host, results over several hosts, and
-the wait for a device to be ready (used after a reboot and by read-backs)."""
+the wait for a device to be ready (used after a reboot and by read-backs).
+
+Every call the modules make is the otpatch simulator's own (driver.py): each target host is
+confirmed to answer as a simulator before any of them is sent one, and a host that does not
+makes the step fail, "not available on a real device: ...", its identity read the only
+request it saw."""
 from __future__ import annotations
 
+import contextlib
 from abc import abstractmethod
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from otpatch.engine.errors import DeviceUnreachable
 from otpatch.engine.model import format_duration, parse_duration
@@ -12,6 +18,7 @@ from otpatch.modules.base import Module, ReadBack, Result
 from otpatch.modules.mguard.driver import DeviceAnswer, MguardDriver
 from otpatch.modules.polling import poll_until
 from otpatch.modules.schema_defs import TARGET
+from otpatch.modules.simulator_only import NotOnRealDevice
 
 READY_TIMEOUT = "10m"
 POLL_INTERVAL = "5s"
@@ -32,7 +39,8 @@ class HostModule(Module):
 
     def run(self, args: Mapping[str, Any], ctx: Any) -> Result:
         return over_hosts(ctx, args["target"],
-                          lambda host, driver: self.on_host(args, ctx, host, driver))
+                          lambda host, driver: self.on_host(args, ctx, host, driver),
+                          purpose=self.name)
 
     @abstractmethod
     def on_host(self, args: Mapping[str, Any], ctx: Any, host: Any,
@@ -40,26 +48,43 @@ class HostModule(Module):
         """The module's work on one host."""
 
 
-def over_hosts(ctx: Any, target: str, act: Callable[[Any, MguardDriver], Result]) -> Result:
+@contextlib.contextmanager
+def confirmed_drivers(ctx: Any, target: str, purpose: str) -> Iterator[list[MguardDriver]]:
+    """A driver for each host of the target, every host confirmed to answer as an otpatch
+    simulator before any is used (NotOnRealDevice otherwise). A host that does not answer
+    yet (rebooting) is asked again before its first call."""
+    with contextlib.ExitStack() as stack:
+        drivers = [stack.enter_context(MguardDriver(host, purpose=purpose))
+                   for host in ctx.hosts(target)]
+        for driver in drivers:
+            try:
+                driver.require_simulator()
+            except DeviceUnreachable:
+                pass
+        yield drivers
+
+
+def over_hosts(ctx: Any, target: str, act: Callable[[Any, MguardDriver], Result],
+               purpose: str = "this step") -> Result:
     """Run `act(host, driver)` for each host of the target; one host's result as it is,
     several hosts' results merged, their facts under `hosts: {name: facts}`."""
-    results = []
-    for host in ctx.hosts(target):
-        with MguardDriver(host) as driver:
-            results.append((host.name, act(host, driver)))
+    with confirmed_drivers(ctx, target, purpose) as drivers:
+        results = [(driver.host.name, act(driver.host, driver)) for driver in drivers]
     if not results:
         return Result(failed=True, msg=f"target {target} has no hosts")
     return merged(results)
 
 
-def read_back_hosts(ctx: Any, target: str, check: Callable[[Any, MguardDriver], ReadBack]
-                    ) -> ReadBack:
+def read_back_hosts(ctx: Any, target: str, check: Callable[[Any, MguardDriver], ReadBack],
+                    purpose: str = "this read-back") -> ReadBack:
     """Read back every host of the target: applied when all show the change, not applied
-    when none does, and for a mix (or a host that cannot tell) a human decides."""
-    checks = []
-    for host in ctx.hosts(target):
-        with MguardDriver(host) as driver:
-            checks.append((host.name, check(host, driver)))
+    when none does, and for a mix (or a host that cannot tell, or one that is not a
+    simulator) a human decides."""
+    try:
+        with confirmed_drivers(ctx, target, purpose) as drivers:
+            checks = [(driver.host.name, check(driver.host, driver)) for driver in drivers]
+    except NotOnRealDevice as e:
+        return ReadBack(None, Result(failed=True, msg=str(e)))
     states = {rb.applied for _, rb in checks}
     applied = states.pop() if len(states) == 1 else None
     return ReadBack(applied, merged([(name, rb.result) for name, rb in checks]))

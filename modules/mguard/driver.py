@@ -2,10 +2,18 @@
 and the certificate verified or pinned (tls.py). See README.md in this folder for every path.
 
 Real mGuard 10.x serves nph-status.cgi, nph-action.cgi, nph-vpn.cgi and nph-diag.cgi over
-HTTPS with basic auth (manual, appendix "CGI interface"; `nph-action.cgi?action=tools%2F...`).
-The script names and the auth are modelled on the device; the `action` values, the answers'
-`key=value` line format and the upload/install split are ours, served by sim.py, and must be
-checked against a real unit (UM EN MGUARD APPNOTES) before production use."""
+HTTPS with a login (user manual 10.5, 110191_en_09, appendix 15.1 "CGI interface",
+https://help.mguard.com/en/mguard10/manual/10.5/110191_en_09/Section19/Section19.htm: the
+four script names, the characters allowed in user names and passwords, and two examples,
+`nph-vpn.cgi?name=Athen&cmd=up` and `nph-action.cgi?action=tools%2Ftcpdump-start&
+interface=eth1`; everything else is deferred to UM EN MGUARD APPNOTES, not found).
+The script names and the login are modelled on the device; every `action` value we send,
+the answers' `key=value` line format and the upload/install split are ours, served by sim.py:
+no public source documents them. So every call below is the otpatch simulator's own
+interface: before the first one, the driver reads `/sim/identity` without credentials,
+once, and unless the host answers as the simulator of this very host it refuses ("not
+available on a real device: ...") with nothing else sent: no Basic-auth header, no upload,
+no action. The credentials are attached only after that answer."""
 from __future__ import annotations
 
 import logging
@@ -18,14 +26,22 @@ from urllib3.util.retry import Retry
 
 from otpatch.engine.errors import DeviceUnreachable, RunError
 from otpatch.modules.mguard import creds
+from otpatch.modules.mguard.sim import SIM_ID
 from otpatch.modules.mguard.tls import PinnedAdapter, Trust, presented_fingerprint
+from otpatch.modules.simulator_only import Answer, SimulatorCheck
 
 LOG = logging.getLogger(__name__)
 
 STATUS = "/nph-status.cgi"
 ACTION = "/nph-action.cgi"
-SIM_IDENTITY = "/sim/identity"  # simulator only
+SIM_IDENTITY = "/sim/identity"  # simulator only; the one path read before the check
 SIM_ADVANCE = "/sim/advance"    # simulator only
+SIMULATOR_CALLS = (
+    "{purpose} sends the otpatch simulator's own HTTPS calls (its `action=` names on "
+    "nph-status.cgi and nph-action.cgi, /sim/), which no public source documents for a real "
+    "mGuard (the 10.x manual, appendix \"CGI interface\", names the scripts and defers their "
+    "parameters to UM EN MGUARD APPNOTES); on a real mGuard use its web UI, or `mg update` "
+    "over SSH for an online update from its configured update server (same appendix, 15.2)")
 TIMEOUT = (5.0, 30.0)           # connect, read (seconds)
 UPLOAD_TIMEOUT = (5.0, 600.0)
 # A kept-alive connection the device dropped (a reboot) is retried once, for GET only:
@@ -70,29 +86,50 @@ def parse_kv(text: str) -> dict[str, str]:
     return out
 
 
+def simulator_answer(identity: Mapping[str, Any] | None, host: Any, where: str) -> Answer:
+    """Whether a `/sim/identity` answer is the otpatch simulator of this very host."""
+    if not identity or identity.get("simulator") != SIM_ID:
+        return False, f"{where} answers HTTPS but not as an otpatch simulator"
+    if identity.get("device") != host.name:
+        return False, (f"{where} is the simulator of {identity.get('device')!r}, not of this "
+                       "host (check the inventory's endpoints)")
+    return True, f"otpatch mGuard simulator at {where}"
+
+
 class MguardDriver:
     """One mGuard over HTTPS. Raises DeviceUnreachable (no answer), CertificateRefused,
-    AuthRefused or DeviceAnswer; the password is read from where the inventory says."""
+    AuthRefused, DeviceAnswer, or NotOnRealDevice (the host does not answer as an otpatch
+    simulator); the password is read from where the inventory says, and sent only to a
+    host that answered as a simulator. `purpose` names the step in refusals."""
 
     def __init__(self, host: Any, *, timeout: tuple[float, float] = TIMEOUT,
-                 login: bool = True):
-        self.host, self.timeout = host, timeout
+                 login: bool = True, purpose: str = "this step"):
+        self.host, self.timeout, self.purpose = host, timeout, purpose
         self.address, self.port = endpoint_of(host)
         netloc = f"[{self.address}]" if ":" in self.address else self.address
         self.base = f"https://{netloc}:{self.port}"
         self.trust = Trust.for_host(host)
-        self.session = self._session(login)
+        self._login = (creds.username_of(host), creds.password_of(host)) if login else None
+        self.session = self._session()
+        self.simulator_check = SimulatorCheck(
+            host, lambda: simulator_answer(self.sim_identity(), host, self.base))
 
-    def _session(self, login: bool) -> requests.Session:
+    def _session(self) -> requests.Session:
+        """No credentials yet: they are attached once the host answered as a simulator."""
         session = requests.Session()
         session.trust_env = False  # no proxies or .netrc between us and a field device
         session.verify = self.trust.ca_file or True
         session.mount("https://", PinnedAdapter(self.trust.pin, self.trust.ca_file,
                                                 max_retries=RETRY) if self.trust.pin
                       else HTTPAdapter(max_retries=RETRY))
-        if login:
-            session.auth = (creds.username_of(self.host), creds.password_of(self.host))
         return session
+
+    def require_simulator(self) -> None:
+        """Return once the host has answered as an otpatch simulator (asked at most once,
+        `/sim/identity` without credentials), then log in; else NotOnRealDevice."""
+        self.simulator_check.require(SIMULATOR_CALLS.format(purpose=self.purpose))
+        if self._login is not None and self.session.auth is None:
+            self.session.auth = self._login
 
     def close(self) -> None:
         self.session.close()
@@ -107,6 +144,16 @@ class MguardDriver:
     def request(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
                 data: bytes | BinaryIO | None = None, timeout: Any = None,
                 expect: tuple[int, ...] = (200,)) -> requests.Response:
+        """One call of the device interface: every one is the simulator's (module doc), so
+        the host is confirmed to answer as one first."""
+        self.require_simulator()
+        return self._send(method, path, params=params, data=data, timeout=timeout,
+                          expect=expect)
+
+    def _send(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
+              data: bytes | BinaryIO | None = None, timeout: Any = None,
+              expect: tuple[int, ...] | None = (200,)) -> requests.Response:
+        """Send as it is; `expect=None` takes any HTTP status (the identity read)."""
         url = self.base + path
         LOG.debug("%s: %s %s %s", self.host.name, method, path, dict(params or {}))
         try:
@@ -120,6 +167,8 @@ class MguardDriver:
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
             raise DeviceUnreachable(f"{self.host.name}: no answer from {self.base} "
                                     f"({_reason(e)})") from e
+        if expect is None:
+            return resp
         if resp.status_code == 401:
             raise AuthRefused(f"{self.host.name}: {self.base} refused the login of user "
                               f"{creds.username_of(self.host)!r} (HTTP 401): check the "
@@ -195,8 +244,9 @@ class MguardDriver:
 
     # -- simulator control (never on a real device) -------------------------------------------
     def sim_identity(self) -> dict[str, Any] | None:
-        """The simulator's identity, or None when the server does not answer as one."""
-        resp = self.request("GET", SIM_IDENTITY, expect=(200, 404, 401, 403))
+        """The simulator's identity, or None when the server does not answer as one. Sent
+        without credentials (they are not attached before the answer), whatever the host."""
+        resp = self._send("GET", SIM_IDENTITY, expect=None)
         if resp.status_code != 200:
             return None
         try:

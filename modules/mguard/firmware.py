@@ -12,6 +12,7 @@ from otpatch.modules.mguard.common import (POLL_INTERVAL, READY_TIMEOUT, HostMod
 from otpatch.modules.mguard.driver import MguardDriver
 
 IMAGE = {"type": "object", "required": ["path", "algorithm", "hash"],
+         "x-otpatch-image": True,  # lint: must be {{ params.NAME }} of a firmware param
          "additionalProperties": False,
          "description": "the playbook's firmware param value, e.g. \"{{ params.firmware }}\"",
          "properties": {"path": {"type": "string", "minLength": 1},
@@ -29,8 +30,11 @@ class FirmwareUpdate(HostModule):
            "firmware.verify recorded), upload it, require the device to report the same hash "
            "for what it received and the target version inside the package, then start the "
            "install; the device reboots (follow with mguard.wait_ready). Unchanged when the "
-           "device already runs target_version.")
+           "device already runs target_version. The upload and install calls are the "
+           "simulator's (no public source documents them): a host that does not answer as an "
+           "otpatch simulator is refused before any upload, credentials or action.")
     changes_device = True
+    changes = ("firmware",)  # verified after the reboot: mguard.wait_ready expect_version
     read_back_doc = "wait until the device answers and compare its firmware with target_version"
     args_schema = schema({"image": IMAGE, "target_version": {"type": "string", "minLength": 1}},
                          required=("image", "target_version"))
@@ -61,7 +65,8 @@ class FirmwareUpdate(HostModule):
 
     def read_back(self, args, ctx) -> ReadBack:
         return read_back_hosts(ctx, args["target"],
-                               lambda host, driver: _read_back(args, ctx, driver))
+                               lambda host, driver: _read_back(args, ctx, driver),
+                               purpose=self.name)
 
 
 def _read_back(args, ctx, driver: MguardDriver) -> ReadBack:

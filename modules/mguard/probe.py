@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from otpatch.engine.errors import DeviceUnreachable, OtpatchError
-from otpatch.modules.mguard.driver import CertificateRefused, MguardDriver
+from otpatch.modules.mguard.driver import CertificateRefused, MguardDriver, simulator_answer
 from otpatch.modules.mguard.lab import is_mguard
-from otpatch.modules.mguard.sim import SIM_ID
 from otpatch.modules.mguard.tls import TrustMissing
 
 PROBE_TIMEOUT = (2.0, 2.0)
@@ -17,7 +16,8 @@ def probe(host: Any) -> tuple[bool, str] | None:
     """None for a host that is not an mGuard; else (answers as our simulator, detail).
 
     Uses the inventory's TLS trust like any other call (nothing is sent to a server whose
-    certificate is not the trusted one) and no credentials: /sim/identity needs none."""
+    certificate is not the trusted one) and no credentials: /sim/identity needs none. The
+    same question each driver asks before its first simulator-only call."""
     if not is_mguard(host):
         return None
     hint = " (is `otpatch sim up` running?)" if host.simulator else ""
@@ -33,9 +33,5 @@ def probe(host: Any) -> tuple[bool, str] | None:
         return False, f"{e}{hint if host.vars.get('tls_ca_file') else ''}"
     except OtpatchError as e:
         return False, str(e)
-    if not identity or identity.get("simulator") != SIM_ID:
-        return False, f"{host.name}: {where} answers HTTPS but not as an otpatch simulator"
-    if identity.get("device") != host.name:
-        return False, (f"{host.name}: {where} is the simulator of {identity.get('device')!r}, "
-                       "not of this host (check the inventory's endpoints)")
-    return True, f"{host.name}: otpatch mGuard simulator at {where}"
+    answers, detail = simulator_answer(identity, host, where)
+    return answers, f"{host.name}: {detail}"

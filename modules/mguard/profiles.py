@@ -28,7 +28,9 @@ class ExportProfile(HostModule):
            "saved as it came, readable by its owner only (it can hold VPN keys), in the run's "
            "change store (<run_dir>/mguard/), its SHA-256 recorded in the facts and the "
            "journal. Facts `profile` (and `profiles.<label>`): path, sha256, size, rule "
-           "counts, rules digest, VLANs, IPsec tunnels, remote syslog; never a secret.")
+           "counts, rules digest, VLANs, IPsec tunnels, remote syslog; never a secret. "
+           "Simulator only (no public source documents a profile export call): refused on "
+           "a real device; there, save the profile in the device's web UI.")
     args_schema = schema({"label": {**LABEL, "description": "names the backup (default as_found)"}})
 
     def on_host(self, args, ctx, host, driver: MguardDriver) -> Result:
@@ -79,8 +81,11 @@ class ImportProfile(HostModule):
            "`restore_timeout` (default 90s, the article's figure). `profile` defaults to the "
            "one mguard.export_profile saved for this target; the file must still have the "
            "SHA-256 recorded then (or `sha256`). Unchanged when the device already runs "
-           "that configuration.")
+           "that configuration. Simulator only (no public source documents a profile import "
+           "call): refused on a real device before the profile or credentials are sent.")
     changes_device = True
+    changes = ("configuration",)
+    verifies = {"configuration": ()}  # waits until the device shows every rule active
     read_back_doc = ("compare the device's running profile with the saved one; if it is in "
                      "effect, wait for the restore and count the active rules")
     args_schema = schema({"profile": {"type": "string", "minLength": 1}, "sha256": SHA256,
@@ -101,7 +106,8 @@ class ImportProfile(HostModule):
 
     def read_back(self, args, ctx) -> ReadBack:
         return read_back_hosts(ctx, args["target"],
-                               lambda host, driver: self._read_back(args, ctx, host, driver))
+                               lambda host, driver: self._read_back(args, ctx, host, driver),
+                               purpose=self.name)
 
     def _read_back(self, args, ctx, host, driver: MguardDriver) -> ReadBack:
         saved = _saved_profile(args, ctx, host)

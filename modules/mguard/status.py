@@ -14,7 +14,9 @@ from otpatch.modules.schema_defs import DURATION, LABEL
 class Version(HostModule):
     name = "mguard.version"
     doc = ("Read an mGuard's firmware version, model and serial over HTTPS "
-           "(nph-status.cgi); facts: firmware_version, model, serial, part_number.")
+           "(nph-status.cgi); facts: firmware_version, model, serial, part_number. "
+           "Simulator only (no public source documents the call): refused on a real "
+           "device, having read nothing but /sim/identity, without credentials.")
     args_schema = schema({})
 
     def on_host(self, args, ctx, host, driver: MguardDriver) -> Result:
@@ -34,9 +36,11 @@ class WaitReady(HostModule):
            "update or a reboot), up to `timeout` (default 10m), polling every `interval` "
            "(default 5s); with `expect_version`, a ready device must report that firmware. "
            "A changed certificate or a refused login ends the wait at once. A dry run "
-           "passes the time virtually, and the simulator with it.")
+           "passes the time virtually, and the simulator with it. Simulator only (its "
+           "status action): refused on a real device.")
     args_schema = schema({"timeout": DURATION, "interval": DURATION,
                           "expect_version": {"type": "string", "minLength": 1}})
+    verifies = {"firmware": ("expect_version",)}
 
     def on_host(self, args, ctx, host, driver: MguardDriver) -> Result:
         wait = ReadyWait(driver, args.get("expect_version"))
@@ -63,7 +67,8 @@ class Check(HostModule):
            "with `expect_from: exported_profile`, from the profile mguard.export_profile "
            "recorded earlier for this target (explicit `expect` keys win). Without either it "
            "only records what it sees. Facts: checks.<label> (expected, observed, problems) "
-           "so before/after counts stay side by side in the change record.")
+           "so before/after counts stay side by side in the change record. Simulator only "
+           "(its status actions and profile export): refused on a real device.")
     args_schema = schema({
         "expect": {"type": "object", "additionalProperties": False, "properties": {
             "rules": {"type": "integer", "minimum": 0},
@@ -74,6 +79,7 @@ class Check(HostModule):
         "expect_from": {"enum": ["exported_profile"]},
         "label": LABEL,
     })
+    verifies = {"configuration": ("expect", "expect_from")}
 
     def on_host(self, args, ctx, host, driver: MguardDriver) -> Result:
         expected = _expected(args, ctx, host)

@@ -42,7 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _playbook_commands(sub: Any, c: Any) -> None:
     """validate, graph, plan: they read files and touch no device."""
     p = sub.add_parser("validate", help="schema and safety lint; exit 2 with file:line:col")
-    p.add_argument("playbooks", nargs="+", metavar="PLAYBOOK")
+    p.add_argument("playbooks", nargs="*", metavar="PLAYBOOK")
+    p.add_argument("-i", "--inventory", metavar="INVENTORY",
+                   help="check against this inventory (stages, approvers, windows); alone, "
+                        "validate the inventory")
+    p.add_argument("--rules", action="store_true", help="list every rule id and why")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=c.validate)
     p = sub.add_parser("graph", help="draw a playbook's state machine")

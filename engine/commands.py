@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,24 +23,66 @@ def _print_json(doc: Any) -> None:
 
 
 def validate(args) -> int:
+    from otpatch.engine.errors import PlaybookError
+    from otpatch.engine.inventory import load_inventory
     from otpatch.engine.loader import check_playbook
 
-    problems, report = [], []
-    for path in args.playbooks:
-        playbook, found = check_playbook(path)
+    if args.rules:
+        return rules(args)
+    if not args.playbooks and not args.inventory:
+        raise InputError("validate: give PLAYBOOK..., -i INVENTORY, or --rules")
+    inventory, problems, report = None, [], []
+    if args.inventory:
+        try:
+            inventory = load_inventory(args.inventory)
+        except PlaybookError as e:
+            problems += e.problems
+        report.append({"file": args.inventory, "kind": "inventory", "valid": not problems,
+                       "content_hash": inventory.content_hash if inventory else None,
+                       "problems": [vars(p) for p in problems]})
+    for path in args.playbooks if not problems else ():
+        playbook, found = check_playbook(path, inventory)
         problems += found
-        report.append({"file": path, "valid": not found,
+        report.append({"file": path, "kind": "playbook", "valid": not found,
                        "content_hash": playbook.content_hash if playbook and not found else None,
-                       "problems": [vars(p) for p in found]})
-    if args.json:
-        _print_json({"valid": not problems, "playbooks": report})
-    else:
-        for p in problems:
-            print(p, file=sys.stderr)
-        for item in report:
-            if item["valid"]:
-                print(f"{item['file']}: valid ({item['content_hash']})")
+                       "problems": [vars(p) for p in found],
+                       "waivers": [{"rule": w.rule, "reason": w.reason}
+                                   for w in (playbook.waivers if playbook else ())]})
+    _validate_report(args, problems, report)
     return EXIT_BAD_INPUT if problems else EXIT_OK
+
+
+def _validate_report(args, problems: list, report: list[dict]) -> None:
+    if args.json:
+        inventory = [r for r in report if r["kind"] == "inventory"]
+        _print_json({"valid": not problems, "inventory": inventory[0] if inventory else None,
+                     "playbooks": [r for r in report if r["kind"] == "playbook"]})
+        return
+    for p in problems:
+        print(p, file=sys.stderr)
+    against = f" against {args.inventory}" if args.inventory and args.playbooks else ""
+    for item in report:
+        if item["valid"]:
+            print(f"{item['file']}: valid{against if item['kind'] == 'playbook' else ''} "
+                  f"({item['content_hash']})")
+        for w in item.get("waivers") or () if item["valid"] else ():
+            print(f"{item['file']}: waived {w['rule']}: {w['reason']}")
+
+
+def rules(args) -> int:
+    """`validate --rules`: every rule id, what it finds, why, and whether it can be waived."""
+    from otpatch.engine.loader import catalogue
+
+    entries = catalogue()
+    if args.json:
+        _print_json({"rules": {rule: e._asdict() for rule, e in entries.items()}})
+        return EXIT_OK
+    for rule, e in entries.items():
+        tags = [e.applies] if e.applies != "playbook" else []
+        tags += ["waivable"] if e.waivable else []
+        print(f"{rule}{' (' + ', '.join(tags) + ')' if tags else ''}: {e.description}"
+              + (f". Why: {e.why}" if e.why else ""))
+    return EXIT_OK
 
 
 def graph(args) -> int:
@@ -59,11 +102,12 @@ def graph(args) -> int:
 def plan(args) -> int:
     from otpatch.engine import params as run_params
     from otpatch.engine.plan import format_plan, make_plan, plan_to_json
-    from otpatch.engine.runs import load_files
+    from otpatch.engine.runs import load_files, refuse_ended_windows
 
     loaded = load_files(args.playbook, args.inventory)
+    refuse_ended_windows(loaded, time.time())
     values = run_params.resolve(loaded.playbook, run_params.parse_assignments(args.extra))
-    the_plan = make_plan(loaded.playbook, loaded.targets, values)
+    the_plan = make_plan(loaded.playbook, loaded.targets, values, loaded.inventory.windows)
     if args.json:
         _print_json(plan_to_json(the_plan))
     else:
@@ -114,7 +158,8 @@ def run_document(progress) -> dict[str, Any]:
         "targets": cfg["targets"], "elapsed": progress.elapsed,
         "simulated_clock": cfg["mode"] == "dry_run",
         "path": [{"state": v.state, "entered_at": v.entered_at, "left_at": v.left_at,
-                  "event": v.event} for v in progress.path],
+                  "event": v.event, "reason": v.reason} for v in progress.path],
+        "waivers": cfg.get("waivers", []),
         "facts": progress.facts,
     }
 
@@ -160,6 +205,7 @@ def format_status(progress) -> str:
              f"({cfg['playbook_hash']}) {cfg['mode']}",
              f"targets: " + ("; ".join(f"{t} -> {', '.join(h)}" for t, h in cfg["targets"].items())
                              or "none"),
+             *[f"waived: {w['rule']}: {w['reason']}" for w in cfg.get("waivers", ())],
              f"path ({clock} clock):"]
     for v in progress.path:
         left = clock_label(v.left_at) if v.left_at is not None else "  …     "

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, is_dataclass, replace
 from typing import Any
 
 from otpatch.engine import guards, machine, runner
 from otpatch.engine.model import NO_ROLLBACK, TERMINALS, Playbook, State, format_duration
+from otpatch.engine.stages import effective_stages
 from otpatch.engine.record import (START, RunProgress, RunStatus, apply_result,
                                    apply_transition)
 from otpatch.modules import registry
@@ -31,6 +32,8 @@ class Conductor:
         self.pb, self.progress, self.journal = playbook, progress, journal
         self.ctx, self.display, self.windows = ctx, display, windows
         self.ctx.recorder = self._module_record
+        self.stages = effective_stages(playbook, ctx.inventory)
+        self.ctx.stage = self._stage_of(progress.state)
         self._reason = ""
         self._refusals: list[str] = []
         self._templated: dict[int, bool] = {}  # id(step) -> its args hold templates
@@ -88,6 +91,10 @@ class Conductor:
         started = self.ctx.clock.elapsed()
         self.ctx.module_name, self.ctx.facts = step.module, self.progress.facts
         result = runner.invoke(prepared, self.ctx)
+        if result.awaiting:  # no result is recorded: the open intent makes resume run it again
+            self._pause(result.awaiting, step={"state": state.name, "index": index,
+                                               "step": step.label, "module": step.module})
+            return
         self._record_result(state, index, step, prepared.args, result, started,
                             failure=self._failure(state, step, result))
 
@@ -156,23 +163,59 @@ class Conductor:
                                         "must restore it")
 
     def _move(self, trigger: str, **kwargs: Any) -> None:
+        dest = self._destination(trigger, kwargs.get("dest"))
+        spent = dest in self.pb.states and self.pb.states[dest].max_visits
+        if spent and sum(v.state == dest for v in self.progress.path) >= spent:
+            self._visits_spent(trigger, dest, spent)
+            return
         self._refusals = []
         moved = getattr(self.walker, trigger)(**kwargs)
-        self._reason = ""
+        reason, self._reason = self._reason, ""
         if not moved:
             self._pause("; ".join(self._refusals) or f"{trigger} refused")
             return
         state = self.progress.state
         if state in TERMINALS:
-            self._end(_OUTCOME_STATUS[state])
+            self._end(_OUTCOME_STATUS[state], reason or self._rollback_reason())
             return
-        self.display.state(self.pb.states[state], self.progress)
+        self.ctx.stage = self._stage_of(state)
+        # shown with the stage the run enforces (its hosts'), not only the author's label
+        self.display.state(replace(self.pb.states[state], stage=self.ctx.stage), self.progress)
         checkpoint = self.pb.states[state].checkpoint
         if checkpoint:
             snapshot = _jsonable(self.progress.facts)
             self._log("checkpoint", "checkpoint", "info",
                       {"state": state, "name": checkpoint, "facts": snapshot}, durable=False)
             self.progress.checkpoints[checkpoint] = snapshot
+
+    def _rollback_reason(self) -> str:
+        """Why the run rolled back (what failed), for the message of its end."""
+        started = [v for v in self.progress.path if v.event == "roll_back" and v.reason]
+        return f"rolled back after {started[-1].state} failed: {started[-1].reason}" \
+            if started else ""
+
+    def _stage_of(self, name: str) -> Any:
+        state = self.pb.states.get(name)
+        return self.stages.stage(state) if state is not None else None
+
+    def _destination(self, trigger: str, rollback: str | None) -> str:
+        if trigger == "begin":
+            return self.pb.initial
+        if trigger == "roll_back":
+            return rollback or ""
+        state = self.pb.states[self.progress.state]
+        return (state.next if trigger == "succeed" else state.on_failure) or "aborted"
+
+    def _visits_spent(self, trigger: str, dest: str, limit: int) -> None:
+        """A bounded cycle is spent: the state it would enter again fails instead, through
+        the rollback path; a failure edge that leads back into it halts for a human."""
+        reason = f"state {dest} already entered {limit} time(s) (max_visits {limit})"
+        if trigger == "succeed":
+            self._fail(self.pb.states[self.progress.state], reason)
+        else:
+            self._end(RunStatus.HALTED, f"{reason}, and the failure edge of "
+                                        f"{self.progress.state} leads back into it: a human "
+                                        "must decide")
 
     def _record_transition(self, event: Any) -> None:
         """`before` callback: the transition is journaled before the machine commits it."""
@@ -211,11 +254,14 @@ class Conductor:
         return passed
 
     # -- ends -----------------------------------------------------------------------------
-    def _pause(self, message: str) -> None:
+    def _pause(self, message: str, step: dict | None = None) -> None:
+        """Stop awaiting: at a refused gate, or mid-state at a `step` that needs a person."""
         self.progress.status = RunStatus.AWAITING
         self.progress.message = message
-        self._log("run", "run_paused", "refused", {"state": self.progress.state,
-                                                   "message": message})
+        payload = {"state": self.progress.state, "message": message}
+        if step is not None:
+            payload["step"] = step
+        self._log("run", "run_paused", "refused", payload)
         self.display.ended(self.progress)
 
     def _end(self, status: RunStatus, message: str = "") -> None:

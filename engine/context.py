@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from otpatch.engine.clock import iso
+from otpatch.engine.errors import ModuleFailed
+from otpatch.engine.people import Dialogue, holders, role_unheld, workstation
 from otpatch.modules.base import Attestation
 
 
@@ -26,40 +28,52 @@ class RunContext:
     recorder: Callable[[str, Mapping[str, Any]], None] | None = None
     module_name: str = ""
     ask: Callable[[str], str] | None = None  # asks the person at the terminal (execute mode)
+    stage: Any = None  # the running state's stage: a module reaches only hosts of it
 
     @property
     def dry_run(self) -> bool:
         return self.mode == "dry_run"
 
     def hosts(self, target: str) -> tuple[Any, ...]:
+        """The target's hosts; ModuleFailed, before anything is sent, when the running
+        module talks to devices and a host's otpatch_stage is not the state's stage."""
         try:
-            return self.targets[target]
+            hosts = self.targets[target]
         except KeyError:
             raise KeyError(f"no target {target!r}; declared: {', '.join(self.targets)}") from None
+        wrong = [h for h in hosts if self.stage is not None and h.stage is not self.stage]
+        if wrong and self._module_reaches_device():
+            names = ", ".join(f"{h.name} ({h.stage.value})" for h in wrong)
+            raise ModuleFailed(f"not sent: target {target} -> {names}, but this state runs in "
+                               f"{self.stage.value}: a state reaches only hosts of its stage")
+        return hosts
+
+    def _module_reaches_device(self) -> bool:
+        from otpatch.modules import registry
+
+        cls = registry.MODULES.get(self.module_name)
+        return cls is None or cls.reaches_device
 
     def record(self, event_type: str, payload: Mapping[str, Any]) -> None:
         if self.recorder is not None:
             self.recorder(event_type, payload)
 
-    def attest(self, statement: str, role: str | None, simulated_answer: bool) -> Attestation:
-        at = iso(self.clock.now())
+    def attest(self, statement: str, role: str, simulated_answer: bool) -> Attestation:
+        """A person holding `role` in the inventory confirms `statement`: asked at the
+        terminal in execute mode (PersonNeeded without one), the recorded simulation answer
+        in a dry run. A role no approver holds fails in both modes (ModuleFailed)."""
+        approvers = tuple(self.inventory.approvers)
+        if not holders(approvers, role):
+            raise ModuleFailed(role_unheld(role, approvers, self.inventory.path))
+        host, terminal = workstation()
         if self.dry_run:
-            return Attestation(statement, simulated_answer, "simulation", at, simulated=True)
-        return self._ask_person(statement, role, at)
-
-    def _ask_person(self, statement: str, role: str | None, at: str) -> Attestation:
-        ask = self.ask or _no_terminal
-        who_role = f" ({role})" if role else ""
-        try:
-            answer = ask(f"Confirm{who_role}: {statement} [yes/no] ").strip().lower()
-            who = ask("Your name: ").strip() if answer in ("y", "yes") else ""
-        except EOFError:
-            return Attestation(statement, False, "nobody", at, simulated=False,
-                               note="no terminal to ask at: not confirmed")
-        if answer not in ("y", "yes") or not who:
-            return Attestation(statement, False, who or "operator", at, simulated=False,
-                               note=f"answered {answer!r}")
-        return Attestation(statement, True, who, at, simulated=False)
+            return Attestation(statement, simulated_answer, "simulation",
+                               iso(self.clock.now()), simulated=True, role=role, host=host)
+        where = self.inventory.path or "the inventory"
+        answer = Dialogue(self.ask or _no_terminal, role, statement, approvers, where).run()
+        return Attestation(statement, answer.confirmed, answer.person, iso(self.clock.now()),
+                           simulated=False, role=role, host=host, terminal=terminal,
+                           refused=answer.refused)
 
 
 def _no_terminal(question: str) -> str:

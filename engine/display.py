@@ -29,7 +29,7 @@ class PlainDisplay:
 
     def ask(self, question: str) -> str:
         """Ask the person at the terminal (core.attest in execute mode); EOFError without
-        one: nobody can confirm for them."""
+        one (stdin not a terminal, or closed with Ctrl-D): nobody can answer for them."""
         if not sys.stdin or not sys.stdin.isatty():
             raise EOFError("no terminal")
         self.stream.flush()
@@ -73,6 +73,17 @@ class NullDisplay(PlainDisplay):
 
     def _line(self, text: str) -> None:
         pass
+
+    def ask(self, question: str) -> str:
+        """Asked on stderr: stdout carries only the JSON document."""
+        if not sys.stdin or not sys.stdin.isatty():
+            raise EOFError("no terminal")
+        sys.stderr.write(question)
+        sys.stderr.flush()
+        line = sys.stdin.readline()
+        if not line:
+            raise EOFError("end of input at the terminal")
+        return line.rstrip("\n")
 
 
 class LiveDisplay(PlainDisplay):

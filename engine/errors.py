@@ -4,9 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 EXIT_OK = 0
-EXIT_NOT_COMPLETED = 1  # the run ended but not completed: rolled back, aborted, halted, awaiting
+EXIT_NOT_COMPLETED = 1  # the run ended but not completed: rolled back, aborted, halted
 EXIT_BAD_INPUT = 2
-EXIT_GATE_REFUSED = 3
+EXIT_GATE_REFUSED = 3  # the run is awaiting: a gate refused, or a step needs a person
 
 
 class OtpatchError(Exception):
@@ -60,6 +60,11 @@ class ModuleFailed(RunError):
 
 class DeviceUnreachable(RunError):
     """A device did not answer; wraps the driver's error (raise ... from e)."""
+
+
+class PersonNeeded(RunError):
+    """A step needs a person who is not there (no terminal to ask at). Not a failure: the
+    runner turns it into an awaiting result, the run pauses (exit 3), resume asks again."""
 
 
 class GateRefused(OtpatchError):

@@ -61,10 +61,14 @@ def window_open(req: Requirement, view: GateView) -> Verdict:
         return Verdict(False, f"no maintenance window {req.window!r} in the inventory "
                               f"(declared: {known})")
     span = f"{window.start.isoformat()} .. {window.end.isoformat()}"
-    if view.dry_run:
-        return Verdict(True, f"window {req.window} ({span}) assumed open in a dry run",
-                       simulated=True)
     now = datetime.fromtimestamp(view.now, timezone.utc)
+    if view.dry_run and window.end > now:
+        return Verdict(True, f"window {req.window} ({span}) assumed open in a dry run "
+                             "(it has not ended)", simulated=True)
+    if view.dry_run:
+        return Verdict(False, f"window {req.window} ({span}) ended before "
+                              f"{now.isoformat(timespec='seconds')}: not even a rehearsal "
+                              "may assume it open")
     if not window.contains(now):
         return Verdict(False, f"window {req.window} ({span}) is not open at {now.isoformat()}")
     return Verdict(True, f"window {req.window} ({span}) open")

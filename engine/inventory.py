@@ -5,7 +5,8 @@ The file is what ansible-runner reads too: groups under `all` (or at the top lev
 otpatch decided to accept (schemas/inventory.schema.json is the truth):
 
 - host and group variables otpatch reads are typed: vendor, model, part_number, firmware,
-  serial (text), zone, vlan (1..4094), simulator (bool), endpoints (name -> address),
+  serial (text), zone, vlan (1..4094), simulator (bool), otpatch_stage (lab | staging |
+  production; a host without one is production), endpoints (name -> address),
   credentials (username and one of password_env / password_file);
 - any `ansible_*` variable passes through untouched, and a free `custom:` mapping holds
   whatever else a site wants; any other key is an error (a typo must not pass silently);
@@ -28,7 +29,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from otpatch.engine.errors import PlaybookError, Problem
-from otpatch.engine.model import Playbook, freeze
+from otpatch.engine.model import Playbook, Stage, freeze
 from otpatch.engine.schemas import schema_problems
 from otpatch.engine.yamlsrc import YamlSource, read_yaml
 
@@ -57,6 +58,7 @@ class Host:
     vlan: int | None = None
     endpoints: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     simulator: bool = False
+    stage: Stage = Stage.PRODUCTION  # `otpatch_stage`; unset means production
     credentials: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     vars: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
@@ -260,6 +262,7 @@ def _host(name: str, v: dict) -> Host:
                 serial=v.get("serial", ""), zone=v.get("zone", ""), vlan=v.get("vlan"),
                 endpoints=freeze(v.get("endpoints") or {}),
                 simulator=bool(v.get("simulator", False)),
+                stage=Stage(v.get("otpatch_stage", Stage.PRODUCTION.value)),
                 credentials=freeze(v.get("credentials") or {}), vars=freeze(v))
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from otpatch.engine.errors import PlaybookError, Problem
 from otpatch.engine.model import (AppliesTo, Budget, FirmwareImage, Metadata, ParamSpec,
                                   Playbook, Requirement, Stage, State, Step, TargetSpec,
-                                  freeze, parse_duration)
+                                  Waiver, freeze, parse_duration)
 from otpatch.engine.schemas import schema_problems
 from otpatch.engine.yamlsrc import RULES as YAML_RULES
 from otpatch.engine.yamlsrc import YamlSource, read_yaml
@@ -25,15 +25,17 @@ LOAD_RULES = {
 }
 
 
-def load_playbook(path: str | Path) -> Playbook:
-    """The validated playbook; PlaybookError carrying every problem found otherwise."""
-    playbook, problems = check_playbook(path)
+def load_playbook(path: str | Path, inventory: Any | None = None) -> Playbook:
+    """The validated playbook (checked against `inventory` when given: stages, sign-off
+    holders, windows); PlaybookError carrying every problem found otherwise."""
+    playbook, problems = check_playbook(path, inventory)
     if problems or playbook is None:
         raise PlaybookError(problems)
     return playbook
 
 
-def check_playbook(path: str | Path) -> tuple[Playbook | None, list[Problem]]:
+def check_playbook(path: str | Path, inventory: Any | None = None
+                   ) -> tuple[Playbook | None, list[Problem]]:
     """(playbook, problems sorted by position). The playbook is None when the file could not
     be read, failed its schema or has a malformed step; lint problems leave it built."""
     from otpatch.engine.lint import lint
@@ -46,15 +48,42 @@ def check_playbook(path: str | Path) -> tuple[Playbook | None, list[Problem]]:
     if problems:
         return None, problems
     playbook, problems = build_playbook(source)
-    problems = sorted(problems + lint(playbook), key=lambda p: (p.line, p.col, p.rule))
+    problems = sorted(problems + lint(playbook, inventory), key=lambda p: (p.line, p.col, p.rule))
     return (None if any(p.rule == "step-shape" for p in problems) else playbook), problems
 
 
 def rules() -> dict[str, str]:
     """Every rule id the loader can report, with its one-line description."""
-    from otpatch.engine.lint import RULES
+    return {rule: entry.description for rule, entry in catalogue().items()}
 
-    return {**LOAD_RULES, **{rule: r.description for rule, r in RULES.items()}}
+
+class RuleEntry(NamedTuple):
+    description: str
+    why: str = ""
+    waivable: bool = False
+    applies: str = "playbook"  # playbook | with an inventory | inventory | plan and run
+
+
+def catalogue() -> dict[str, RuleEntry]:
+    """Every rule `validate`, `plan` and `run` can report: what it finds, why, whether a
+    playbook may waive it and when it applies (`otpatch validate --rules`)."""
+    from otpatch.engine import inventory, stages, windows
+    from otpatch.engine.lint import RULES, WAIVER_RULE
+
+    out = {rule: RuleEntry(text, "the file must be readable YAML that the schema accepts")
+           for rule, text in LOAD_RULES.items()}
+    out.update({rule: RuleEntry(r.description, r.why, r.waivable) for rule, r in RULES.items()})
+    out[WAIVER_RULE] = RuleEntry("a `waive:` entry names no rule, or one that cannot be waived",
+                                 "production sign-off, window and rollback rules hold always")
+    out.update({rule: RuleEntry(text, stages.WHY[rule], applies="with an inventory")
+                for rule, text in stages.RULES.items()})
+    out.update({rule: RuleEntry(text, windows.WHY[rule], applies="plan and run"
+                                if rule == "window-ended" else "with an inventory")
+                for rule, text in windows.RULES.items()})
+    out.update({rule: RuleEntry(text, "the inventory is the site's truth: a wrong one points "
+                                "a step at the wrong device", applies="inventory")
+                for rule, text in inventory.RULES.items()})
+    return out
 
 
 def build_playbook(source: YamlSource) -> tuple[Playbook, list[Problem]]:
@@ -68,7 +97,9 @@ def build_playbook(source: YamlSource) -> tuple[Playbook, list[Problem]]:
         initial=d["initial"],
         states=_frozen({n: b.state(n, s) for n, s in d["states"].items()}),
         budgets=_frozen({n: b.budget(n, s) for n, s in (d.get("budgets") or {}).items()}),
-        content_hash=source.content_hash, initial_where=source.where(("initial",), value=True))
+        content_hash=source.content_hash, initial_where=source.where(("initial",), value=True),
+        waivers=tuple(Waiver(w["rule"], w["reason"], source.where(("waive", i)))
+                      for i, w in enumerate(d.get("waive") or ())))
     return playbook, b.problems
 
 
@@ -132,7 +163,8 @@ class _Builder:
                            for i, r in enumerate(spec.get("requires") or ())),
             checkpoint=spec.get("checkpoint"), do=tuple(s for s in steps if s is not None),
             expect_duration=_opt_duration(spec.get("expect_duration")),
-            timeout=_opt_duration(spec.get("timeout")), next=spec.get("next"),
+            timeout=_opt_duration(spec.get("timeout")), max_visits=spec.get("max_visits"),
+            next=spec.get("next"),
             on_failure=spec.get("on_failure"), rollback=spec.get("rollback"),
             where=self.source.where(path), edge_where=MappingProxyType(edges))
 

@@ -118,6 +118,7 @@ class State:
     do: tuple[Step, ...] = ()
     expect_duration: float | None = None  # seconds
     timeout: float | None = None  # seconds
+    max_visits: int | None = None  # how often a run may enter it (bounds a cycle)
     next: str | None = None
     on_failure: str | None = None
     rollback: str | None = None  # a state, NO_ROLLBACK, or None (inherit)
@@ -132,6 +133,15 @@ class State:
         if self.rollback and self.rollback != NO_ROLLBACK:
             out.append(("rollback", self.rollback))
         return out
+
+
+@dataclass(frozen=True)
+class Waiver:
+    """A lint rule the playbook's author set aside, and why (the run record shows it)."""
+
+    rule: str
+    reason: str
+    where: Where = field(default_factory=lambda: Where(""))
 
 
 @dataclass(frozen=True)
@@ -177,6 +187,7 @@ class Playbook:
     budgets: Mapping[str, Budget]
     content_hash: str
     initial_where: Where = field(default_factory=lambda: Where(""))
+    waivers: tuple[Waiver, ...] = ()
 
     def state(self, name: str) -> State:
         return self.states[name]

@@ -108,15 +108,29 @@ class Plan:
     budgets: tuple[BudgetCheck, ...]
     targets: tuple[TargetPlan, ...]
     params: tuple[ParamValue, ...]
+    windows: tuple["WindowFit", ...] = ()
+
+
+@dataclass(frozen=True)
+class WindowFit:
+    """A maintenance window a state requires, against what the path from that state needs."""
+
+    state: str
+    window: str
+    start: str  # ISO 8601, as the inventory gives it
+    end: str
+    length: float
+    need: BudgetCheck
 
 
 def make_plan(playbook: Playbook, targets: Mapping[str, tuple[Any, ...]] | None,
-              params: Mapping[str, Any]) -> Plan:
+              params: Mapping[str, Any], windows: Mapping[str, Any] | None = None) -> Plan:
     """The plan of `playbook` for resolved `targets` (hosts with `.name`; None without an
-    inventory) and resolved `params`. Gates are listed, never evaluated."""
+    inventory), resolved `params` and the inventory's maintenance `windows`. Gates are
+    listed, never evaluated."""
     walk = walk_next(playbook, playbook.initial)
     path = _path(playbook, walk)
-    walks = {t: walk_next(playbook, t) for t in sorted({p.rollback for p in path} - {None})}
+    walks = _rollback_walks(playbook, path)
     meta = playbook.metadata
     return Plan(
         name=meta.name, version=meta.version, standard=meta.standard,
@@ -125,7 +139,42 @@ def make_plan(playbook: Playbook, targets: Mapping[str, tuple[Any, ...]] | None,
         budgets=tuple(_budget(b, path, walks) for b in playbook.budgets.values()),
         targets=tuple(TargetPlan(name, spec.group, _hosts(targets, name))
                       for name, spec in playbook.targets.items()),
-        params=_params(playbook, params))
+        params=_params(playbook, params), windows=_window_fits(playbook, windows or {}))
+
+
+def _window_fits(playbook: Playbook, windows: Mapping[str, Any]) -> tuple[WindowFit, ...]:
+    out = []
+    for state in playbook.states.values():
+        for req in (r for r in state.requires if r.kind == "window"):
+            w = windows.get(req.window)
+            if w is not None:
+                length = (w.end - w.start).total_seconds()
+                out.append(WindowFit(state.name, w.name, w.start.isoformat(), w.end.isoformat(),
+                                     length, path_need(playbook, state.name, w.name, length)))
+    return tuple(out)
+
+
+def budget_check(playbook: Playbook, budget: Budget) -> BudgetCheck:
+    """One budget against the happy path: the one computation `plan` shows and the
+    budget-over lint rule judges."""
+    path = _path(playbook, walk_next(playbook, playbook.initial))
+    return _budget(budget, path, _rollback_walks(playbook, path))
+
+
+def path_need(playbook: Playbook, start: str, name: str, limit: float) -> BudgetCheck:
+    """What the path from `start` (a window's gate) to its end needs: expected time, and the
+    worst case of a failure at the end of one of its states followed by its rollback."""
+    walk = walk_next(playbook, playbook.initial)
+    if start not in walk.states:
+        walk = walk_next(playbook, start)
+    path = _path(playbook, walk)
+    names = walk.states[walk.states.index(start):]
+    return _budget(Budget(name=name, limit=limit, states=names), path,
+                   _rollback_walks(playbook, path))
+
+
+def _rollback_walks(playbook: Playbook, path: tuple[PlannedState, ...]) -> dict[str, Walk]:
+    return {t: walk_next(playbook, t) for t in sorted({p.rollback for p in path} - {None})}
 
 
 def walk_next(playbook: Playbook, start: str) -> Walk:
@@ -272,6 +321,9 @@ def format_plan(plan: Plan) -> str:
     lines += _path_lines(plan)
     lines += _section("gates, in order (listed, not evaluated):", _gate_lines(plan))
     lines += _section("budgets:", [_budget_line(b) for b in plan.budgets])
+    if plan.windows:
+        lines += _section("maintenance windows (from the inventory):",
+                          [_window_line(w) for w in plan.windows])
     lines += _section("rollback paths (from each state that changes a device):",
                       [_rollback_line(r) for r in plan.rollbacks])
     short = "" if plan.walk.end else " (up to where the path stops)"
@@ -354,6 +406,15 @@ def _budget_line(b: BudgetCheck) -> str:
     if b.off_path:
         line += f" (off the happy path: {', '.join(b.off_path)})"
     return line + _unestimated(b.unestimated)
+
+
+def _window_line(w: WindowFit) -> str:
+    fits = "fits" if w.need.worst_within else "TOO SHORT"
+    worst = (f"; worst case {format_duration(w.need.worst_case)}: {w.need.worst_fails_in} "
+             f"fails, then " + (f"rollback -> {w.need.worst_rollback}" if w.need.worst_rollback
+                                 else "no rollback")) if w.need.worst_fails_in else ""
+    return (f"{w.window} {w.start} .. {w.end} ({format_duration(w.length)}) for the path from "
+            f"{w.state}: expected {format_duration(w.need.expected)}{worst} ({fits})")
 
 
 def _rollback_line(r: RollbackPath) -> str:

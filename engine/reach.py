@@ -92,8 +92,10 @@ def can_finish(playbook: Playbook, active: dict[str, frozenset]) -> set[str]:
         dests = {dest for _, dest in state.edges()} | (set(active.get(name, ())) - {NONE})
         for dest in dests:
             before.setdefault(dest, set()).add(name)
-        # an edge to a name that is no state is reported as unknown-state, not twice
-        if dests & TERMINALS or any(d not in playbook.states for d in dests):
+        # an edge to a name that is no state is reported as unknown-state, not twice; a
+        # state with `max_visits` ends the run through its failure edge once it is spent
+        if dests & TERMINALS or any(d not in playbook.states for d in dests) \
+                or state.max_visits:
             finishing.append(name)
     seen = set(finishing)
     while finishing:

@@ -37,6 +37,7 @@ class Visit:
     entered_at: float
     left_at: float | None = None
     event: str | None = None  # the event that left it: succeed | fail | roll_back
+    reason: str | None = None  # why it was left by fail or roll_back
 
 
 @dataclass
@@ -91,6 +92,7 @@ def apply_transition(progress: RunProgress, payload: Mapping[str, Any]) -> None:
     if progress.path:
         progress.path[-1].left_at = elapsed
         progress.path[-1].event = payload["event"]
+        progress.path[-1].reason = payload.get("reason")
     progress.state = payload["to"]
     progress.step_index = 0
     progress.failure = None

@@ -2,7 +2,8 @@
 
 Arguments are rendered and validated before any module runs (bad arguments fail even in a
 dry run); a module without dry-run support is never called in a dry run; an unreachable
-device is its own outcome; a module that raises becomes a failed result, never a crash."""
+device is its own outcome; a step that needs a person who is not there is awaiting, neither
+success nor failure; a module that raises becomes a failed result, never a crash."""
 from __future__ import annotations
 
 import json
@@ -12,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from otpatch.engine import templating
-from otpatch.engine.errors import DeviceUnreachable, OtpatchError
+from otpatch.engine.errors import DeviceUnreachable, OtpatchError, PersonNeeded
 from otpatch.engine.model import Step, thaw
 from otpatch.modules import registry
 from otpatch.modules.base import Module, ReadBack, Result
@@ -92,6 +93,8 @@ def invoke(prepared: PreparedStep, ctx: Any) -> Result:
         return module().run(prepared.args, ctx)
     except DeviceUnreachable as e:
         return Result(failed=True, unreachable=True, msg=str(e))
+    except PersonNeeded as e:
+        return Result(awaiting=str(e), msg=str(e))
     except OtpatchError as e:
         return Result(failed=True, msg=str(e))
     except Exception as e:  # a module bug must not kill a run halfway through a change

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,15 +26,31 @@ class Loaded:
 
 
 def load_files(playbook_path: str, inventory_path: str | None) -> Loaded:
+    """Inventory first, then the playbook checked against it (each state's stage is its
+    hosts' stage, sign-off roles are held, windows declared and long enough), then targets."""
     from otpatch.engine.inventory import empty_inventory, load_inventory, resolve_targets
     from otpatch.engine.loader import load_playbook
 
-    playbook = load_playbook(playbook_path)
-    if inventory_path is None and playbook.targets:
+    inventory = load_inventory(inventory_path) if inventory_path else None
+    playbook = load_playbook(playbook_path, inventory)
+    if inventory is None and playbook.targets:
         raise InputError(f"{playbook_path}: the playbook has targets "
                          f"({', '.join(playbook.targets)}): give an inventory with -i")
-    inventory = load_inventory(inventory_path) if inventory_path else empty_inventory()
+    inventory = inventory or empty_inventory()
     return Loaded(playbook, inventory, resolve_targets(playbook, inventory))
+
+
+def refuse_ended_windows(loaded: Loaded, now: float) -> None:
+    """`plan` and `run` (dry runs too) refuse a window that is over: a gate could never open."""
+    from datetime import datetime, timezone
+
+    from otpatch.engine.errors import PlaybookError
+    from otpatch.engine.windows import ended_windows
+
+    problems = ended_windows(loaded.playbook, loaded.inventory,
+                             datetime.fromtimestamp(now, timezone.utc))
+    if problems:
+        raise PlaybookError(problems)
 
 
 def refuse_non_simulators(loaded: Loaded) -> None:
@@ -61,6 +78,7 @@ def start(playbook_path: str, inventory_path: str | None, mode: str, params_give
 
     assert mode in MODES, mode
     loaded = load_files(playbook_path, inventory_path)
+    refuse_ended_windows(loaded, time.time())
     if mode == "dry_run":
         refuse_non_simulators(loaded)
     params = run_params.resolve(loaded.playbook, params_given)
@@ -121,6 +139,7 @@ def _config(loaded: Loaded, mode: str, params: dict, clock_start: float) -> dict
             "inventory": str(Path(inv.path).resolve()) if inv.path else None,
             "inventory_hash": inv.content_hash, "mode": mode, "params": params,
             "targets": {t: [h.name for h in hosts] for t, hosts in loaded.targets.items()},
+            "waivers": [{"rule": w.rule, "reason": w.reason} for w in pb.waivers],
             "pid": os.getpid(), "clock_start": clock_start}
 
 

@@ -29,6 +29,16 @@ def is_template(value: Any) -> bool:
     return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
+_PARAM_ONLY = re.compile(r"^\{\{\s*params\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*['\"]([^'\"]+)['\"]\s*\])"
+                         r"\s*\}\}$")
+
+
+def single_param(value: Any) -> str | None:
+    """NAME when `value` is exactly `{{ params.NAME }}` (the whole param, untouched)."""
+    m = _PARAM_ONLY.match(value) if isinstance(value, str) else None
+    return (m.group(1) or m.group(2)) if m else None
+
+
 @lru_cache(maxsize=4096)
 def _compiled(text: str):
     env = environment()

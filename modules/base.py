@@ -17,6 +17,9 @@ class Result:
     facts: Mapping[str, Any] = field(default_factory=dict)
     diff: Mapping[str, Any] | None = None
     unreachable: bool = False  # the device did not answer: its own outcome, not a check failure
+    # The step cannot finish until someone is there (a person at a terminal): why. Neither
+    # success nor failure: the run pauses, awaiting, and resume runs the step again.
+    awaiting: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         out = {"changed": self.changed, "failed": self.failed, "msg": self.msg,
@@ -25,13 +28,16 @@ class Result:
             out["diff"] = dict(self.diff)
         if self.unreachable:
             out["unreachable"] = True
+        if self.awaiting:
+            out["awaiting"] = self.awaiting
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Result":
         return cls(changed=bool(data.get("changed")), failed=bool(data.get("failed")),
                    msg=str(data.get("msg", "")), facts=dict(data.get("facts") or {}),
-                   diff=data.get("diff"), unreachable=bool(data.get("unreachable")))
+                   diff=data.get("diff"), unreachable=bool(data.get("unreachable")),
+                   awaiting=str(data.get("awaiting") or ""))
 
 
 @dataclass(frozen=True)
@@ -49,14 +55,18 @@ class ReadBack:
 
 @dataclass(frozen=True)
 class Attestation:
-    """A named human confirmation: who said what, when, and whether it was simulated."""
+    """A named human confirmation: who, holding which role, said what, when, where, and
+    whether it was simulated. Recorded in the journal, not signed (yet)."""
 
     statement: str
     confirmed: bool
-    who: str
+    person: str  # an inventory approver holding `role`; "simulation" in a dry run
     at: str  # ISO 8601
     simulated: bool
-    note: str = ""
+    role: str = ""
+    host: str = ""  # the otpatch host's name
+    terminal: str | None = None  # the terminal the person answered at, if known
+    refused: tuple[str, ...] = ()  # names typed first that do not hold the role
 
 
 class Clock(Protocol):
@@ -80,8 +90,11 @@ class Context(Protocol):
     @property
     def dry_run(self) -> bool: ...
     def hosts(self, target: str) -> tuple[Any, ...]: ...
-    def attest(self, statement: str, role: str | None, simulated_answer: bool) -> Attestation: ...
+    def attest(self, statement: str, role: str, simulated_answer: bool) -> Attestation: ...
     def record(self, event_type: str, payload: Mapping[str, Any]) -> None: ...
+
+
+ANY_ASPECT = "device"  # what a device-changing module that names nothing changes
 
 
 class Module(ABC):
@@ -92,11 +105,31 @@ class Module(ABC):
     args_schema: ClassVar[Mapping[str, Any]]
     supports_dry_run: ClassVar[bool] = True
     changes_device: ClassVar[bool] = False
+    # What a device-changing module changes on its target ("firmware", "mode",
+    # "configuration"); empty means anything ("device"). And what a module verifies by
+    # reading its target back: aspect -> the arguments any one of which makes the step
+    # check it (empty: always). The lint proves each change is followed by its check.
+    reaches_device: ClassVar[bool] = True  # False: reads only the inventory about its target
+    changes: ClassVar[tuple[str, ...]] = ()
+    verifies: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     read_back_doc: ClassVar[str] = "nothing to re-verify: the step is run again"
 
     @abstractmethod
     def run(self, args: Mapping[str, Any], ctx: Context) -> Result:
         """Act (or, in a dry run against simulators, act on the simulator) and answer."""
+
+    @classmethod
+    def changed_aspects(cls) -> tuple[str, ...]:
+        """What a step of this module changes on its target (none for a reading module)."""
+        if not cls.changes_device:
+            return ()
+        return cls.changes or (ANY_ASPECT,)
+
+    @classmethod
+    def verified_aspects(cls, args: Mapping[str, Any]) -> tuple[str, ...]:
+        """What a step of this module, with these arguments, reads back and checks."""
+        return tuple(aspect for aspect, needs in cls.verifies.items()
+                     if not needs or any(args.get(name) is not None for name in needs))
 
     def read_back(self, args: Mapping[str, Any], ctx: Context) -> ReadBack:
         """Re-verify on the device whether an interrupted action took effect.

@@ -96,9 +96,9 @@ def chain_playbook(n: int) -> str:
                   f"      - name: settle {i}",
                   '        core.wait: {duration: "{{ params.soak }}"}',
                   f"        register: settled_{i}",
-                  "      - ansible.playbook: {playbook: flash.yml}",
+                  "      - ansible.playbook: {playbook: flash.yml, verify: check_mode}",
                   "    expect_duration: 8m", f"    next: {following}",
                   "    on_failure: aborted", "    rollback: restore"]
-    lines += ["  restore:", "    do:", "      - ansible.playbook: {playbook: restore.yml}",
+    lines += ["  restore:", "    do:", "      - ansible.playbook: {playbook: restore.yml, verify: check_mode}",
               "    next: rolled_back", "    on_failure: aborted"]
     return "\n".join(lines) + "\n"

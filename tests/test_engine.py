@@ -91,7 +91,7 @@ def test_readiness_playbook_dry_run_completes_with_simulated_soak(home, lab):
     risk = progress.facts["risk"]
     assert (risk["base"], risk["due_category"]) == (9.8, "emergency_72h")
     assert "simulation sign-off for process_owner + ot_security_officer" in text
-    assert "confirmed by simulation (simulated): All PID loops are stable" in text
+    assert "confirmed by simulation (operator, simulated): All PID loops are stable" in text
 
 
 def test_every_step_has_intent_before_result_and_chain_verifies(home, tmp_path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 
@@ -37,3 +38,42 @@ def test_ansible_step_runs_in_check_mode_in_a_dry_run(home, tmp_path, mode, writ
         assert journal.verify().ok
     assert events and all(e.source == "module:ansible.playbook" for e in events)
     assert any(e.payload.get("task") == "Write the marker file" for e in events)
+
+
+def test_verify_check_mode_confirms_the_change_by_an_ansible_check_run(home, tmp_path):
+    marker_dir = tmp_path / "ews"
+    marker_dir.mkdir()
+    progress = runs.start(PLAYBOOK, INVENTORY, "execute", {"marker_dir": str(marker_dir)}, home,
+                          PlainDisplay(io.StringIO()))
+    assert progress.status is RunStatus.COMPLETED, progress.message
+    assert "verified in check mode: nothing pending" in progress.results["marker"]["msg"]
+
+
+NEVER_SETTLES = """\
+- name: A change that is never in effect (new content on every run, check mode included)
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Write a fresh value
+      ansible.builtin.copy:
+        content: "{{ 1000000 | random }}-{{ 1000000 | random }}\\n"
+        dest: "{{ marker_dir }}/marker.txt"
+        mode: "0644"
+"""
+
+
+def test_verify_check_mode_fails_a_change_still_pending_and_rolls_back(home, tmp_path):
+    marker_dir = tmp_path / "ews"
+    marker_dir.mkdir()
+    (tmp_path / "ansible").mkdir()
+    (tmp_path / "ansible" / "write_marker.yml").write_text(NEVER_SETTLES)
+    (tmp_path / "ansible" / "remove_marker.yml").write_text(
+        (FIXTURES / "ansible" / "remove_marker.yml").read_text())
+    (tmp_path / "engine" / "ansible").mkdir(parents=True)
+    playbook = tmp_path / "engine" / "ansible" / "ews-marker.yml"
+    playbook.write_text(Path(PLAYBOOK).read_text())
+    progress = runs.start(str(playbook), INVENTORY, "execute", {"marker_dir": str(marker_dir)},
+                          home, PlainDisplay(io.StringIO()))
+    assert progress.status is RunStatus.ROLLED_BACK, progress.message
+    assert "verify (check mode)" in progress.message and "not in effect" in progress.message
+    assert not (marker_dir / "marker.txt").exists()  # the rollback removed it, and checked

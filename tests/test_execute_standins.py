@@ -27,10 +27,12 @@ def test_execute_runs_the_lab_for_real_and_stops_at_the_production_gate(tmp_path
                                                str(lab.inventory), "--execute", "-e", "soak=0s"],
                               cwd=str(ROOT), env=child_env(home), encoding="utf-8",
                               timeout=60, dimensions=(40, 200))
-        child.expect(r"Confirm \(ot_security_officer\): Lab test results")
-        child.sendline("yes")
-        child.expect("Your name: ")
+        child.expect(r"attestation \(ot_security_officer\): Lab test results")
+        child.expect(r"who holds ot_security_officer in .*:\r\n    1\. Bernd Maier\r\n")
+        child.expect("your number or your name: ")
         child.sendline("Bernd Maier")
+        child.expect(r"Bernd Maier \(ot_security_officer\): do you confirm it\? \[yes/no\] ")
+        child.sendline("yes")
         child.expect(pexpect.EOF)
         child.close()
     assert child.exitstatus == 3, child.before  # refused by a gate
@@ -43,6 +45,8 @@ def test_execute_runs_the_lab_for_real_and_stops_at_the_production_gate(tmp_path
     assert progress.facts["lab_plc"]["revision"] == "v04.30"  # really transferred
     assert progress.facts["staging_plc"]["running_version"] == "v04.30"
     attestation = progress.facts["attestation"]
-    assert (attestation["who"], attestation["simulated"]) == ("Bernd Maier", False)
+    assert (attestation["person"], attestation["role"], attestation["simulated"]) == (
+        "Bernd Maier", "ot_security_officer", False)
+    assert attestation["host"] and attestation["terminal"].startswith("/dev/")
     lab_transfer = next(v for v in progress.path if v.state == "lab_transfer")
     assert lab_transfer.left_at - lab_transfer.entered_at < 60  # wall clock, scaled sims

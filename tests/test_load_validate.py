@@ -25,7 +25,7 @@ INVALID = [
     ("unknown-state.yml", "unknown-state", 10),
     ("unknown-state-over.yml", "unknown-state", 9),
     ("terminal-redefined.yml", "terminal-redefined", 9),
-    ("unknown-target.yml", "unknown-target", 12),
+    ("unknown-target.yml", "unknown-target", 13),
     ("unknown-param.yml", "unknown-param", 11),
     ("unknown-param-hash.yml", "unknown-param", 9),
     ("requirement-param.yml", "requirement-param", 11),
@@ -58,6 +58,8 @@ INVALID = [
     ("yaml-multi-document.yml", "yaml-multi-document", 4),
     ("duplicate-key.yml", "duplicate-key", 9),
 ]
+# rules that come along with the one a fixture is about: an unbounded cycle has no terminal
+ALSO = {"no-terminal-path.yml": {"cycle-unbounded"}}
 
 
 class Flash(Module):
@@ -68,6 +70,7 @@ class Flash(Module):
     args_schema = {"type": "object", "properties": {"target": TARGET},
                    "required": ["target"], "additionalProperties": False}
     changes_device = True
+    verifies = {"device": ()}  # the double stands for a module that reads its change back
 
     def run(self, args, ctx) -> Result:
         return Result(changed=True)
@@ -104,16 +107,20 @@ def test_invalid_playbook_names_its_rule_and_line(name, rule, line):
     path = FIXTURES / "invalid" / name
     with pytest.raises(PlaybookError) as caught:
         load_playbook(path)
-    problems = caught.value.problems
+    problems = [p for p in caught.value.problems if p.rule not in ALSO.get(name, ())]
     assert {p.rule for p in problems} == {rule}, [str(p) for p in problems]
     assert line in [p.line for p in problems]
     assert all(str(p).startswith(f"{path}:{p.line}:{p.col}: [{rule}] ") for p in problems)
 
 
 def test_every_rule_has_a_broken_fixture():
-    covered = {rule for _, rule, _ in INVALID}
+    from test_inventory import INVALID as INVENTORY_INVALID
+    from test_safety_lint import UNSAFE
+
+    covered = {rule for _, rule, _ in INVALID} | {rule for _, rule, _, _ in UNSAFE}
+    covered |= {rule for _, rule, _ in INVENTORY_INVALID}
     generated = {"yaml-binary", "yaml-alias-bomb", "yaml-too-large", "yaml-too-deep",
-                 "yaml-unreadable"}
+                 "yaml-unreadable", "target-unresolved"}
     assert set(rules()) - covered - generated == set()
 
 

@@ -11,6 +11,7 @@ from otpatch.modules.schema_defs import TARGET, TEXT
 
 class AdvisoriesMatch(Module):
     name = "advisories.match"
+    reaches_device = False  # the inventory's records of its target only
     doc = ("Monitor advisories (IEC TR 62443-2-3): validate the CSAF 2.0 files under "
            "`advisories` (files or folders, relative to the playbook) against the official "
            "schema, match them against the inventory (or the hosts of `target`) by vendor, "

@@ -46,6 +46,7 @@ class AnsiblePlaybook(Module):
         "in check mode changes nothing and simply runs again."
     )
     changes_device = True  # an Ansible playbook may change anything
+    verifies = {"device": ("verify",)}  # verify: check_mode re-runs it in check mode
     supports_dry_run = True
     args_schema = {
         "type": "object",
@@ -61,6 +62,10 @@ class AnsiblePlaybook(Module):
             "check": {"type": "boolean",
                       "description": "Ansible check mode; default: on in a dry run, off in "
                                      "execute mode"},
+            "verify": {"const": "check_mode",
+                       "description": "after a run that changed something, run the playbook "
+                                      "again in check mode and fail if any change is still "
+                                      "pending (Ansible's own read-back)"},
             "timeout": DURATION,
         },
         "required": ["playbook"],
@@ -69,7 +74,10 @@ class AnsiblePlaybook(Module):
 
     def run(self, args: Mapping[str, Any], ctx: Context) -> Result:
         check = runs_in_check_mode(args, ctx.dry_run)
-        return play(args, ctx, check_mode=check, phase="check" if check else "run").result()
+        result = play(args, ctx, check_mode=check, phase="check" if check else "run").result()
+        if check or result.failed or not result.changed or not args.get("verify"):
+            return result
+        return _verified(result, play(args, ctx, check_mode=True, phase="verify"))
 
     def read_back(self, args: Mapping[str, Any], ctx: Context) -> ReadBack:
         if runs_in_check_mode(args, ctx.dry_run):
@@ -86,6 +94,15 @@ class AnsiblePlaybook(Module):
                 facts=facts, msg=f"read-back: changes still pending: {outcome.line()}"))
         return ReadBack(applied=True, result=Result(
             facts=facts, msg=f"read-back: nothing pending, in effect: {outcome.line()}"))
+
+
+def _verified(result: Result, check: PlaybookOutcome) -> Result:
+    """The run's result, failed when the check-mode re-run still sees changes pending."""
+    if check.failed or check.unreachable or check.changed:
+        return Result(failed=True, changed=True, facts=result.facts,
+                      msg=f"{result.msg}; verify (check mode): {check.line()}: not in effect")
+    return Result(changed=True, facts=result.facts,
+                  msg=f"{result.msg}; verified in check mode: nothing pending")
 
 
 def runs_in_check_mode(args: Mapping[str, Any], dry_run: bool) -> bool:

@@ -11,6 +11,7 @@ from otpatch.modules.schema_defs import TARGET, TEXT
 
 class Assess(Module):
     name = "risk.assess"
+    reaches_device = False  # its target's inventory record only: no stage of its own
     doc = ("Risk first (IEC TR 62443-2-3): score the advisory's CVSS v3.0/v3.1 vector, apply "
            "the cited compensating controls (from `controls_file`, relative to the playbook) "
            "as environmental metrics, and take the due category from the effective score: "

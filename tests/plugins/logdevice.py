@@ -27,6 +27,8 @@ class SetValue(Module):
     name = "logdevice.set_value"
     doc = "Write key=value on the stand-in device (a JSON file), logging the operation."
     changes_device = True
+    changes = ("value",)
+    verifies = {"value": ()}  # it reads the key back after writing it
     read_back_doc = "read the key back and compare with the intended value"
     args_schema = {"type": "object", "required": ["device", "key", "value"],
                    "additionalProperties": False,
@@ -42,6 +44,9 @@ class SetValue(Module):
         tmp.write_text(json.dumps(values))
         os.replace(tmp, device)
         _log(device, "apply", f"{args['key']}={args['value']}")
+        seen = _values(device).get(args["key"])
+        if seen != args["value"]:
+            return Result(failed=True, changed=True, msg=f"{args['key']} reads back {seen!r}")
         return Result(changed=before != args["value"], msg=f"{args['key']}={args['value']}",
                       facts={args["key"]: args["value"]})
 

@@ -42,6 +42,15 @@ RULES = {
     "target-unresolved": "a playbook target whose inventory group is missing, empty or "
                          "holds several hosts for a one-host target",
 }
+WHY = {
+    "credential-inline": "a secret in a file that is copied, versioned and shown is no "
+                         "secret: name the variable or file that holds it",
+    "window-order": "a window that ends before it starts can never be open",
+    "window-time": "a window must be a real instant, with its offset, to compare with now",
+    "group-cycle": "group membership must be finite to say which hosts a target is",
+    "target-unresolved": "every target must name exactly the hosts it means, or the step "
+                         "would touch none, or the wrong ones",
+}
 
 
 @dataclass(frozen=True)

@@ -80,8 +80,7 @@ def catalogue() -> dict[str, RuleEntry]:
     out.update({rule: RuleEntry(text, windows.WHY[rule], applies="plan and run"
                                 if rule == "window-ended" else "with an inventory")
                 for rule, text in windows.RULES.items()})
-    out.update({rule: RuleEntry(text, "the inventory is the site's truth: a wrong one points "
-                                "a step at the wrong device", applies="inventory")
+    out.update({rule: RuleEntry(text, inventory.WHY[rule], applies="inventory")
                 for rule, text in inventory.RULES.items()})
     return out
 

@@ -277,12 +277,14 @@ def _checkers(change: Change) -> str:
 
 
 def rollback_unverified(pb: Playbook, site: Site) -> list[Problem]:
-    """A rollback edge leads to states that change the device back (each target the covered
-    states change) and check every change by read-back before the terminal."""
+    """A rollback edge that covers a device change leads to states that change the device
+    back (each target the covered states change) and check every change by read-back
+    before the terminal."""
     active = reach.active_rollbacks(pb)
     out = []
     for source, dest, where in _rollback_edges(pb):
-        trouble = _rollback_trouble(pb, dest, _covered_targets(pb, active, dest))
+        covered = _covered_targets(pb, active, dest)
+        trouble = _rollback_trouble(pb, dest, covered) if covered else ""
         if trouble:
             out.append(at(where, "rollback-unverified", f"{source}: rollback {dest}: {trouble}"))
     return out

@@ -17,7 +17,7 @@ RULES = {
     "window-undeclared": "a `window` requirement names a window the inventory does not declare",
     "window-too-short": "a maintenance window shorter than the path it opens needs in the "
                         "worst case (failure, then rollback)",
-    "window-ended": "a maintenance window that is over (plan and run)",
+    "window-ended": "a maintenance window that is over",
 }
 WHY = {
     "window-undeclared": "a run would otherwise find out hours in, at the gate",

@@ -62,15 +62,17 @@ def site():
 
 @pytest.mark.parametrize("name, rule, line, twin", BY_VALIDATE,
                          ids=[f"{r[0]}-{r[1]}" for r in BY_VALIDATE])
-def test_unsafe_procedure_is_refused_at_its_line_and_its_twin_passes(site, name, rule, line,
+def test_unsafe_procedure_is_refused_at_its_line_and_its_twin_passes(home, name, rule, line,
                                                                     twin):
-    _, problems = check_playbook(unsafe(name), site)
-    located = [(p.rule, p.line) for p in problems]
-    assert (rule, line) in located, [str(p) for p in problems]
-    assert all(str(p).startswith(f"{unsafe(name)}:{p.line}:{p.col}: [{p.rule}] ")
-               for p in problems)
-    _, twin_problems = check_playbook(safe(twin), site)
-    assert twin_problems == []
+    done = otpatch_child(home, "validate", "-i", str(SITE), str(unsafe(name)))
+    assert done.returncode == 2, done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert re.search(rf"^{re.escape(str(unsafe(name)))}:{line}:\d+: \[{rule}\] ", done.stderr,
+                     re.M), done.stderr
+    assert all(re.match(rf"^{re.escape(str(unsafe(name)))}:\d+:\d+: \[[a-z-]+\] ", text)
+               for text in lines), lines
+    twin_done = otpatch_child(home, "validate", "-i", str(SITE), str(safe(twin)))
+    assert twin_done.returncode == 0, twin_done.stderr
 
 
 def test_validate_cli_exits_2_with_located_lines_and_0_for_the_twin(home):
@@ -310,6 +312,42 @@ def test_validate_an_inventory_alone(home, tmp_path):
     done = otpatch_child(home, "validate", "-i", str(bad))
     assert done.returncode == 2
     assert re.match(rf"^{re.escape(str(bad))}:3:\d+: \[schema\] ", done.stderr)
+
+
+BUDGET_OFF_PATH = """\
+apiVersion: otpatch/v1
+kind: Playbook
+metadata: {name: budget-off-path, version: 1.0.0}
+initial: work
+budgets:
+  downtime: {limit: 9m, states: [work, undo]}
+states:
+  work:
+    rollback: undo
+    do: [{core.wait: {duration: 1s}}]
+    expect_duration: 8m
+    next: completed
+  undo:
+    do: [{core.wait: {duration: 1s}}]
+    expect_duration: 7m
+    next: rolled_back
+"""
+
+
+def test_validate_and_plan_judge_a_budget_the_same_way(tmp_path, home):
+    """An off-path rollback state counts in the worst case, not in the expected time."""
+    playbook = tmp_path / "budget.yml"
+    playbook.write_text(BUDGET_OFF_PATH)
+    assert otpatch_child(home, "validate", str(playbook)).returncode == 0
+    done = otpatch_child(home, "plan", str(playbook))
+    assert done.returncode == 0, done.stderr
+    assert ("downtime 9m: expected 8m (within); worst case with rollback 15m (OVER): work "
+            "fails, then rollback -> undo (off the happy path: undo)") in done.stdout
+    playbook.write_text(BUDGET_OFF_PATH.replace("limit: 9m", "limit: 7m"))
+    refused = otpatch_child(home, "validate", str(playbook))
+    assert refused.returncode == 2
+    assert "[budget-over] budget downtime: expected 8m on the path (work) > limit 7m" in \
+        refused.stderr
 
 
 def test_the_shipped_procedures_pass_against_the_lab_inventory(home):

@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Iterator, NamedTuple
 
-from otpatch.engine import reach, safety, stages, templating, windows
+from otpatch.engine import reach, safety, templating, windows
 from otpatch.engine.errors import Problem
 from otpatch.engine.lintbase import Site, at, short, step_id, steps
-from otpatch.engine.model import NO_ROLLBACK, TERMINALS, Playbook, State, Stage, Step, Where
+from otpatch.engine.model import NO_ROLLBACK, TERMINALS, Playbook, State, Step
 from otpatch.engine.yamlsrc import display_path
 from otpatch.modules import registry
 

@@ -33,23 +33,21 @@ def production_without_signoff(pb: Playbook, site: Site) -> list[Problem]:
 
 
 def signoff_dual(pb: Playbook, site: Site) -> list[Problem]:
-    """A production sign-off names two distinct roles; with an inventory, distinct people
-    must be able to hold them (a role only one person holds, that person holds once)."""
+    """A production sign-off names two distinct roles; with an inventory, every sign-off's
+    roles must be held by as many different people (one person never signs twice)."""
     out = []
     for state in pb.states.values():
-        if not site.stages.is_production(state):
-            continue
         for req in (r for r in state.requires if r.kind == "signoff"):
-            trouble = _dual_trouble(req, site.inventory)
+            trouble = _dual_trouble(req, site.stages.is_production(state), site.inventory)
             if trouble:
                 out.append(at(req.where, "signoff-dual", f"{state.name}: signoff "
                               f"{' + '.join(req.roles)}: {trouble}"))
     return out
 
 
-def _dual_trouble(req: Requirement, inventory: Any | None) -> str:
+def _dual_trouble(req: Requirement, production: bool, inventory: Any | None) -> str:
     roles = tuple(dict.fromkeys(req.roles))
-    if len(roles) < 2:
+    if production and len(roles) < 2:
         return ("a production sign-off needs two distinct roles (IEC 62443-3-3 SR 2.1 "
                 "RE(4), dual approval)")
     if inventory is None:

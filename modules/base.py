@@ -105,11 +105,11 @@ class Module(ABC):
     args_schema: ClassVar[Mapping[str, Any]]
     supports_dry_run: ClassVar[bool] = True
     changes_device: ClassVar[bool] = False
+    reaches_device: ClassVar[bool] = True  # False: reads only the inventory about its target
     # What a device-changing module changes on its target ("firmware", "mode",
     # "configuration"); empty means anything ("device"). And what a module verifies by
     # reading its target back: aspect -> the arguments any one of which makes the step
     # check it (empty: always). The lint proves each change is followed by its check.
-    reaches_device: ClassVar[bool] = True  # False: reads only the inventory about its target
     changes: ClassVar[tuple[str, ...]] = ()
     verifies: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     read_back_doc: ClassVar[str] = "nothing to re-verify: the step is run again"

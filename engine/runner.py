@@ -6,6 +6,7 @@ device is its own outcome; a step that needs a person who is not there is awaiti
 success nor failure; a module that raises becomes a failed result, never a crash."""
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from otpatch.engine.errors import DeviceUnreachable, OtpatchError, PersonNeeded
 from otpatch.engine.model import Step, thaw
 from otpatch.modules import registry
 from otpatch.modules.base import Module, ReadBack, Result
+from otpatch.modules.polling import poll_until
 
 LOG = logging.getLogger(__name__)
 
@@ -102,12 +104,54 @@ def invoke(prepared: PreparedStep, ctx: Any) -> Result:
         return Result(failed=True, msg=f"{module.name} raised {type(e).__name__}: {e}")
 
 
-def read_back(module_name: str, args: Mapping[str, Any], ctx: Any) -> ReadBack:
-    """Ask a device-changing module whether an interrupted action took effect."""
-    module = registry.get(module_name)
+@dataclass(frozen=True)
+class Reverified:
+    """A read-back once the device stopped moving: the last answer (still moving only if
+    the module's own bound ran out), the run-clock seconds waited on the device, and what
+    it showed when first found mid-action ("" if it was not)."""
+
+    check: ReadBack
+    waited: float = 0.0
+    moving: str = ""
+
+
+def read_back(module_name: str, args: Mapping[str, Any], ctx: Any) -> Reverified:
+    """Ask a device-changing module whether an interrupted action took effect. While it
+    answers still moving, wait on the run's clock (a dry run passes the simulator's time
+    with it, through the module) up to the module's bound, and ask again."""
+    module = registry.get(module_name)()
+    first = _ask(module, args, ctx)
+    if not first.moving:
+        return Reverified(first)
+    LOG.info("read-back of %s: still moving (%s): waiting up to %.0f s", module_name,
+             first.result.msg, first.timeout)
+    looks = itertools.chain([first], iter(lambda: _ask(module, args, ctx), None))
+    last = first
+
+    def settled() -> ReadBack | None:
+        nonlocal last
+        last = next(looks)
+        return None if last.moving else last
+
     try:
-        return module().read_back(args, ctx)
+        _, waited = poll_until(ctx, settled, timeout=first.timeout, interval=first.interval,
+                               advance=lambda seconds: module.advance_sim_clock(args, ctx,
+                                                                                seconds))
+    except Exception as e:  # passing the simulator's time failed: cannot tell
+        LOG.exception("waiting on the read-back of %s raised", module_name)
+        return Reverified(_cannot_tell(e, "while waiting on the device, "), 0.0,
+                          first.result.msg)
+    return Reverified(last, waited, first.result.msg)
+
+
+def _ask(module: Module, args: Mapping[str, Any], ctx: Any) -> ReadBack:
+    try:
+        return module.read_back(args, ctx)
     except Exception as e:  # cannot tell: a human decides
-        LOG.exception("read-back of %s raised", module_name)
-        return ReadBack(applied=None,
-                        result=Result(failed=True, msg=f"read-back raised {type(e).__name__}: {e}"))
+        LOG.exception("read-back of %s raised", module.name)
+        return _cannot_tell(e)
+
+
+def _cannot_tell(e: Exception, when: str = "") -> ReadBack:
+    return ReadBack(applied=None, result=Result(
+        failed=True, msg=f"{when}read-back raised {type(e).__name__}: {e}"))

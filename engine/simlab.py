@@ -57,6 +57,21 @@ class Lab:
                 return handle.trust_vars(host)
         return {}
 
+    def device(self, host: str) -> Any:
+        """The simulated device of `host`, in process: its state and action counts."""
+        for handle in self.handles:
+            if host in handle.hosts:
+                return handle.device(host)
+        raise KeyError(host)
+
+    def reset(self, faults: Iterable[str] = ()) -> None:
+        """Every simulated device back to as configured, with these faults: one lab for
+        several runs (the crash tests), as if each had its own. Only while no run talks
+        to it."""
+        faults = check_faults(faults)
+        for handle in self.handles:
+            handle.reset(faults)
+
     @property
     def hosts(self) -> tuple[str, ...]:
         return tuple(h for handle in self.handles for h in handle.hosts)

@@ -44,13 +44,32 @@ class Result:
 class ReadBack:
     """A re-verification after a crash left an action without its result.
 
-    applied True: the change is in effect and `result` stands for the lost one.
+    applied True: the action ran on the device and `result` stands for the lost one (a
+      failed result when the device shows it ended badly, e.g. a transfer it aborted).
     applied False: the device shows the action did not take effect; it may run again.
-    applied None: the device cannot tell; a human must decide.
+    applied None, moving True: the device is still in the middle of it (a transfer, a
+      reboot, a restore); `result.msg` says what it shows. The engine waits, up to
+      `timeout` seconds (the module's own bound for that action) looking every `interval`,
+      and asks again.
+    applied None, moving False: the device cannot tell; a human must decide.
     """
 
     applied: bool | None
     result: Result
+    moving: bool = False
+    timeout: float = 0.0
+    interval: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.moving and (self.applied is not None or self.timeout <= 0
+                            or self.interval <= 0):
+            raise ValueError("a read-back that is still moving has applied None and a "
+                             "positive timeout and interval")
+
+    @classmethod
+    def still_moving(cls, result: Result, timeout: float, interval: float) -> "ReadBack":
+        """The device is mid-action: look again every `interval` s, for up to `timeout` s."""
+        return cls(None, result, moving=True, timeout=timeout, interval=interval)
 
 
 @dataclass(frozen=True)
@@ -136,6 +155,11 @@ class Module(ABC):
 
         Modules that change a device override this; others are simply run again."""
         return ReadBack(applied=False, result=Result(msg="no read-back: run again"))
+
+    def advance_sim_clock(self, args: Mapping[str, Any], ctx: Context, seconds: float) -> None:
+        """In a dry run, let the target's simulator pass `seconds` of simulated time while
+        the engine waits on a read-back that answered still moving (what `advance=` does in
+        the module's own waits). A module whose read-back can be moving overrides this."""
 
 
 def ok(msg: str = "", *, changed: bool = False, **facts: Any) -> Result:

@@ -1,9 +1,19 @@
 """Waiting on a device by the run's clock: real waits in execute mode, virtual in a dry run."""
 from __future__ import annotations
 
+import os
+import signal
 from typing import Any, Callable, TypeVar
 
 T = TypeVar("T")
+
+# Test hook, inert unless set: with OTPATCH_FAULT_KILL_POLL=N in the environment the process
+# sends itself SIGKILL right after the N-th interval it waits in poll_until (counted from 1
+# over the whole process), so a crash test lands inside a device action (mid-transfer,
+# mid-reboot, mid-restore), a simulated instant no journal commit marks. Like
+# engine/journal.py's OTPATCH_FAULT_KILL.
+FAULT_KILL_POLL_ENV = "OTPATCH_FAULT_KILL_POLL"
+_waited_intervals = 0
 
 
 def poll_until(ctx: Any, check: Callable[[], T | None], *, timeout: float, interval: float,
@@ -24,3 +34,14 @@ def poll_until(ctx: Any, check: Callable[[], T | None], *, timeout: float, inter
         if ctx.clock.simulated and advance is not None:
             advance(step)
         waited += step
+        _kill_if_asked()
+
+
+def _kill_if_asked() -> None:
+    global _waited_intervals
+    limit = os.environ.get(FAULT_KILL_POLL_ENV)
+    if not limit:
+        return
+    _waited_intervals += 1
+    if _waited_intervals == int(limit):
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -60,12 +60,17 @@ def test_fault_fails_the_right_step(tmp_path, fault):
         "RUN", "solid_green", "v03.20")
 
 
-def test_an_aborted_transfer_leaves_the_old_firmware_and_reads_back_not_applied(tmp_path):
+def test_an_aborted_transfer_leaves_the_old_firmware_and_reads_back_as_the_failure_it_was(
+        tmp_path):
+    """The transfer ran and the CPU aborted it: a resume records that failure (the same edge
+    as an uninterrupted run) instead of sending the image a second time."""
     with start_simulators([cpu_host()], faults={"transfer_abort"}) as lab:
         ctx = context({"plc": (bound(lab, cpu_host()),)}, tmp_path, dry_run=True)
         step, _, args = _update(ctx, tmp_path)
         assert step == "transfer"
-        assert FirmwareTransfer().read_back(args, ctx).applied is False
+        back = FirmwareTransfer().read_back(args, ctx)
+        assert back.applied is True and back.result.failed and not back.moving
+        assert "transfer aborted at 37 %; the CPU keeps v03.20" in back.result.msg
         facts = Status().run({"target": "plc"}, ctx).facts
     assert (facts["state"], facts["running_version"], facts["transfer"]) == (
         "RUN", "v03.20", "aborted")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -190,3 +191,35 @@ def test_a_target_with_an_adapter_is_refused(tmp_path):
     ctx = context({"plc": (adapter_host(),)}, tmp_path, dry_run=True)
     with pytest.raises(Exception, match="lab-x80-1 is not an M580 CPU"):
         Status().run({"target": "plc"}, ctx)
+
+
+def test_read_backs_find_a_cpu_mid_action_moving_and_the_engine_waits_it_out(dry, tmp_path):
+    """Crashed right after the image (then the restore) reached the CPU: each read-back
+    says still moving with what it sees; the engine's wait passes the simulator's time
+    and reads again, within the step's own timeout."""
+    from otpatch.engine import runner
+    from otpatch.modules.m580.common import driver
+
+    args = _transfer_args(tmp_path)
+    cpu = driver(dry, args, "test")
+    image = Path(args["image"]["path"]).read_bytes()
+    cpu.transport().send_image(image, parse_version("SV4.30"), "usb")  # then the crash
+    moving = FirmwareTransfer().read_back(args, dry)
+    assert moving.moving and (moving.timeout, moving.interval) == (20 * 60, 5)
+    assert moving.result.msg == "lab-plc-1: UPDATING, transfer in_progress (0 %)"
+    done = runner.read_back("m580.firmware_transfer", args, dry)
+    assert done.check.applied is True and not done.check.result.failed
+    assert done.waited == 8 * 60 and dry.clock.elapsed() == 8 * 60
+    assert "the device's SHA-256 matches" in done.check.result.msg
+
+    restore = {"target": "plc", "version": "v03.20"}
+    rebooting = RestorePrevious().read_back(restore, dry)  # the restore waits this out first
+    assert rebooting.moving and rebooting.result.msg.startswith("lab-plc-1: REBOOTING")
+    settled = runner.read_back("m580.restore_previous", restore, dry)
+    assert settled.check.applied is False and settled.waited == 55  # 52 s, polled every 5 s
+    cpu.transport().restore_previous()  # then the crash
+    assert RestorePrevious().read_back(restore, dry).result.msg == (
+        "lab-plc-1: UPDATING, runs v04.30, restore in_progress")
+    back = runner.read_back("m580.restore_previous", restore, dry)
+    assert back.check.applied is True and back.waited == 6 * 60
+    assert Status().run({"target": "plc"}, dry).facts["running_version"] == "v03.20"

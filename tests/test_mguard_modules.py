@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from otpatch.engine import runner
 from otpatch.modules import registry
 from otpatch.modules.base import Module
 from otpatch.modules.mguard import atv, profile
+from otpatch.modules.mguard.driver import MguardDriver
 from otpatch.modules.mguard.simprofile import SIM_PSK
 from tests.fixtures.mguard.support import (FIXTURES, TIME_SCALE, Run, firmware_file,  # noqa
                                            lab_password, make_lab, mguard_host)
@@ -200,8 +202,33 @@ def test_firmware_update_read_back_before_and_after(dry, tmp_path):
     before = run.read_back("mguard.firmware_update", **args)
     assert before.applied is False and "still reports firmware 10.3.1" in before.result.msg
     run.step("mguard.firmware_update", **args)  # the crash came right after this
-    after = run.read_back("mguard.firmware_update", **args)  # waits through the reboot
-    assert after.applied is True and after.result.facts == {"firmware_version": "10.5.0"}
+    moving = run.read_back("mguard.firmware_update", **args)
+    assert moving.moving and moving.applied is None
+    assert moving.result.msg == "state installing, firmware 10.3.1"
+    assert moving.timeout == 600  # the module's own bound: READY_TIMEOUT
+    # the engine waits it out (install 60 s, reboot 120 s without an answer), then reads again
+    after = runner.read_back("mguard.firmware_update", {"target": "fw", **args}, run.ctx)
+    assert after.check.applied is True
+    assert after.check.result.facts == {"firmware_version": "10.5.0"}
+    assert after.waited == 180 and after.moving == "state installing, firmware 10.3.1"
+    assert run.ctx.clock.elapsed() == 180  # waited on the run's (virtual) clock
+
+
+def test_import_read_back_is_moving_while_the_rules_come_back(dry, tmp_path):
+    run, _ = dry
+    saved = run.step("mguard.export_profile").facts["profile"]
+    other = str(one_rule_less(saved["path"], tmp_path))
+    with MguardDriver(run.ctx.targets["fw"][0]) as driver:  # the import sent, then the crash
+        driver.require_simulator()
+        driver.import_profile(Path(other).read_bytes())
+    moving = run.read_back("mguard.import_profile", profile=other)
+    assert moving.moving and "restore restoring" in moving.result.msg
+    assert moving.timeout == 90
+    after = runner.read_back("mguard.import_profile", {"target": "fw", "profile": other},
+                             run.ctx)
+    assert after.check.applied is True and not after.check.result.failed
+    assert after.check.result.facts["import"]["rules_active"] == 15
+    assert 0 < after.waited <= 75
 
 
 def test_import_read_back_before_and_after(dry, tmp_path):
@@ -285,9 +312,11 @@ def test_read_back_over_two_mguards_with_one_updated_asks_a_human(make_lab, tmp_
     args = {"image": firmware_file(tmp_path), "target_version": "10.5.0"}
     run.step("mguard.firmware_update", **args)  # lab-mguard-1 only, then the crash
     run.ctx.targets = {"fw": (lab.host("lab-mguard-1"), lab.host("lab-mguard-2"))}
-    mixed = run.read_back("mguard.firmware_update", **args)
-    assert mixed.applied is None
-    assert "lab-mguard-2: still reports firmware 10.3.1" in mixed.result.msg
+    assert run.read_back("mguard.firmware_update", **args).moving  # lab-mguard-1 installs
+    mixed = runner.read_back("mguard.firmware_update", {"target": "fw", **args}, run.ctx)
+    assert mixed.check.applied is None and not mixed.check.moving  # settled, and mixed
+    assert "lab-mguard-1: reports firmware 10.5.0" in mixed.check.result.msg
+    assert "lab-mguard-2: still reports firmware 10.3.1" in mixed.check.result.msg
 
 
 BAD_ARGS = [

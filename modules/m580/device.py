@@ -116,14 +116,24 @@ class SimulatedCpu:
     """An M580 CPU: RUN state, operating mode, PID loops, I/O drops, firmware store."""
 
     def __init__(self, config: DeviceConfig, faults: frozenset[str], clock: SimClock):
-        self.config, self.faults, self.clock = config, faults & CPU_FAULTS, clock
-        self.timeline = _Timeline(clock)
+        self.config, self.clock = config, clock
+        self.reset(faults)
+
+    def reset(self, faults: frozenset[str]) -> None:
+        """Back to the CPU as configured (RUN, auto, its configured firmware, nothing staged
+        or under way), with these faults, its action counts at 0; the clock runs on. For a
+        lab shared by several runs, as if each had its own CPU."""
+        self.faults = frozenset(faults) & CPU_FAULTS
+        self.timeline = _Timeline(self.clock)
         self.state, self.mode = R.CpuState.RUN, R.OperatingMode.AUTO
-        self.running, self.staged, self.previous = config.version, NO_VERSION, NO_VERSION
+        self.running, self.staged, self.previous = self.config.version, NO_VERSION, NO_VERSION
         self.transfer_state, self.progress = R.TransferState.IDLE, 0
         self.restore_state = R.RestoreState.IDLE
         self.reported_sha256 = ""
         self._transfer: _Transfer | None = None
+        # what the CPU was asked to do: a crash test counts them (never twice for one change)
+        self.transfers = 0  # images committed to flash (commit_transfer)
+        self.restores = 0  # Restore Previous Version started
 
     # -- what the device shows --------------------------------------------------------------
     def registers(self) -> dict[int, int]:
@@ -206,6 +216,7 @@ class SimulatedCpu:
         if t is None or t.committed or len(t.image) != t.size:
             raise SimRefused(objects.STATE_CONFLICT, "image incomplete")
         t.committed, t.started = True, self.timeline.settle()
+        self.transfers += 1
         self.transfer_state, self.state = R.TransferState.IN_PROGRESS, R.CpuState.UPDATING
         if "transfer_abort" in self.faults:
             self.timeline.at(t.started + ABORT_AT * TRANSFER_S, self._abort)
@@ -217,6 +228,7 @@ class SimulatedCpu:
         if self.previous.is_none:
             raise SimRefused(objects.STATE_CONFLICT, "no previous version stored")
         self.restore_state, self.state = R.RestoreState.IN_PROGRESS, R.CpuState.UPDATING
+        self.restores += 1
         self.timeline.at(self.clock.now() + RESTORE_S, self._restored)
 
     def _refuse_if_busy(self) -> None:
@@ -255,7 +267,12 @@ class SimulatedAdapter:
     """An X80 EIO drop adapter: one implicit I/O connection from its CPU at the RPI."""
 
     def __init__(self, config: DeviceConfig, faults: frozenset[str], clock: SimClock):
-        self.config, self.faults, self.clock = config, faults & ADAPTER_FAULTS, clock
+        self.config, self.clock = config, clock
+        self.reset(faults)
+
+    def reset(self, faults: frozenset[str]) -> None:
+        """With these faults from now on (an adapter keeps no other state)."""
+        self.faults = frozenset(faults) & ADAPTER_FAULTS
 
     def connection(self) -> objects.IoConnectionDiagnostics:
         now = self.clock.now()

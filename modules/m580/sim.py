@@ -127,6 +127,17 @@ class M580Lab:
         """The bound endpoints of one simulated host (ephemeral ports resolved)."""
         return self._sims[host_name].endpoints()
 
+    def device(self, host_name: str) -> SimulatedCpu | SimulatedAdapter:
+        """The simulated device itself, in process (its state and action counts)."""
+        return self._sims[host_name].model
+
+    def reset(self, faults: Iterable[str] = ()) -> None:
+        """Every device back to as configured, with these faults (theirs; others ignored).
+        Call it while no client is talking to the lab."""
+        self.faults = frozenset(faults) & FAULTS
+        for sim in self._sims.values():
+            sim.model.reset(self.faults)
+
     def start(self) -> "M580Lab":
         if self._thread.ident is not None:  # already started (start_simulators, then `with`)
             return self

@@ -5,6 +5,7 @@ import hmac
 from typing import Any
 
 from otpatch.engine.canonical import sha256_hex
+from otpatch.engine.errors import DeviceUnreachable
 from otpatch.modules.base import Module, ReadBack, Result
 from otpatch.modules.firmware.hashing import image_path, recheck_before_transfer
 from otpatch.modules.m580 import registers as R
@@ -40,7 +41,33 @@ def port_problem(port: Any) -> str | None:
     return None
 
 
-class FirmwareTransfer(Module):
+class _FirmwareChange(Module):
+    """What the two firmware-changing modules share: a read-back may find the CPU still
+    mid-action, and while the engine waits on it a dry run passes the simulator's time."""
+
+    changes_device = True
+    changes = ("firmware",)
+
+    def advance_sim_clock(self, args, ctx, seconds: float) -> None:
+        driver(ctx, args, self.name).advance_sim_clock(seconds)
+
+    def _still_moving(self, args, status, msg: str) -> ReadBack:
+        """Mid-action: looked at again every `interval`, for up to the step's `timeout`."""
+        seen = Result(facts=status.fact(), msg=msg) if status is not None else \
+            Result(unreachable=True, msg=msg)
+        return ReadBack.still_moving(seen, seconds(args, "timeout", self.args_schema),
+                                     seconds(args, "interval", self.args_schema))
+
+    def _status(self, drv: M580Driver, args):
+        """(status, None), or (None, still moving) from a CPU that does not answer: a real
+        CPU is silent while it reboots (m580.wait_run takes that for "not yet" too)."""
+        try:
+            return drv.status(), None
+        except DeviceUnreachable as e:
+            return None, self._still_moving(args, None, f"no answer yet ({e})")
+
+
+class FirmwareTransfer(_FirmwareChange):
     name = "m580.firmware_transfer"
     doc = ("Steps 2 and production: transfer the firmware image to the CPU over the USB "
            "service port (lab) or the Ethernet management port (production), never Modbus TCP "
@@ -53,9 +80,11 @@ class FirmwareTransfer(Module):
                          version=_VERSION,
                          timeout=duration_arg("20m", "how long the transfer may take"),
                          interval=duration_arg("5s", "how often to ask for progress"))
-    changes_device = True
-    changes = ("firmware",)  # the CPU then reboots: the running version is verified after
-    read_back_doc = "the CPU's running or staged version equals `version`: applied"
+    # changes the firmware; the CPU then reboots: the running version is verified after
+    read_back_doc = ("the CPU's running or staged version equals `version`: applied, and "
+                     "the device's SHA-256 of what it received is checked again; a transfer "
+                     "still under way or a CPU updating or rebooting: still moving; a "
+                     "transfer the device aborted: applied, failed")
 
     def run(self, args, ctx) -> Result:
         problem = port_problem(args["port"])
@@ -101,9 +130,8 @@ class FirmwareTransfer(Module):
             return Result(failed=True, facts=facts, msg=(
                 f"{who}: transfer aborted at {done.progress} %; the CPU keeps {keeps}"))
         if not hmac.compare_digest(done.device_sha256, sent):
-            return Result(failed=True, changed=True, facts=facts, msg=(
-                f"{who}: the device reports SHA-256 {done.device_sha256 or '(none)'} for the "
-                f"image it received, but {sent} was sent: the image was damaged in transfer"))
+            return Result(failed=True, changed=True, facts=facts,
+                          msg=_damaged(who, done.device_sha256, sent))
         return Result(changed=True, facts=facts, msg=(
             f"{who}: {len(image)} bytes transferred over {args['port']} in "
             f"{took(waited, ctx)}; the device's SHA-256 matches; the CPU reboots on its own"))
@@ -111,17 +139,50 @@ class FirmwareTransfer(Module):
     @refusal_cannot_tell
     def read_back(self, args, ctx) -> ReadBack:
         drv = driver(ctx, args, self.name)
-        version, status = parse_version(args["version"]), drv.status()
-        facts = status.fact()
-        if version in (status.running, status.staged):
-            return ReadBack(True, Result(changed=True, facts=facts, msg=(
-                f"{drv.host.name}: {version} is running or staged: the transfer took effect")))
-        if status.transfer == R.TransferState.IN_PROGRESS:
-            return ReadBack(None, Result(facts=facts, msg=(
-                f"{drv.host.name}: a transfer is still under way ({status.transfer_progress} "
-                "%): look again before deciding")))
-        return ReadBack(False, Result(facts=facts, msg=(
-            f"{drv.host.name}: runs {status.running}, {version} neither running nor staged")))
+        status, silent = self._status(drv, args)
+        if silent:
+            return silent
+        version = parse_version(args["version"])
+        who, there = drv.host.name, version in (status.running, status.staged)
+        if status.transfer == R.TransferState.COMPLETE and there:
+            return ReadBack(True, _received(drv, args, ctx, status, version))
+        if status.transfer == R.TransferState.IN_PROGRESS or _busy(status):
+            return self._still_moving(args, status, (
+                f"{who}: {R.label(status.state)}, transfer {R.label(status.transfer)} "
+                f"({status.transfer_progress} %)"))
+        if there:
+            return ReadBack(True, Result(changed=True, facts=status.fact(), msg=(
+                f"{who}: {version} is running or staged: the transfer took effect")))
+        if status.transfer == R.TransferState.ABORTED:  # it ran, and failed: never sent twice
+            return ReadBack(True, Result(failed=True, facts=status.fact(), msg=(
+                f"{who}: transfer aborted at {status.transfer_progress} %; the CPU keeps "
+                f"{status.running}")))
+        return ReadBack(False, Result(facts=status.fact(), msg=(
+            f"{who}: runs {status.running}, {version} neither running nor staged")))
+
+
+def _busy(status) -> bool:
+    return status.state in (R.CpuState.UPDATING, R.CpuState.REBOOTING)
+
+
+def _received(drv: M580Driver, args, ctx, status, version: FirmwareVersion) -> Result:
+    """A finished transfer read back: the SHA-256 the device computed over what it received
+    against the image's, as the transfer itself checks it."""
+    who = drv.host.name
+    sent = sha256_hex(image_path(args["image"], getattr(ctx, "playbook_dir", None)).read_bytes())
+    reported = drv.transport().status().device_sha256
+    facts = {**status.fact(), "transfer": {"version": str(version), "port": args["port"],
+                                           "sha256": sent, "device_sha256": reported}}
+    if not hmac.compare_digest(reported, sent):
+        return Result(failed=True, changed=True, facts=facts, msg=_damaged(who, reported, sent))
+    return Result(changed=True, facts=facts, msg=(
+        f"{who}: {version} is running or staged and the device's SHA-256 matches: the "
+        "transfer took effect"))
+
+
+def _damaged(who: str, reported: str, sent: str) -> str:
+    return (f"{who}: the device reports SHA-256 {reported or '(none)'} for the image it "
+            f"received, but {sent} was sent: the image was damaged in transfer")
 
 
 def _finished(status):
@@ -142,7 +203,7 @@ def _verified_image(image: dict, ctx) -> tuple[bytes, str | None]:
     return data, None
 
 
-class RestorePrevious(Module):
+class RestorePrevious(_FirmwareChange):
     name = "m580.restore_previous"
     doc = ("Rollback: Control Expert's PLC - Restore Previous Version, about 6 minutes, "
            "restart included; the CPU ends in RUN on the version it ran before the transfer. "
@@ -151,11 +212,9 @@ class RestorePrevious(Module):
     args_schema = schema(version={**_VERSION, "description": "the version expected after"},
                          timeout=duration_arg("15m", "how long the restore may take"),
                          interval=duration_arg("5s", "how often to look"))
-    changes_device = True
-    changes = ("firmware",)
     verifies = {"firmware": ("version",)}  # with `version`, the running version is read back
-    read_back_doc = ("with `version`: the CPU runs it; without: the restore state register "
-                     "says complete")
+    read_back_doc = ("a CPU updating or rebooting: still moving; then, with `version`: the "
+                     "CPU runs it; without: the restore state register says complete")
 
     def run(self, args, ctx) -> Result:
         drv = driver(ctx, args, self.name)
@@ -183,19 +242,29 @@ class RestorePrevious(Module):
     @refusal_cannot_tell
     def read_back(self, args, ctx) -> ReadBack:
         drv = driver(ctx, args, self.name)
-        status = drv.status()
-        if args.get("version"):
-            applied = status.running == parse_version(args["version"])
-        else:
-            applied = status.restore == R.RestoreState.COMPLETE
-        if not applied and status.restore == R.RestoreState.IN_PROGRESS:
-            applied = None
-        return ReadBack(applied, Result(changed=bool(applied), facts=status.fact(), msg=(
-            f"{drv.host.name}: runs {status.running}, restore {R.label(status.restore)}")))
+        status, silent = self._status(drv, args)
+        if silent:
+            return silent
+        seen = (f"{drv.host.name}: {R.label(status.state)}, runs {status.running}, restore "
+                f"{R.label(status.restore)}")
+        if _busy(status):  # restoring, or still in the reboot the restore waits out first
+            return self._still_moving(args, status, seen)
+        complete = status.restore == R.RestoreState.COMPLETE
+        if status.restore == R.RestoreState.FAILED:
+            return ReadBack(True, Result(failed=True, changed=True, facts=status.fact(),
+                                         msg=f"{seen}: the restore failed"))
+        if not args.get("version"):
+            return ReadBack(complete, Result(changed=complete, facts=status.fact(), msg=seen))
+        if status.running == parse_version(args["version"]):
+            return ReadBack(True, Result(changed=complete, facts=status.fact(), msg=seen))
+        if complete:  # a restore ran, but not back to `version`: a second would swap again
+            return ReadBack(None, Result(failed=True, facts=status.fact(), msg=(
+                f"{seen}, not {parse_version(args['version'])}")))
+        return ReadBack(False, Result(facts=status.fact(), msg=seen))
 
 
 def _settled(status):
-    return None if status.state in (R.CpuState.UPDATING, R.CpuState.REBOOTING) else status
+    return None if _busy(status) else status
 
 
 def _restored(status):

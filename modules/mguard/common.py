@@ -15,7 +15,8 @@ from typing import Any, Callable, Iterator, Mapping
 from otpatch.engine.errors import DeviceUnreachable
 from otpatch.engine.model import format_duration, parse_duration
 from otpatch.modules.base import Module, ReadBack, Result
-from otpatch.modules.mguard.driver import DeviceAnswer, MguardDriver
+from otpatch.modules.mguard.driver import (AuthRefused, CertificateRefused, DeviceAnswer,
+                                           MguardDriver)
 from otpatch.modules.polling import poll_until
 from otpatch.modules.schema_defs import TARGET
 from otpatch.modules.simulator_only import NotOnRealDevice
@@ -46,6 +47,12 @@ class HostModule(Module):
     def on_host(self, args: Mapping[str, Any], ctx: Any, host: Any,
                 driver: MguardDriver) -> Result:
         """The module's work on one host."""
+
+    def advance_sim_clock(self, args: Mapping[str, Any], ctx: Any, seconds: float) -> None:
+        """Every simulator of the target passes `seconds` (a read-back still moving)."""
+        with confirmed_drivers(ctx, args["target"], self.name) as drivers:
+            for driver in drivers:
+                driver.advance_sim_clock(seconds)
 
 
 @contextlib.contextmanager
@@ -78,16 +85,23 @@ def over_hosts(ctx: Any, target: str, act: Callable[[Any, MguardDriver], Result]
 def read_back_hosts(ctx: Any, target: str, check: Callable[[Any, MguardDriver], ReadBack],
                     purpose: str = "this read-back") -> ReadBack:
     """Read back every host of the target: applied when all show the change, not applied
-    when none does, and for a mix (or a host that cannot tell, or one that is not a
-    simulator) a human decides."""
+    when none does, still moving while any host is mid-action (and none cannot tell), and
+    for a mix (or a host that cannot tell, or one that is not a simulator) a human decides."""
     try:
         with confirmed_drivers(ctx, target, purpose) as drivers:
             checks = [(driver.host.name, check(driver.host, driver)) for driver in drivers]
     except NotOnRealDevice as e:
         return ReadBack(None, Result(failed=True, msg=str(e)))
+    except (CertificateRefused, AuthRefused) as e:  # waiting fixes neither: a human decides
+        return ReadBack(None, Result(failed=True, msg=f"cannot tell: {e}"))
+    result = merged([(name, rb.result) for name, rb in checks])
+    moving = [rb for _, rb in checks if rb.moving]
+    if moving and all(rb.moving or rb.applied is not None for _, rb in checks):
+        return ReadBack.still_moving(result, max(rb.timeout for rb in moving),
+                                     min(rb.interval for rb in moving))
     states = {rb.applied for _, rb in checks}
     applied = states.pop() if len(states) == 1 else None
-    return ReadBack(applied, merged([(name, rb.result) for name, rb in checks]))
+    return ReadBack(applied, result)
 
 
 def merged(results: list[tuple[str, Result]]) -> Result:

@@ -35,7 +35,9 @@ class FirmwareUpdate(HostModule):
            "otpatch simulator is refused before any upload, credentials or action.")
     changes_device = True
     changes = ("firmware",)  # verified after the reboot: mguard.wait_ready expect_version
-    read_back_doc = "wait until the device answers and compare its firmware with target_version"
+    read_back_doc = ("installing, rebooting or not answering yet: still moving (for up to "
+                     f"{READY_TIMEOUT}); ready: compare its firmware with target_version; a "
+                     "certificate or login it refuses: cannot tell")
     args_schema = schema({"image": IMAGE, "target_version": {"type": "string", "minLength": 1}},
                          required=("image", "target_version"))
 
@@ -70,11 +72,14 @@ class FirmwareUpdate(HostModule):
 
 
 def _read_back(args, ctx, driver: MguardDriver) -> ReadBack:
-    """Wait for the device to answer, then compare its firmware with the target."""
+    """One look: still moving until the device answers ready, then its firmware against the
+    target (a certificate or a login it refuses: read_back_hosts cannot tell)."""
     wait = ReadyWait(driver)
-    state, _ = wait.run(ctx, parse_duration(READY_TIMEOUT), parse_duration(POLL_INTERVAL))
-    if state is None:
-        return ReadBack(None, Result(failed=True, msg=f"cannot tell: {wait.last}"))
+    state = wait.check()
+    if state is None:  # installing, rebooting (no answer), or its web server starting
+        return ReadBack.still_moving(Result(unreachable=not wait.answered, msg=wait.last),
+                                     parse_duration(READY_TIMEOUT),
+                                     parse_duration(POLL_INTERVAL))
     version = state.get("firmware")
     if version == args["target_version"]:
         return ReadBack(True, Result(changed=True, msg=f"reports firmware {version}: the "

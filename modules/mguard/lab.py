@@ -58,6 +58,15 @@ class LabHandle:
         """Host variables that let the driver trust this simulator (for an inventory copy)."""
         return {"tls_ca_file": str(Path(self.ca_file(host_name)).resolve())}
 
+    def device(self, host_name: str) -> Any:
+        """The simulated device itself, in process (its state and action counts)."""
+        return self._sim(host_name).device
+
+    def reset(self, faults: Iterable[str] = ()) -> None:
+        """Every device as delivered, with these faults (its own; others ignored)."""
+        for sim in self.simulators.values():
+            sim.reset(frozenset(faults) & FAULTS)
+
     def stop(self) -> None:
         for sim in self.simulators.values():
             sim.stop()

@@ -87,7 +87,8 @@ class ImportProfile(HostModule):
     changes = ("configuration",)
     verifies = {"configuration": ()}  # waits until the device shows every rule active
     read_back_doc = ("compare the device's running profile with the saved one; if it is in "
-                     "effect, wait for the restore and count the active rules")
+                     "effect and its rules are still being restored: still moving (for up to "
+                     "restore_timeout); once restored, count the active rules")
     args_schema = schema({"profile": {"type": "string", "minLength": 1}, "sha256": SHA256,
                           "restore_timeout": DURATION, "interval": DURATION})
 
@@ -117,6 +118,14 @@ class ImportProfile(HostModule):
         if _running_settings(driver) != loaded.document.settings:
             return ReadBack(False, Result(msg="the device does not run the saved profile: "
                                               "the import did not take effect"))
+        firewall = driver.firewall()
+        if firewall["restore"] != "idle":
+            return ReadBack.still_moving(
+                Result(msg=f"runs the saved profile, restore {firewall['restore']}: "
+                           f"{firewall['rules_active']} of {facts['rules']} firewall rules "
+                           "active"),
+                duration_arg(args, "restore_timeout", RESTORE_TIMEOUT),
+                duration_arg(args, "interval", POLL_INTERVAL))
         return ReadBack(True, _restored(args, ctx, driver, facts, changed=True))
 
 

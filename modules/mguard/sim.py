@@ -54,6 +54,7 @@ class MguardSimulator:
         try:
             self.cert = load_or_create(cert_dir or self._tmp / "cert", name, (bind,))
             self._context = self.cert.server_context()
+            self._first_cert = (self.cert, self._context)
             self._server = _Server((bind, port), self)  # OSError: the port is taken
         except BaseException:
             shutil.rmtree(self._tmp, ignore_errors=True)
@@ -95,6 +96,12 @@ class MguardSimulator:
             return False
         return (hmac.compare_digest(user.encode(), self._login[0].encode())
                 & hmac.compare_digest(password.encode(), self._login[1].encode()))
+
+    def reset(self, faults: frozenset[str]) -> None:
+        """The device as delivered, with these faults, presenting its first certificate
+        again (see MguardDevice.reset). Call it while no client is talking to it."""
+        self.cert, self._context = self._first_cert
+        self.device.reset(faults)
 
     def _booted(self, why: str) -> None:
         if why == "update" and "https_cert_changed" in self.device.faults:

@@ -80,20 +80,32 @@ class MguardDevice:
                  serial: str = "SIM-MGUARD-0001", part_number: str = "2700634",
                  faults: frozenset[str] = frozenset(), syslog: SyslogSender | None = None):
         self.name, self.model, self.serial, self.part_number = name, model, serial, part_number
-        self.firmware, self.faults, self.syslog = firmware, faults & FAULTS, syslog
+        self.delivered_firmware, self.syslog = firmware, syslog
         self.lock = threading.RLock()
         self.now, self.epoch = 0.0, time.time()
-        self.config = plant_profile(firmware)
-        self.phase = "ready"
-        self.restore: dict[str, float] | None = None
-        self.pending_image: dict[str, Any] | None = None
         self.on_booted: list[Callable[[str], None]] = []
         self.on_power: list[Callable[[], None]] = []  # going down, coming up: TCP drops
         self.power_events = 0
-        self._events: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._burst, self._log_cycle = 0, itertools.count()
-        self._schedule(SYSLOG_PERIOD_S, self._periodic_log)
+        self.reset(faults)
+
+    def reset(self, faults: frozenset[str]) -> None:
+        """Back to the device as delivered (its firmware, the plant profile, ready, nothing
+        uploaded or scheduled), with these faults, its action counts at 0; the clock runs
+        on. For a lab shared by several runs, as if each had its own device."""
+        with self.lock:
+            self.firmware, self.faults = self.delivered_firmware, frozenset(faults) & FAULTS
+            self.config = plant_profile(self.firmware)
+            self.phase = "ready"
+            self.restore: dict[str, float] | None = None
+            self.pending_image: dict[str, Any] | None = None
+            self._events: list[tuple[float, int, Callable[[], None]]] = []
+            self._schedule(SYSLOG_PERIOD_S, self._periodic_log)
+            # what the device was asked to do: a crash test counts them
+            self.uploads = 0  # firmware packages received
+            self.installs = 0  # firmware installs started
+            self.imports = 0  # configuration profiles imported
 
     # -- clock --------------------------------------------------------------------------------
     def advance(self, seconds: float) -> float:
@@ -155,6 +167,7 @@ class MguardDevice:
         except (atv.AtvError, profile.ProfileUnreadable) as e:
             raise DeviceError(400, f"profile refused: {e}") from None
         self.config = doc
+        self.imports += 1
         total = profile.rule_count(doc)
         dropped = min(DROPPED_RULES, total) if "profile_import_drops_rules" in self.faults else 0
         self.restore = {"start": self.now, "final": float(total - dropped)}
@@ -172,6 +185,7 @@ class MguardDevice:
         name carries, since the simulator cannot read a signed vendor package."""
         self._require_ready()
         version = _package_version(data, filename, self.model)
+        self.uploads += 1
         self.pending_image = {"version": version, "size": len(data),
                               "sha256": sha256_hex(data),
                               "md5": hashlib.md5(data, usedforsecurity=False).hexdigest()}
@@ -184,7 +198,7 @@ class MguardDevice:
         if not self.pending_image:
             raise DeviceError(409, "no firmware package uploaded")
         version = self.pending_image["version"]
-        self.phase = "installing"
+        self.phase, self.installs = "installing", self.installs + 1
         self.log("update", f"installing firmware {version}; reboot follows")
         self._schedule(INSTALL_S, lambda: self._go_down(version))
         return {"installing": version, "install_s": f"{INSTALL_S:.0f}",

@@ -80,7 +80,7 @@ def _run_commands(sub: Any, c: Any) -> None:
 
 
 def _lab_and_journal_commands(sub: Any, c: Any) -> None:
-    """sim up, journal verify."""
+    """sim up, keygen, journal verify, journal checkpoints."""
     p = sub.add_parser("sim", help="device simulators for an inventory's lab hosts")
     ssub = p.add_subparsers(dest="sim_command", required=True, metavar="ACTION")
     up = ssub.add_parser("up", help="run the simulators on 127.0.0.1 until Ctrl-C or SIGTERM")
@@ -92,9 +92,25 @@ def _lab_and_journal_commands(sub: Any, c: Any) -> None:
     up.set_defaults(func=c.sim_up)
     p = sub.add_parser("journal", help="the run journal")
     jsub = p.add_subparsers(dest="journal_command", required=True, metavar="ACTION")
-    v = jsub.add_parser("verify", help="check the hash chain; name any tampered entry")
+    v = jsub.add_parser("verify", help="check the hash chain and the signed checkpoints; "
+                                       "name any tampered or lost entry (read-only)")
+    v.add_argument("--against", metavar="FILE",
+                   help="also check an exported list of checkpoints (or the SIEM's lines)")
+    v.add_argument("-i", "--inventory", metavar="INVENTORY",
+                   help="check that each checkpoint is signed by a journal host it trusts")
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=c.journal_verify)
+    x = jsub.add_parser("checkpoints", help="export the signed checkpoints (JSON lines)")
+    x.add_argument("-o", "--output", required=True, metavar="FILE", help="FILE, or - for stdout")
+    x.set_defaults(func=c.journal_checkpoints)
+    k = sub.add_parser("keygen", help="make an Ed25519 key: --host for this otpatch host")
+    who = k.add_mutually_exclusive_group(required=True)
+    who.add_argument("--host", action="store_true",
+                     help="the key this host signs journal checkpoints with")
+    who.add_argument("--name", metavar="NAME", help="a person's key (signed approvals)")
+    k.add_argument("-o", "--output", required=True, metavar="KEYFILE",
+                   help="where to write the private key (0600; never overwritten)")
+    k.set_defaults(func=c.keygen)
 
 
 def _run_inputs(p: argparse.ArgumentParser) -> None:

@@ -152,14 +152,14 @@ def run_document(progress) -> dict[str, Any]:
     cfg = progress.config
     return {
         "run_id": progress.run_id, "status": progress.status.value, "state": progress.state,
-        "message": progress.message, "mode": cfg["mode"], "playbook": cfg["playbook"],
-        "playbook_name": cfg["playbook_name"], "playbook_version": cfg["playbook_version"],
-        "playbook_hash": cfg["playbook_hash"], "params": cfg["params"],
-        "targets": cfg["targets"], "elapsed": progress.elapsed,
-        "simulated_clock": cfg["mode"] == "dry_run",
+        "message": progress.message, "mode": cfg.mode, "playbook": cfg.playbook,
+        "playbook_name": cfg.playbook_name, "playbook_version": cfg.playbook_version,
+        "playbook_hash": cfg.playbook_hash, "params": cfg.params,
+        "targets": cfg.targets, "elapsed": progress.elapsed,
+        "simulated_clock": cfg.mode == "dry_run",
         "path": [{"state": v.state, "entered_at": v.entered_at, "left_at": v.left_at,
                   "event": v.event, "reason": v.reason} for v in progress.path],
-        "waivers": cfg.get("waivers", []),
+        "waivers": cfg.waivers,
         "facts": progress.facts,
     }
 
@@ -175,22 +175,15 @@ def status(args) -> int:
         else:
             print(format_status(progress))
         return EXIT_OK
-    from otpatch.engine.journal import Journal
-
-    if not (home / "journal.sqlite").exists():
-        rows = []
-    else:
-        with Journal.open(home, create=False) as journal:
-            ids = [r.run_id for r in journal.runs()]
-        rows = [runs.view(run_id, home) for run_id in ids]
+    rows = runs.view_all(home) if (home / "journal.sqlite").exists() else []
     if args.json:
         _print_json({"runs": [run_document(p) for p in rows]})
     elif not rows:
         print(f"no runs in {home}")
     for p in rows if not args.json else ():
         cfg = p.config
-        print(f"{p.run_id}  {p.status.value:<12} {cfg['mode']:<8} "
-              f"{cfg['playbook_name']} {cfg['playbook_version']}  state {p.state}")
+        print(f"{p.run_id}  {p.status.value:<12} {cfg.mode:<8} "
+              f"{cfg.playbook_name} {cfg.playbook_version}  state {p.state}")
     return EXIT_OK
 
 
@@ -198,14 +191,14 @@ def format_status(progress) -> str:
     from otpatch.engine.display import clock_label
 
     cfg = progress.config
-    clock = "simulated" if cfg["mode"] == "dry_run" else "wall"
+    clock = "simulated" if cfg.mode == "dry_run" else "wall"
     lines = [f"run {progress.run_id}: {progress.status.value}"
              + (f": {progress.message}" if progress.message else ""),
-             f"playbook: {cfg['playbook_name']} {cfg['playbook_version']} "
-             f"({cfg['playbook_hash']}) {cfg['mode']}",
-             f"targets: " + ("; ".join(f"{t} -> {', '.join(h)}" for t, h in cfg["targets"].items())
+             f"playbook: {cfg.playbook_name} {cfg.playbook_version} "
+             f"({cfg.playbook_hash}) {cfg.mode}",
+             f"targets: " + ("; ".join(f"{t} -> {', '.join(h)}" for t, h in cfg.targets.items())
                              or "none"),
-             *[f"waived: {w['rule']}: {w['reason']}" for w in cfg.get("waivers", ())],
+             *[f"waived: {w['rule']}: {w['reason']}" for w in cfg.waivers],
              f"path ({clock} clock):"]
     for v in progress.path:
         left = clock_label(v.left_at) if v.left_at is not None else "  …     "
@@ -215,22 +208,74 @@ def format_status(progress) -> str:
 
 
 def journal_verify(args) -> int:
+    """Every hash, link and signed checkpoint; read-only; one line per problem, exit 1."""
+    from otpatch.engine.anchor import signer, trust_root
     from otpatch.engine.journal import Journal
 
-    home = _home()
-    if not (home / "journal.sqlite").exists():
-        raise InputError(f"no journal at {home / 'journal.sqlite'}")
-    with Journal.open(home, create=False) as journal:
-        report = journal.verify()
+    inventory = None
+    if args.inventory:
+        from otpatch.engine.inventory import load_inventory
+
+        inventory = load_inventory(args.inventory)
+    trust = trust_root(_home(), inventory)
+    against = Path(args.against) if args.against else None
+    if against is not None and not against.is_file():
+        raise InputError(f"--against {against}: no such file")
+    with Journal.open(_home(), read_only=True) as journal:
+        report = journal.verify(trust=trust, against=against)
     if args.json:
         _print_json({"ok": report.ok, "entries_checked": report.entries_checked,
-                     "problems": report.problems})
-    else:
-        for problem in report.problems:
-            print(f"otpatch: journal: {problem}", file=sys.stderr)
-        if report.ok:
-            print(f"journal ok: {report.entries_checked} entries, hash chain intact")
+                     "checkpoints": report.checkpoints, "anchored": report.anchored,
+                     "problems": report.problems, "notes": list(report.notes)})
+        return EXIT_OK if report.ok else EXIT_NOT_COMPLETED
+    for problem in report.problems:
+        print(f"otpatch: journal: {problem}", file=sys.stderr)
+    if report.ok:
+        newest = max(report.signed, key=lambda s: s.entries, default=None)
+        print(f"journal ok: {report.entries_checked} entries, hash chain intact"
+              + (f"; {report.checkpoints} signed checkpoint(s), the newest covering "
+                 f"#{report.anchored}, by {signer(newest, trust)}" if newest else ""))
+    for note in report.notes:
+        print(f"  note: {note}")
     return EXIT_OK if report.ok else EXIT_NOT_COMPLETED
+
+
+def journal_checkpoints(args) -> int:
+    """Export the signed checkpoints (JSON lines) for safekeeping off the host."""
+    from otpatch.engine.anchor import export_lines
+    from otpatch.engine.journal import Journal
+    from otpatch.engine.journal_verify import list_checkpoints
+
+    with Journal.open(_home(), read_only=True) as journal:
+        found = list_checkpoints(journal.path)
+    text = export_lines(found)
+    if args.output == "-":
+        sys.stdout.write(text)
+        return EXIT_OK
+    try:
+        Path(args.output).write_text(text, "utf-8")
+    except OSError as e:
+        raise InputError(f"{args.output}: cannot write: {e.strerror or e}") from e
+    newest = f"; the newest covers {found[-1].entries} entries, signed {found[-1].signed_at}" \
+        if found else " (the journal has none: is a host key configured?)"
+    print(f"{args.output}: {len(found)} signed checkpoint(s){newest}")
+    return EXIT_OK
+
+
+def keygen(args) -> int:
+    """`keygen --host`: the otpatch host's Ed25519 key, and its line for the inventory."""
+    import socket
+
+    from otpatch.engine import keys
+
+    if not args.host:
+        raise NotImplementedFeature("keys for people (`keygen --name`): signed approvals")
+    public = keys.generate(Path(args.output))
+    print(f"wrote {args.output} (Ed25519 private key, mode 0600): point ${keys.HOST_KEY_ENV} "
+          f"at it, or keep it at $OTPATCH_HOME/{keys.HOST_KEY_FILE}")
+    print("trust it in the inventory, under all.vars.journal_hosts:")
+    print(f"  - {{name: {socket.gethostname() or 'otpatch-host'}, public_key: {public}}}")
+    return EXIT_OK
 
 
 def sim_up(args) -> int:

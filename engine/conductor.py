@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, is_dataclass, replace
 from typing import Any
 
+from otpatch.engine import events as E
 from otpatch.engine import guards, machine, runner
 from otpatch.engine.model import NO_ROLLBACK, TERMINALS, Playbook, State, format_duration
 from otpatch.engine.stages import effective_stages
@@ -82,16 +83,19 @@ class Conductor:
         if templated is None:
             templated = self._templated[id(step)] = runner.has_templates(step.args)
         prepared = runner.prepare(step, self.ctx.namespace, templated=templated)
-        self._log("step", "step_intent", "intent", {
-            "state": state.name, "index": index, "step": step.label, "module": step.module,
-            "args": _jsonable(prepared.args) if templated else prepared.args,
-            "changes_device": prepared.changes_device},
-            durable=prepared.changes_device and prepared.problem is None)
+        if prepared.changes_device and prepared.problem is None:
+            # only a device change needs its intent on disk first: a resume reads the device
+            # back; any other step without a recorded result simply runs again
+            self._emit(E.StepIntent, state=state.name, index=index, step=step.label,
+                       module=step.module,
+                       args=_jsonable(prepared.args) if templated else prepared.args)
+        else:
+            self.journal.flush()  # no write transaction spans a step
         self.display.step(state, index, step)
         started = self.ctx.clock.elapsed()
         self.ctx.module_name, self.ctx.facts = step.module, self.progress.facts
         result = runner.invoke(prepared, self.ctx)
-        if result.awaiting:  # no result is recorded: the open intent makes resume run it again
+        if result.awaiting:  # no result is recorded: a resume runs the step again
             self._pause(result.awaiting, step={"state": state.name, "index": index,
                                                "step": step.label, "module": step.module})
             return
@@ -113,41 +117,51 @@ class Conductor:
                        started: float, reverified: bool = False,
                        failure: str | None = None) -> None:
         now = self.ctx.clock.elapsed()
-        payload = {"state": state.name, "index": index, "step": step.label,
-                   "module": step.module, "result": _jsonable(result.to_dict()),
-                   "register": step.register, "facts_scope": _facts_scope(step.module, args),
-                   "duration": now - started}
-        if reverified:
-            payload["reverified"] = True
-        if failure:
-            payload["failure"] = failure
-        self._log("step", "step_result", "failure" if result.failed else "success", payload)
-        apply_result(self.progress, payload)
+        event = self._emit(E.StepResult, state=state.name, index=index, step=step.label,
+                           module=step.module, result=_plain_result(result),
+                           register=step.register, facts_scope=_facts_scope(step.module, args),
+                           duration=now - started, reverified=reverified, failure=failure)
+        apply_result(self.progress, event)
         self.display.result(state, index, step, result, now - started)
 
     def _recover_pending(self) -> None:
-        """A step's intent has no result: re-verify a device change, never redo it blindly."""
+        """A step's intent has no result: re-verify a device change, never redo it blindly.
+        A device still mid-action is waited for (within the module's own bound) and read
+        again; only one that settles answering neither halts the run for a human."""
         pending, p = self.progress.pending, self.progress
-        state = self.pb.states[pending["state"]]
-        step = state.do[pending["index"]]
-        if not registry.get(pending["module"]).changes_device:
+        state = self.pb.states[pending.state]
+        step = state.do[pending.index]
+        if not registry.get(pending.module).changes_device:
             p.pending = None  # nothing on a device: the step simply runs again
             return
         self.ctx.namespace, self.ctx.facts = self._namespace(), p.facts
-        check = runner.read_back(pending["module"], pending["args"], self.ctx)
-        self._log("step", "read_back", {True: "success", False: "failure", None: "unknown"}[
-            check.applied], {"state": state.name, "index": pending["index"],
-                             "module": pending["module"], "applied": check.applied,
-                             "result": _jsonable(check.result.to_dict())})
-        if check.applied is True:
-            self._record_result(state, pending["index"], step, pending["args"], check.result,
-                                self.ctx.clock.elapsed(), reverified=True,
-                                failure=self._failure(state, step, check.result))
+        started = self.ctx.clock.elapsed()
+        answer = runner.read_back(pending.module, pending.args, self.ctx)
+        check = answer.check
+        self._emit(E.ReadBackDone, state=state.name, index=pending.index,
+                   module=pending.module, applied=check.applied,
+                   result=_jsonable(check.result.to_dict()), moving=answer.moving,
+                   waited=answer.waited)
+        if check.applied is True or check.moving:
+            result = check.result if check.applied else self._still_moving(check, answer.waited)
+            self._record_result(state, pending.index, step, pending.args, result, started,
+                                reverified=True, failure=self._failure(state, step, result))
         elif check.applied is False:
             p.pending = None  # the device shows it did not happen: it may run again
         else:
-            self._end(RunStatus.HALTED, f"cannot tell whether '{step.label}' took effect "
-                                        f"({check.result.msg}); a human must check the device")
+            waited = f" after waiting {format_duration(answer.waited)}" if answer.waited else ""
+            self._end(RunStatus.HALTED, f"cannot tell whether '{step.label}' took effect"
+                                        f"{waited} ({check.result.msg}); a human must check "
+                                        "the device")
+
+    @staticmethod
+    def _still_moving(check: Any, waited: float) -> Result:
+        """The device was still mid-action when the module's own bound ran out: the step
+        fails, as the module's own wait fails it, and takes its state's failure edge."""
+        seen = check.result
+        return Result(failed=True, changed=seen.changed, unreachable=seen.unreachable,
+                      facts=seen.facts, msg=f"still under way after "
+                                            f"{format_duration(waited)}: {seen.msg}")
 
     # -- edges ----------------------------------------------------------------------------
     def _fail(self, state: State, reason: str) -> None:
@@ -184,8 +198,8 @@ class Conductor:
         checkpoint = self.pb.states[state].checkpoint
         if checkpoint:
             snapshot = _jsonable(self.progress.facts)
-            self._log("checkpoint", "checkpoint", "info",
-                      {"state": state, "name": checkpoint, "facts": snapshot}, durable=False)
+            self._emit(E.Checkpoint, durable=False, state=state, name=checkpoint,
+                       facts=snapshot)
             self.progress.checkpoints[checkpoint] = snapshot
 
     def _rollback_reason(self) -> str:
@@ -227,26 +241,21 @@ class Conductor:
         elif dest in self.pb.states and self.pb.states[dest].rollback:
             own = self.pb.states[dest].rollback
             rollback = None if own == NO_ROLLBACK else own
-        payload = {"from": event.transition.source, "event": trigger, "to": dest,
-                   "rollback": rollback, "rolling_back": rolling,
-                   "elapsed": self.ctx.clock.elapsed()}
-        if self._reason:
-            payload["reason"] = self._reason
-        self._log("state", "transition", "info", payload, durable=False)
-        apply_transition(p, payload)
+        apply_transition(p, self._emit(
+            E.Transition, durable=False, source=event.transition.source, trigger=trigger,
+            to=dest, rollback=rollback, rolling_back=rolling, reason=self._reason or None))
 
     def _requirements_met(self, dest: str) -> bool:
         """The condition of every edge into `dest`: each requirement checked and recorded."""
         view = guards.GateView(dry_run=self.ctx.dry_run, now=self.ctx.clock.now(),
-                               params=self.progress.config["params"],
+                               params=self.progress.config.params,
                                facts=self.progress.facts, windows=self.windows)
         passed = True
         for req in self.pb.states[dest].requires:
             verdict = guards.evaluate(req, view)
-            self._log("gate", "requirement", "success" if verdict.passed else "refused",
-                      {"state": dest, "requirement": req.describe(), "kind": req.kind,
-                       "passed": verdict.passed, "detail": verdict.detail,
-                       "simulated": verdict.simulated}, durable=False)
+            self._emit(E.Requirement, durable=False, state=dest, requirement=req.describe(),
+                       requirement_kind=req.kind, passed=verdict.passed,
+                       detail=verdict.detail, simulated=verdict.simulated)
             self.display.gate(dest, req, verdict)
             if not verdict.passed:
                 passed = False
@@ -258,10 +267,7 @@ class Conductor:
         """Stop awaiting: at a refused gate, or mid-state at a `step` that needs a person."""
         self.progress.status = RunStatus.AWAITING
         self.progress.message = message
-        payload = {"state": self.progress.state, "message": message}
-        if step is not None:
-            payload["step"] = step
-        self._log("run", "run_paused", "refused", payload)
+        self._emit(E.RunPaused, state=self.progress.state, message=message, step=step)
         self.display.ended(self.progress)
 
     def _end(self, status: RunStatus, message: str = "") -> None:
@@ -269,31 +275,33 @@ class Conductor:
         p.status, p.message = status, message
         if p.path and p.path[-1].left_at is None and p.state not in TERMINALS:
             p.path[-1].left_at = self.ctx.clock.elapsed()
-        self._log("run", "run_ended", status.value, {
-            "status": status.value, "state": p.state, "message": message,
-            "budgets": budget_usage(self.pb, p)})
+        self._emit(E.RunEnded, status=status.value, state=p.state, message=message,
+                   budgets=budget_usage(self.pb, p))
         self.display.ended(p)
 
     # -- helpers --------------------------------------------------------------------------
-    def _log(self, category: str, event_type: str, result: str, payload: dict,
-             durable: bool = True, source: str = "engine") -> None:
-        payload = {**payload, "elapsed": self.ctx.clock.elapsed()}
-        self.journal.append(self.progress.run_id, source=source, category=category,
-                            event_type=event_type, result=result, payload=payload,
-                            durable=durable)
-        self.progress.elapsed = payload["elapsed"]
+    def _emit(self, kind: type, durable: bool = True, **fields: Any) -> Any:
+        """Journal one typed event at the run clock's now; the event, for folding."""
+        event = kind(elapsed=self.ctx.clock.elapsed(), **fields)
+        self.journal.record(self.progress.run_id, event, durable=durable)
+        # the chain's head signed every CHECKPOINT_EVERY entries (engine/anchor.py)
+        self.journal.checkpoint_if_due(self.progress.run_id, event.elapsed)
+        self.progress.elapsed = event.elapsed
+        return event
 
     def _module_record(self, event_type: str, payload: Any) -> None:
-        self._log("module", event_type, "info", _jsonable(dict(payload)), durable=False,
-                  source=f"module:{self.ctx.module_name}")
+        event = E.ModuleRecord(event_type, _jsonable(dict(payload)), self.ctx.clock.elapsed())
+        self.journal.record(self.progress.run_id, event,
+                            source=f"module:{self.ctx.module_name}")
+        self.progress.elapsed = event.elapsed
 
     def _namespace(self) -> dict[str, Any]:
         cfg, p = self.progress.config, self.progress
         ns = dict(p.results)
-        ns.update(params=cfg["params"], facts=p.facts, results=p.results,
+        ns.update(params=cfg.params, facts=p.facts, results=p.results,
                   checkpoints=p.checkpoints,
                   targets=self.ctx.namespace_targets,
-                  run={"id": p.run_id, "mode": cfg["mode"], "dry_run": self.ctx.dry_run})
+                  run={"id": p.run_id, "mode": cfg.mode, "dry_run": self.ctx.dry_run})
         return ns
 
 
@@ -312,6 +320,12 @@ def _facts_scope(module: str, args: dict) -> str | None:
         if isinstance(args.get(name), str):
             return args[name]
     return None
+
+
+def _plain_result(result: Result) -> Result:
+    """The module's Result with plain JSON values only (what the journal can hold)."""
+    return replace(result, facts=_jsonable(result.facts),
+                   diff=None if result.diff is None else _jsonable(result.diff))
 
 
 def _jsonable(value: Any) -> Any:

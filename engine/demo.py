@@ -77,7 +77,7 @@ def _declared(playbook: Path, params: dict[str, str]) -> dict[str, str]:
 def summary(progress) -> str:
     """The state path with simulated timings."""
     cfg = progress.config
-    lines = [f"{cfg['playbook_name']} {cfg['playbook_version']}: {progress.status.value}, "
+    lines = [f"{cfg.playbook_name} {cfg.playbook_version}: {progress.status.value}, "
              f"{format_duration(progress.elapsed)} simulated"
              + (f" ({progress.message})" if progress.message else "")]
     for visit in progress.path:

@@ -36,11 +36,11 @@ class PlainDisplay:
         return input(question)
 
     def started(self, progress: Any, playbook: Any, resumed: bool = False) -> None:
-        self.simulated = progress.config["mode"] == "dry_run"
+        self.simulated = progress.config.mode == "dry_run"
         self.elapsed = progress.elapsed
         verb = "resumed" if resumed else "started"
         meta = playbook.metadata
-        self._line(f"run {progress.run_id} {verb}: {progress.config['mode']} of "
+        self._line(f"run {progress.run_id} {verb}: {progress.config.mode} of "
                    f"{meta.name} {meta.version} ({playbook.content_hash[:19]})")
 
     def state(self, state: Any, progress: Any) -> None:

@@ -12,6 +12,9 @@ otpatch decided to accept (schemas/inventory.schema.json is the truth):
   whatever else a site wants; any other key is an error (a typo must not pass silently);
 - `approvers` and `maintenance_windows` live under `all.vars` only; an approver's
   `public_key_file` is resolved against the inventory's folder;
+- so do `journal_hosts` (the otpatch hosts whose signed journal checkpoints the site
+  trusts: name and the public key `otpatch keygen --host` printed) and `siem` (the syslog
+  receiver every checkpoint is sent to: host, port 514 unless given);
 - a secret written inline (a key like password, secret, token, api_key, ansible_password,
   anywhere, `custom` included) is refused as credential-inline: name where it is instead.
 
@@ -33,7 +36,7 @@ from otpatch.engine.model import Playbook, Stage, freeze
 from otpatch.engine.schemas import schema_problems
 from otpatch.engine.yamlsrc import YamlSource, read_yaml
 
-SITE_KEYS = ("approvers", "maintenance_windows")  # all.vars only; not host variables
+SITE_KEYS = ("approvers", "maintenance_windows", "journal_hosts", "siem")  # all.vars only
 RULES = {
     "credential-inline": "a password, secret or token written in the inventory itself",
     "window-order": "a maintenance window that ends before it starts",
@@ -41,6 +44,7 @@ RULES = {
     "group-cycle": "a group that is its own child, directly or not",
     "target-unresolved": "a playbook target whose inventory group is missing, empty or "
                          "holds several hosts for a one-host target",
+    "journal-host-duplicate": "two journal_hosts with the same name or the same public key",
 }
 WHY = {
     "credential-inline": "a secret in a file that is copied, versioned and shown is no "
@@ -50,6 +54,8 @@ WHY = {
     "group-cycle": "group membership must be finite to say which hosts a target is",
     "target-unresolved": "every target must name exactly the hosts it means, or the step "
                          "would touch none, or the wrong ones",
+    "journal-host-duplicate": "a verify report names the host that signed a checkpoint: "
+                              "one name, one key",
 }
 
 
@@ -95,6 +101,22 @@ class MaintenanceWindow:
 
 
 @dataclass(frozen=True)
+class JournalHost:
+    """An otpatch host whose signed journal checkpoints the site trusts."""
+
+    name: str
+    public_key: str  # base64 of the raw Ed25519 public key, as `otpatch keygen --host` prints
+
+
+@dataclass(frozen=True)
+class Siem:
+    """The SIEM's syslog receiver (UDP, RFC 5424) that journal checkpoints are sent to."""
+
+    host: str
+    port: int = 514
+
+
+@dataclass(frozen=True)
 class Inventory:
     path: str | None
     hosts: Mapping[str, Host]
@@ -102,6 +124,8 @@ class Inventory:
     approvers: tuple[Approver, ...]
     windows: Mapping[str, MaintenanceWindow]
     content_hash: str
+    journal_hosts: tuple[JournalHost, ...] = ()
+    siem: Siem | None = None
 
     def group_hosts(self, group: str) -> tuple[Host, ...]:
         return tuple(self.hosts[name] for name in self.groups.get(group, ()))
@@ -121,14 +145,18 @@ def load_inventory(path: str | Path) -> Inventory:
         raise PlaybookError(problems)
     groups = _Groups(source)
     windows, problems = _windows(source)
-    problems += groups.problems
+    journal_hosts, trouble = _journal_hosts(source)
+    problems += groups.problems + trouble
     if problems:
         raise PlaybookError(problems)
     folder = Path(path).resolve().parent
     hosts = {name: _with_paths_resolved(host, folder) for name, host in groups.hosts().items()}
+    siem = _site(source).get("siem")
     return Inventory(path=str(path), hosts=MappingProxyType(hosts),
                      groups=MappingProxyType(groups.members), approvers=_approvers(source),
-                     windows=MappingProxyType(windows), content_hash=source.content_hash)
+                     windows=MappingProxyType(windows), content_hash=source.content_hash,
+                     journal_hosts=journal_hosts,
+                     siem=Siem(siem["host"], siem.get("port", 514)) if siem else None)
 
 
 def resolve_targets(playbook: Playbook, inventory: Inventory) -> dict[str, tuple[Host, ...]]:
@@ -170,6 +198,28 @@ def _approvers(source: YamlSource) -> tuple[Approver, ...]:
                           public_key_file=str(folder / a["public_key_file"])
                           if a.get("public_key_file") else None)
                  for a in site.get("approvers", ()))
+
+
+def _site(source: YamlSource) -> dict:
+    return (source.data.get("all") or {}).get("vars") or {}
+
+
+def _journal_hosts(source: YamlSource) -> tuple[tuple[JournalHost, ...], list[Problem]]:
+    """The trusted journal hosts; a second use of a name or a key is a problem at it."""
+    out, problems, seen = [], [], {}
+    for i, spec in enumerate(_site(source).get("journal_hosts") or ()):
+        host = JournalHost(spec["name"], spec["public_key"])
+        both = (("name", host.name), ("public key", host.public_key))
+        twice = [(what, seen[what, value]) for what, value in both if (what, value) in seen]
+        if twice:
+            problems.append(source.problem(
+                ("all", "vars", "journal_hosts", i), "journal-host-duplicate",
+                f"journal host {host.name}: the same {twice[0][0]} as journal host "
+                f"{twice[0][1]}"))
+        for key in both:
+            seen.setdefault(key, f"#{len(out) + 1} ({host.name})")
+        out.append(host)
+    return tuple(out), problems
 
 
 def _windows(source: YamlSource) -> tuple[dict[str, MaintenanceWindow], list[Problem]]:

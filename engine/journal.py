@@ -11,9 +11,9 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
-from otpatch.engine.canonical import canonical_hash, canonical_json, sha256_hex
+from otpatch.engine.canonical import canonical_json, sha256_hex
 from otpatch.engine.errors import InputError, JournalError
 
 LOG = logging.getLogger(__name__)
@@ -91,6 +91,18 @@ class Entry:
     prev_hash: str
     hash: str
 
+    def event(self) -> Any:
+        """The typed event this entry records (engine/events.py); JournalError naming the
+        entry if its payload does not fit its type."""
+        from otpatch.engine.events import EventError, decode
+
+        try:
+            return decode(self.event_type, self.category, self.payload)
+        except EventError as e:
+            raise JournalError(f"entry #{self.seq} (run {self.run_id}, {self.event_type}) "
+                               f"does not fit its type: {e}; run `otpatch journal verify`"
+                               ) from None
+
     def content(self) -> dict[str, Any]:
         """What the hash covers: every field but the hash itself."""
         return {"seq": self.seq, "run_id": self.run_id, "ts": self.ts, "source": self.source,
@@ -112,11 +124,16 @@ class RunSummary:
 
 @dataclass(frozen=True)
 class VerifyReport:
-    """The outcome of re-checking every hash and link; each problem names its entry."""
+    """The outcome of re-checking hashes, links and signed checkpoints; each problem names
+    the entry (or the checkpoint list line) it is about."""
 
     ok: bool
     entries_checked: int
     problems: list[str]
+    checkpoints: int = 0  # signed checkpoints found valid (file, copy, exported list)
+    anchored: int = 0  # entries covered by the newest valid signed checkpoint
+    notes: tuple[str, ...] = ()  # what was not checked, and why (never a problem)
+    signed: tuple[Any, ...] = ()  # the SignedCheckpoints the check relied on
 
 
 def _parse_fault(value: str | None) -> tuple[str, int] | None:
@@ -129,32 +146,38 @@ def _parse_fault(value: str | None) -> tuple[str, int] | None:
 
 
 def _connect(path: Path, *, create: bool, read_only: bool = False) -> sqlite3.Connection:
-    """Open the journal file and check it is one; one clear JournalError line if not."""
-    if not create and not path.is_file():
-        raise InputError(f"no journal at {path}")
-    mode = "ro" if read_only else ("rwc" if create else "rw")
+    """Open the journal file and check it is one, changing nothing in a file that is not
+    (no schema written, no journal mode switched); one clear JournalError line if not.
+    create: make a new journal if there is no file. read_only: a connection that cannot
+    write (status, journal verify, journal checkpoints), so it sets no pragma either."""
+    if not path.is_file():
+        if not create or read_only:
+            raise InputError(f"no journal at {path}")
+        _create(path)
+    elif path.stat().st_size == 0:  # otpatch never leaves one (see _create): truncated
+        raise JournalError(f"{path}: an empty file (0 bytes), not an otpatch journal: "
+                           "truncated, or not made by otpatch; left as it is")
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode={mode}", uri=True,
-                               timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode={'ro' if read_only else 'rw'}",
+                               uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     except sqlite3.Error as e:
         raise JournalError(f"{path}: cannot open the journal: {e}") from e
     try:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if not read_only:
+        for table, columns in (("entries", ENTRY_COLUMNS), ("head", HEAD_COLUMNS)):
+            found = tuple(r[1] for r in conn.execute(f"PRAGMA table_info({table})"))
+            if found != columns:
+                what = "has no table" if table not in tables else "has the wrong columns in"
+                shown = ", ".join(sorted(tables)) or "none"
+                raise JournalError(f"{path}: not an otpatch journal: it {what} {table!r} "
+                                   f"(its tables: {shown}); left as it is")
+        if not read_only:  # only once the file is known to be a journal
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             # Checkpoint every WAL_PAGES pages, so commits soon overwrite WAL pages already
             # on disk instead of growing the file: each fsync then has no file-size change
             # to write, and a durable commit costs about half (bench/engine_overhead.py).
             conn.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
-            if not tables:
-                conn.executescript(f"BEGIN IMMEDIATE; {SCHEMA} COMMIT;")
-                tables = {"entries", "head"}
-        for table, columns in (("entries", ENTRY_COLUMNS), ("head", HEAD_COLUMNS)):
-            found = tuple(r[1] for r in conn.execute(f"PRAGMA table_info({table})"))
-            if found != columns:
-                what = "has no table" if table not in tables else "has the wrong columns in"
-                raise JournalError(f"{path}: not an otpatch journal: it {what} {table!r}")
     except sqlite3.OperationalError as e:  # locked, read-only, disk full: a file we cannot use
         conn.close()
         raise JournalError(f"{path}: cannot use the journal: {e}") from e
@@ -165,6 +188,34 @@ def _connect(path: Path, *, create: bool, read_only: bool = False) -> sqlite3.Co
         conn.close()
         raise
     return conn
+
+
+def _create(path: Path) -> None:
+    """A new, empty journal at path, made whole beside it and linked into place, so no
+    process ever sees a half-made journal (nor otpatch a zero-byte one); if another process
+    made it meanwhile, theirs stands."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.new")
+    try:
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.executescript(f"BEGIN IMMEDIATE; {SCHEMA} COMMIT;")
+            conn.execute("PRAGMA journal_mode=WAL")  # kept in the file's header
+        finally:
+            conn.close()
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise
+        except OSError:  # a file system without hard links: the next best, not atomic
+            if not path.exists():
+                os.replace(tmp, path)
+    except FileExistsError:
+        pass
+    except (OSError, sqlite3.Error) as e:
+        raise JournalError(f"{path}: cannot create the journal: {e}") from e
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+            leftover.unlink(missing_ok=True)
 
 
 class Journal:
@@ -181,6 +232,9 @@ class Journal:
     tests use it to kill a real process at each journal boundary.
     """
 
+    _anchor: Any = None  # set by anchor_with: what signs the chain's head
+    _anchored_at = 0  # seq of the newest chain checkpoint this object knows of
+
     def __init__(self, conn: sqlite3.Connection, path: Path, fault: tuple[str, int] | None):
         self.path = path
         self._conn = conn
@@ -191,17 +245,19 @@ class Journal:
         self.commits = 0  # commits of entries performed by this object
 
     @classmethod
-    def open(cls, home: Path, *, create: bool = True) -> Journal:
+    def open(cls, home: Path, *, create: bool = True, read_only: bool = False) -> Journal:
         """Open the journal under home, creating it if create; with create=False, InputError
-        if there is none. JournalError if the file is not an otpatch journal."""
+        if there is none. JournalError if the file is not an otpatch journal. read_only
+        (implies create=False): for commands that only read; nothing in the file changes."""
         fault = _parse_fault(os.environ.get(FAULT_ENV))
+        create = create and not read_only
         if create:
             try:
                 home.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise JournalError(f"{home}: cannot make the journal directory: {e}") from e
         path = home / FILENAME
-        return cls(_connect(path, create=create), path, fault)
+        return cls(_connect(path, create=create, read_only=read_only), path, fault)
 
     def __enter__(self) -> Journal:
         return self
@@ -243,6 +299,14 @@ class Journal:
             self.flush()
         return entry
 
+    def record(self, run_id: str, event: Any, *, source: str = "engine",
+               durable: bool = True) -> Entry:
+        """Append a typed event (engine/events.py): its kind, category and outcome fill the
+        entry's SR 2.8 fields, its payload is checked when the event is made."""
+        return self.append(run_id, source=source, category=event.category,
+                           event_type=event.kind, result=event.outcome(),
+                           payload=event.payload(), durable=durable)
+
     def flush(self) -> None:
         """Commit staged entries, if any, together with the head row."""
         if not self._staged:
@@ -278,20 +342,70 @@ class Journal:
         """One summary per run, in the order the runs started."""
         return [RunSummary(*r) for r in self._conn.execute(SELECT_RUNS)]
 
-    def verify(self) -> VerifyReport:
+    def verify(self, *, trust: Any = None, against: Path | None = None) -> VerifyReport:
         """Re-read the file through a fresh read-only connection and check every entry's
-        hash, every link to the entry before, seq contiguity and the head row."""
-        conn = _connect(self.path, create=False, read_only=True)
-        try:
-            heads = conn.execute(SELECT_HEAD).fetchall()
-            problems, last, checked = [], (0, GENESIS_HASH), 0
-            for row in conn.execute(SELECT_ENTRIES + " ORDER BY seq"):
-                problems += _check_entry(row, last)
-                last, checked = (row[0], row[9]), checked + 1
-        finally:
-            conn.close()
-        problems += _check_head(heads, last)
-        return VerifyReport(not problems, checked, problems)
+        hash, every link to the entry before, seq contiguity and the head row, then every
+        signed checkpoint (in the file, the copy beside it, and `against`, an exported
+        list): its signature, its signer when there is a trust (engine/anchor.py Trust),
+        and that the file still reaches it with the signed hash."""
+        from otpatch.engine.journal_verify import verify
+
+        return verify(self.path, trust=trust, against=against)
+
+    def verify_quick(self, run_ids: Iterable[str] | None = ()) -> VerifyReport:
+        """The check `resume`, `status` and `run` make before they act: from the newest
+        signed checkpoint to the head, plus the content of the entries of `run_ids` (None:
+        all) they are about to fold (engine/journal_verify.py)."""
+        from otpatch.engine.journal_verify import verify_quick
+
+        return verify_quick(self.path, run_ids)
+
+    def last_committed(self) -> tuple[int, str, str]:
+        """(seq, hash, event_type) of the newest committed entry; (0, genesis, "") if none."""
+        row = self._conn.execute("SELECT seq, hash, event_type FROM entries "
+                                 "ORDER BY seq DESC LIMIT 1").fetchone()
+        return tuple(row) if row else (0, GENESIS_HASH, "")
+
+    def anchor_with(self, anchor: Any) -> None:
+        """Sign the chain's head through `anchor` (engine/anchor.py Anchor) whenever
+        checkpoint_if_due finds CHECKPOINT_EVERY entries committed since the last one."""
+        from otpatch.engine.anchor import CHECKPOINT_EVENT
+
+        self._anchor = anchor
+        row = self._conn.execute("SELECT seq FROM entries WHERE event_type = ? "
+                                 "ORDER BY seq DESC LIMIT 1", (CHECKPOINT_EVENT,)).fetchone()
+        self._anchored_at = row[0] if row else 0
+
+    def checkpoint_if_due(self, run_id: str, elapsed: float = 0.0) -> Entry | None:
+        """The interval checkpoint: called after each entry is written (the conductor's
+        one place that writes); signs only between commits, never inside a transaction."""
+        from otpatch.engine.anchor import CHECKPOINT_EVERY
+
+        if getattr(self._anchor, "key", None) is None or self._conn.in_transaction:
+            return None  # unanchored (said once, at the run's end), or between commits
+        seq = self.last_committed()[0]
+        if seq - self._anchored_at < CHECKPOINT_EVERY:
+            return None
+        entry = self._anchor.checkpoint(self, run_id, "interval", elapsed)
+        self._anchored_at = entry.seq if entry is not None else seq
+        return entry
+
+    def checkpoint_run_end(self, run_id: str, elapsed: float = 0.0) -> Entry | None:
+        """At a run's end (ended, paused, halted): sign the head, or say once that the
+        journal is unanchored (no host key)."""
+        return self._anchor.run_ended(self, run_id, elapsed) if self._anchor else None
+
+    def require_intact(self, run_ids: Iterable[str] | None, doing: str) -> VerifyReport:
+        """verify_quick, or JournalError (exit 1) naming the first problem: `resume`,
+        `status` and `run` refuse a damaged journal before they fold or add to it."""
+        report = self.verify_quick(run_ids)
+        if not report.ok:
+            more = len(report.problems) - 1
+            raise JournalError(f"{doing}: refused: the journal {self.path} is damaged: "
+                               f"{report.problems[0]}"
+                               + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
+                               + "; run otpatch journal verify")
+        return report
 
     def close(self) -> None:
         """Commit staged entries, then close the file."""
@@ -335,49 +449,3 @@ def _content_text(seq: int, run_id: str, ts: str, source: str, category: str,
     return (f'{{"category":{q(category)},"event_type":{q(event_type)},'
             f'"payload":{payload_text},"prev_hash":{q(prev_hash)},"result":{q(result)},'
             f'"run_id":{q(run_id)},"seq":{int(seq)},"source":{q(source)},"ts":{q(ts)}}}')
-
-
-def _check_entry(row: tuple[Any, ...], last: tuple[int, str]) -> list[str]:
-    """The problems of one stored row, given the seq and hash of the row before it."""
-    seq, run_id, event_type, payload_text, prev_hash, stored = (
-        row[0], row[1], row[5], row[7], row[8], row[9])
-    name = f"entry #{seq} (run {run_id}, {event_type})"
-    problems = []
-    if seq > last[0] + 1:
-        gap = f"#{last[0] + 1}" if seq == last[0] + 2 else f"#{last[0] + 1}-#{seq - 1}"
-        problems.append(f"{'entry' if '-' not in gap else 'entries'} {gap} missing (seq gap)")
-    try:
-        payload = json.loads(payload_text)
-        entry = Entry(*row[:7], payload, prev_hash, stored)
-        if not isinstance(payload, dict) or canonical_json(payload) != payload_text:
-            problems.append(f"{name}: payload is not a canonical JSON object (edited)")
-        elif canonical_hash(entry.content()) != stored:
-            problems.append(f"{name}: hash does not match its content (edited)")
-    except (TypeError, ValueError):
-        problems.append(f"{name}: payload is not JSON (edited)")
-    if prev_hash != last[1]:
-        before = f"entry #{last[0]}" if last[0] else "the start of the chain"
-        problems.append(f"entry #{seq}: prev_hash does not match {before} "
-                        "(reordered or entry removed before it)")
-    return problems
-
-
-def _check_head(heads: list[tuple[int, str]], last: tuple[int, str]) -> list[str]:
-    """The head row must name the newest entry, by seq and hash."""
-    if not heads:
-        return ["head row missing"]
-    if len(heads) > 1:
-        return [f"{len(heads)} head rows, expected exactly one"]
-    (head_seq, head_hash), (last_seq, last_hash) = heads[0], last
-    if head_seq > last_seq:
-        gap = f"entry #{head_seq}" if head_seq == last_seq + 1 else \
-            f"entries #{last_seq + 1}-#{head_seq}"
-        return [f"{gap} missing at the end: head records #{head_seq} ({head_hash[:12]}…), "
-                f"the journal ends at #{last_seq} (entries deleted)"]
-    if head_seq < last_seq:
-        return [f"entries #{head_seq + 1}-#{last_seq} are not recorded in the head "
-                f"(head records #{head_seq}: added outside otpatch or head edited)"]
-    if head_hash != last_hash:
-        return [f"head row does not match entry #{last_seq}: hash differs "
-                "(head edited or last entry replaced)"]
-    return []

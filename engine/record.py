@@ -1,8 +1,8 @@
-"""The run record: what a run has done so far, folded from its journal entries.
+"""The run record: what a run has done so far, folded from its journal's typed events.
 
 The conductor keeps one RunProgress while it runs; `resume` and `status` rebuild the same
 object from the journal alone, so a run killed at any instant continues where the journal
-says it stood."""
+says it stood. Folding is a table from event type to one small apply function."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -10,6 +10,7 @@ from enum import Enum
 from collections.abc import Mapping
 from typing import Any, Iterable
 
+from otpatch.engine import events as E
 from otpatch.engine.model import thaw
 
 START = "_start"  # the machine's state before the playbook's initial state is entered
@@ -45,7 +46,7 @@ class RunProgress:
     """Where a run stands. Mutable working memory of the conductor; rebuilt by fold()."""
 
     run_id: str
-    config: dict[str, Any]
+    config: E.RunStarted
     state: str = START
     step_index: int = 0
     facts: dict[str, Any] = field(default_factory=dict)
@@ -53,7 +54,7 @@ class RunProgress:
     elapsed: float = 0.0
     active_rollback: str | None = None
     rolling_back: bool = False
-    pending: dict[str, Any] | None = None  # a step intent whose result is not recorded
+    pending: E.StepIntent | None = None  # a device step's intent whose result is not recorded
     status: RunStatus = RunStatus.RUNNING
     path: list[Visit] = field(default_factory=list)
     checkpoints: dict[str, Any] = field(default_factory=dict)
@@ -74,70 +75,80 @@ def merge_facts(into: dict[str, Any], new: Mapping[str, Any]) -> None:
             into[key] = thaw(value)
 
 
-def apply_result(progress: RunProgress, payload: Mapping[str, Any]) -> None:
-    """A step result's effect on the run: facts, registered result, position, clock."""
-    result = payload["result"]
-    scope = payload.get("facts_scope")
+def apply_result(progress: RunProgress, event: E.StepResult) -> None:
+    """A step result's effect on the run: facts, registered result, position."""
+    scope = event.facts_scope
     target = progress.facts.setdefault(scope, {}) if scope else progress.facts
-    merge_facts(target, result.get("facts") or {})
-    if payload.get("register"):
-        progress.results[payload["register"]] = thaw(result)
-    progress.step_index = payload["index"] + 1
+    merge_facts(target, event.result.facts or {})
+    if event.register:
+        progress.results[event.register] = thaw(event.result.to_dict())
+    progress.step_index = event.index + 1
     progress.pending = None
-    progress.failure = payload.get("failure")
+    progress.failure = event.failure
 
 
-def apply_transition(progress: RunProgress, payload: Mapping[str, Any]) -> None:
-    elapsed = payload["elapsed"]
+def apply_transition(progress: RunProgress, event: E.Transition) -> None:
     if progress.path:
-        progress.path[-1].left_at = elapsed
-        progress.path[-1].event = payload["event"]
-        progress.path[-1].reason = payload.get("reason")
-    progress.state = payload["to"]
+        progress.path[-1].left_at = event.elapsed
+        progress.path[-1].event = event.trigger
+        progress.path[-1].reason = event.reason
+    progress.state = event.to
     progress.step_index = 0
     progress.failure = None
-    progress.active_rollback = payload.get("rollback")
-    progress.rolling_back = bool(payload.get("rolling_back"))
-    progress.path.append(Visit(payload["to"], elapsed))
+    progress.active_rollback = event.rollback
+    progress.rolling_back = event.rolling_back
+    progress.path.append(Visit(event.to, event.elapsed))
+    progress.status = RunStatus.RUNNING
+
+
+def _intent(progress: RunProgress, event: E.StepIntent) -> None:
+    progress.pending = event
+
+
+def _checkpoint(progress: RunProgress, event: E.Checkpoint) -> None:
+    progress.checkpoints[event.name] = event.facts
+
+
+def _paused(progress: RunProgress, event: E.RunPaused) -> None:
+    progress.status, progress.message = RunStatus.AWAITING, event.message
+
+
+def _resumed(progress: RunProgress, event: E.RunResumed) -> None:
+    progress.status = RunStatus.RUNNING
+
+
+def _ended(progress: RunProgress, event: E.RunEnded) -> None:
+    progress.status, progress.message = RunStatus(event.status), event.message
+    if progress.path and progress.path[-1].left_at is None:
+        progress.path[-1].left_at = event.elapsed
+
+
+def _nothing(progress: RunProgress, event: Any) -> None:
+    """Recorded for the audit trail; the run's position does not depend on it."""
+
+
+APPLY = {E.Transition: apply_transition, E.StepIntent: _intent, E.StepResult: apply_result,
+         E.Checkpoint: _checkpoint, E.RunPaused: _paused, E.RunResumed: _resumed,
+         E.RunEnded: _ended, E.Requirement: _nothing, E.ReadBackDone: _nothing,
+         E.ModuleRecord: _nothing, E.ChainCheckpoint: _nothing}
 
 
 def fold(run_id: str, entries: Iterable[Any]) -> RunProgress:
-    """Rebuild a run's progress from its journal entries (in order)."""
+    """Rebuild a run's progress from its journal entries (in order); JournalError (naming
+    the entry) for one that does not fit its type, InputError for a run never started."""
     progress: RunProgress | None = None
     for entry in entries:
-        p, kind = entry.payload, entry.event_type
-        if kind == "run_started":
-            progress = RunProgress(run_id=run_id, config=dict(p))
+        event = entry.event()
+        if isinstance(event, E.RunStarted):
+            if progress is None:
+                progress = RunProgress(run_id=run_id, config=event)
             continue
         if progress is None:
             continue
-        if "elapsed" in p:
-            progress.elapsed = max(progress.elapsed, p["elapsed"])
-        _fold_one(progress, kind, p)
+        progress.elapsed = max(progress.elapsed, event.elapsed)
+        APPLY.get(type(event), _nothing)(progress, event)
     if progress is None:
         from otpatch.engine.errors import InputError
 
         raise InputError(f"run {run_id!r} has no run_started entry in the journal")
     return progress
-
-
-def _fold_one(progress: RunProgress, kind: str, p: Mapping[str, Any]) -> None:
-    if kind == "transition":
-        apply_transition(progress, p)
-        progress.status = RunStatus.RUNNING
-    elif kind == "step_intent":
-        progress.pending = dict(p)
-    elif kind == "step_result":
-        apply_result(progress, p)
-    elif kind == "checkpoint":
-        progress.checkpoints[p["name"]] = p["facts"]
-    elif kind == "run_paused":
-        progress.status = RunStatus.AWAITING
-        progress.message = p.get("message", "")
-    elif kind == "run_resumed":
-        progress.status = RunStatus.RUNNING
-    elif kind == "run_ended":
-        progress.status = RunStatus(p["status"])
-        progress.message = p.get("message", "")
-        if progress.path and progress.path[-1].left_at is None:
-            progress.path[-1].left_at = p["elapsed"]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from otpatch.engine import events as E
 from otpatch.engine.clock import VirtualClock, WallClock
 from otpatch.engine.context import RunContext
 from otpatch.engine.errors import InputError
@@ -74,7 +75,8 @@ def refuse_non_simulators(loaded: Loaded) -> None:
 def start(playbook_path: str, inventory_path: str | None, mode: str, params_given: dict,
           home: Path, display: Any) -> RunProgress:
     from otpatch.engine import params as run_params
-    from otpatch.engine.journal import Journal, new_run_id
+    from otpatch.engine.anchor import Anchor
+    from otpatch.engine.journal import FILENAME, Journal, new_run_id
 
     assert mode in MODES, mode
     loaded = load_files(playbook_path, inventory_path)
@@ -85,32 +87,42 @@ def start(playbook_path: str, inventory_path: str | None, mode: str, params_give
     run_id = new_run_id()
     clock = VirtualClock() if mode == "dry_run" else WallClock()
     config = _config(loaded, mode, params, clock.now())
+    anchor = Anchor.for_run(home, loaded.inventory)
+    if (home / FILENAME).exists():  # adding to a damaged journal would bury the damage
+        with Journal.open(home, read_only=True) as journal:
+            journal.require_intact((), "run")
     with Journal.open(home) as journal, _RunLock(home, run_id):
-        journal.append(run_id, source="engine", category="run", event_type="run_started",
-                       result="info", payload={**config, "elapsed": 0.0})
-        progress = fold(run_id, journal.entries(run_id))
+        journal.anchor_with(anchor)
+        journal.record(run_id, config)
+        progress = RunProgress(run_id=run_id, config=config)
         return _conduct(loaded, progress, journal, clock, home, display, resumed=False)
 
 
 def resume(run_id: str, home: Path, display: Any) -> RunProgress:
+    from otpatch.engine.anchor import Anchor, require_trusted, trust_root
     from otpatch.engine.journal import Journal, check_run_id
 
     check_run_id(run_id)
+    doing = f"resume {run_id}"
+    # checked read-only first: a read-write open could fold a damaged WAL into the file
+    with Journal.open(home, read_only=True) as journal:
+        checked = journal.require_intact([run_id], doing)
     with Journal.open(home, create=False) as journal, _RunLock(home, run_id):
         progress = fold(run_id, journal.entries(run_id))
         if progress.status in FINAL:
             raise InputError(f"run {run_id} already ended ({progress.status.value}): "
                              "nothing to resume")
         cfg = progress.config
-        loaded = load_files(cfg["playbook"], cfg.get("inventory"))
+        loaded = load_files(cfg.playbook, cfg.inventory)
         _same_files(loaded, cfg)
-        if cfg["mode"] == "dry_run":
+        require_trusted(checked.signed, trust_root(home, loaded.inventory), doing, journal.path)
+        journal.anchor_with(Anchor.for_run(home, loaded.inventory))
+        if cfg.mode == "dry_run":
             refuse_non_simulators(loaded)
-        clock = (VirtualClock(cfg["clock_start"], progress.elapsed) if cfg["mode"] == "dry_run"
-                 else WallClock(cfg["clock_start"]))
-        journal.append(run_id, source="engine", category="run", event_type="run_resumed",
-                       result="info", payload={"from_status": progress.status.value,
-                                               "pid": os.getpid(), "elapsed": progress.elapsed})
+        clock = (VirtualClock(cfg.clock_start, progress.elapsed) if cfg.mode == "dry_run"
+                 else WallClock(cfg.clock_start))
+        journal.record(run_id, E.RunResumed(elapsed=progress.elapsed, pid=os.getpid(),
+                                            from_status=progress.status.value))
         progress.status = RunStatus.RUNNING
         return _conduct(loaded, progress, journal, clock, home, display, resumed=True)
 
@@ -120,7 +132,7 @@ def _conduct(loaded: Loaded, progress: RunProgress, journal: Any, clock: Any, ho
     from otpatch.engine.conductor import Conductor
 
     run_dir = home / "runs" / progress.run_id
-    ctx = RunContext(mode=progress.config["mode"], clock=clock, run_id=progress.run_id,
+    ctx = RunContext(mode=progress.config.mode, clock=clock, run_id=progress.run_id,
                      run_dir=run_dir, inventory=loaded.inventory,
                      playbook_dir=Path(loaded.playbook.path).resolve().parent,
                      targets=loaded.targets, facts=progress.facts,
@@ -129,27 +141,30 @@ def _conduct(loaded: Loaded, progress: RunProgress, journal: Any, clock: Any, ho
     display.started(progress, loaded.playbook, resumed=resumed)
     conductor = Conductor(loaded.playbook, progress, journal, ctx, display,
                           loaded.inventory.windows)
-    return conductor.conduct()
+    progress = conductor.conduct()
+    journal.checkpoint_run_end(progress.run_id, progress.elapsed)  # the head signed (anchor.py)
+    return progress
 
 
-def _config(loaded: Loaded, mode: str, params: dict, clock_start: float) -> dict[str, Any]:
+def _config(loaded: Loaded, mode: str, params: dict, clock_start: float) -> E.RunStarted:
     pb, inv = loaded.playbook, loaded.inventory
-    return {"playbook": str(Path(pb.path).resolve()), "playbook_hash": pb.content_hash,
-            "playbook_name": pb.metadata.name, "playbook_version": pb.metadata.version,
-            "inventory": str(Path(inv.path).resolve()) if inv.path else None,
-            "inventory_hash": inv.content_hash, "mode": mode, "params": params,
-            "targets": {t: [h.name for h in hosts] for t, hosts in loaded.targets.items()},
-            "waivers": [{"rule": w.rule, "reason": w.reason} for w in pb.waivers],
-            "pid": os.getpid(), "clock_start": clock_start}
+    return E.RunStarted(
+        elapsed=0.0, playbook=str(Path(pb.path).resolve()), playbook_hash=pb.content_hash,
+        playbook_name=pb.metadata.name, playbook_version=pb.metadata.version,
+        inventory=str(Path(inv.path).resolve()) if inv.path else None,
+        inventory_hash=inv.content_hash, mode=mode, params=params,
+        targets={t: [h.name for h in hosts] for t, hosts in loaded.targets.items()},
+        waivers=[{"rule": w.rule, "reason": w.reason} for w in pb.waivers],
+        pid=os.getpid(), clock_start=clock_start)
 
 
-def _same_files(loaded: Loaded, cfg: dict[str, Any]) -> None:
+def _same_files(loaded: Loaded, cfg: E.RunStarted) -> None:
     """A resumed run must run exactly what it started with."""
-    if loaded.playbook.content_hash != cfg["playbook_hash"]:
-        raise InputError(f"{cfg['playbook']}: changed since the run started "
-                         f"({cfg['playbook_hash']} then, {loaded.playbook.content_hash} now)")
-    if loaded.inventory.content_hash != cfg["inventory_hash"]:
-        raise InputError(f"{cfg['inventory']}: inventory changed since the run started")
+    if loaded.playbook.content_hash != cfg.playbook_hash:
+        raise InputError(f"{cfg.playbook}: changed since the run started "
+                         f"({cfg.playbook_hash} then, {loaded.playbook.content_hash} now)")
+    if loaded.inventory.content_hash != cfg.inventory_hash:
+        raise InputError(f"{cfg.inventory}: inventory changed since the run started")
 
 
 def _targets_namespace(targets: dict[str, tuple[Any, ...]]) -> dict[str, Any]:
@@ -199,12 +214,37 @@ def is_running(home: Path, run_id: str) -> bool:
 
 
 def view(run_id: str, home: Path) -> RunProgress:
-    """A run's progress from the journal, with `interrupted` for a dead, unfinished run."""
+    """A run's progress from the journal, with `interrupted` for a dead, unfinished run.
+    Read-only; JournalError if the journal is damaged (checked before the fold)."""
     from otpatch.engine.journal import Journal, check_run_id
 
     check_run_id(run_id)
-    with Journal.open(home, create=False) as journal:
+    with Journal.open(home, read_only=True) as journal:
+        _require_trusted_intact(journal, [run_id], f"status {run_id}", home)
         progress = fold(run_id, journal.entries(run_id))
-    if progress.status is RunStatus.RUNNING and not is_running(home, run_id):
+    return _interrupted(progress, home)
+
+
+def view_all(home: Path) -> list[RunProgress]:
+    """Every run's progress, in the order they started (read-only, checked first)."""
+    from otpatch.engine.journal import Journal
+
+    with Journal.open(home, read_only=True) as journal:
+        _require_trusted_intact(journal, None, "status", home)
+        folded = [fold(r.run_id, journal.entries(r.run_id)) for r in journal.runs()]
+    return [_interrupted(p, home) for p in folded]
+
+
+def _require_trusted_intact(journal: Any, run_ids: list[str] | None, doing: str,
+                            home: Path) -> None:
+    """The quick check, and its checkpoints signed by this host's key when it has one."""
+    from otpatch.engine.anchor import require_trusted, trust_root
+
+    checked = journal.require_intact(run_ids, doing)
+    require_trusted(checked.signed, trust_root(home), doing, journal.path)
+
+
+def _interrupted(progress: RunProgress, home: Path) -> RunProgress:
+    if progress.status is RunStatus.RUNNING and not is_running(home, progress.run_id):
         progress.status = RunStatus.INTERRUPTED
     return progress

@@ -95,7 +95,7 @@ def tamper(home: Path, sql: str) -> None:
 @pytest.mark.parametrize("sql,named", [
     ("UPDATE entries SET payload = replace(payload, '\"manual\"', '\"auto\"') WHERE seq = "
      "(SELECT min(seq) FROM entries WHERE event_type = 'step_result' AND payload LIKE "
-     "'%manual%')", "#8"),
+     "'%manual%')", "#7"),
     ("UPDATE entries SET ts = '2020-01-01T00:00:00.000000+00:00' WHERE seq = 5", "#5"),
     ("DELETE FROM entries WHERE seq = 7", "#7"),
     ("UPDATE entries SET seq = 100 WHERE seq = 3; UPDATE entries SET seq = 3 WHERE seq = 4;"

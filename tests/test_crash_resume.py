@@ -90,8 +90,9 @@ def test_reverified_step_is_marked_in_the_journal(tmp_path):
     """Killed after the device applied `mode` but before its result was committed: resume
     reads the device back, records the result as re-verified, and does not apply again."""
     device, home = tmp_path / "plc.json", tmp_path / "home"
-    # commits: 1 run_started, 2 prepare's result, 3 intent of `set mode`, 4 its result
-    first = otpatch_child(home, *run_args(device, {}), OTPATCH_FAULT_KILL="before:4")
+    # commits: 1 run_started, 2 entering prepare (before its step runs), 3 prepare's result,
+    # 4 intent of `set mode`, 5 its result
+    first = otpatch_child(home, *run_args(device, {}), OTPATCH_FAULT_KILL="before:5")
     assert first.returncode == -9
     assert ops(device) == ["apply mode=manual"]
     run_id = run_json(otpatch_child(home, "status", "--json"))["runs"][0]["run_id"]

@@ -94,13 +94,16 @@ def test_readiness_playbook_dry_run_completes_with_simulated_soak(home, lab):
     assert "confirmed by simulation (operator, simulated): All PID loops are stable" in text
 
 
-def test_every_step_has_intent_before_result_and_chain_verifies(home, tmp_path):
+def test_every_device_step_has_intent_before_result_and_chain_verifies(home, tmp_path):
+    """A device change's intent is on disk before the action; a step that changes no device
+    has only its result (without one, a resume simply runs it again)."""
     progress, _ = dry_run(home, CHANGE, device=str(tmp_path / "d.json"))
     with Journal.open(home, create=False) as journal:
         kinds = [e.event_type for e in journal.entries(progress.run_id)]
         assert journal.verify().ok
     steps = [k for k in kinds if k in ("step_intent", "step_result")]
-    assert steps == ["step_intent", "step_result"] * 4
+    assert steps == ["step_result", "step_intent", "step_result", "step_intent", "step_result",
+                     "step_result"]
     assert kinds[0] == "run_started" and kinds[-1] == "run_ended"
     assert kinds.index("checkpoint") < kinds.index("step_intent")
 

@@ -23,6 +23,7 @@ INVALID = [
     ("approvers-misplaced.yml", "schema", 5),
     ("approver-no-key.yml", "schema", 5),
     ("group-cycle.yml", "group-cycle", 4),
+    ("journal-host-duplicate.yml", "journal-host-duplicate", 6),
 ]
 
 

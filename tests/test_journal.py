@@ -18,8 +18,11 @@ RUN_B = "r-20261126T020000-0b1c2d"
 
 
 def append(journal: Journal, run_id: str, event_type: str, durable: bool = True, **payload):
-    return journal.append(run_id, source="engine", category="step", event_type=event_type,
-                          result="info", payload=payload, durable=durable)
+    """An entry of free shape: a module's record (the one typed event that carries any
+    payload, engine/events.py ModuleRecord), so these tests exercise the chain alone."""
+    return journal.append(run_id, source="module:test", category="module",
+                          event_type=event_type, result="info",
+                          payload={**payload, "elapsed": 0.0}, durable=durable)
 
 
 @pytest.fixture
@@ -226,8 +229,8 @@ CHILD = textwrap.dedent("""
     from otpatch.engine.journal import Journal
     journal = Journal.open(Path(sys.argv[1]))
     for i in range(5):
-        journal.append("r-20261126T012233-3fa9c2", source="engine", category="step",
-                       event_type="step_result", result="success", payload={"i": i})
+        journal.append("r-20261126T012233-3fa9c2", source="engine", category="module",
+                       event_type="tick", result="info", payload={"i": i, "elapsed": 0.0})
 """)
 
 
@@ -260,7 +263,8 @@ def test_two_processes_appending_at_once_keep_one_chain(tmp_path: Path) -> None:
 def test_hash_covers_text_with_quotes_and_non_ascii(tmp_path):
     """append writes the hashed text directly; verify recomputes it from the fields."""
     with Journal.open(tmp_path) as journal:
-        journal.append(RUN_A, source='operator:Zhang "Hua" 张华\\', category="attest",
+        journal.append(RUN_A, source='operator:Zhang "Hua" 张华\\', category="module",
                        event_type="attestation", result="success",
-                       payload={"statement": "RUN LED solid green ✓", "tab": "\t", "n": 1.5})
+                       payload={"statement": "RUN LED solid green ✓", "tab": "\t", "n": 1.5,
+                                "elapsed": 0.0})
         assert journal.verify().ok

@@ -1,0 +1,346 @@
+"""Typed journal events: one frozen dataclass per kind of entry, checked on write and on read.
+
+The conductor writes events, never bare dicts; `decode` turns a journal entry back into its
+event, so folding a run (record.py) and everything that reads the record (reports,
+approvals) works on these types. A payload carries its schema version under "v" (entries
+written before versions existed read as version 1). An entry that does not fit its type is
+an EventError naming the field; the journal turns it into a JournalError naming the entry."""
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Mapping
+
+from otpatch.modules.base import Result
+
+SCHEMA_VERSION = 1
+VERSION_KEY = "v"
+_JSON_TYPES = {str: (str,), int: (int,), float: (int, float), bool: (bool,), dict: (dict,),
+               list: (list,)}
+
+
+class EventError(ValueError):
+    """A journal payload that does not fit its event type."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of every journal event: its kind (the entry's event_type), SR 2.8 category, and
+    the run clock when it happened (seconds; simulated in a dry run)."""
+
+    kind: ClassVar[str] = ""
+    category: ClassVar[str] = ""
+    aliases: ClassVar[Mapping[str, str]] = {}  # field -> payload key, where they differ
+    _checks: ClassVar[tuple] = ()
+    elapsed: float
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind:
+            KINDS[cls.kind] = cls
+
+    def __post_init__(self) -> None:
+        for name, types, optional in _checks_of(type(self)):
+            value = getattr(self, name)
+            if value is None and optional:
+                continue
+            if types and (not isinstance(value, types) or
+                          (isinstance(value, bool) and bool not in types)):
+                raise EventError(f"{self.kind}: {self.aliases.get(name, name)} must be "
+                                 f"{_kind_name(types)}, not {type(value).__name__}")
+
+    def outcome(self) -> str:
+        """The entry's SR 2.8 result: success | failure | intent | refused | unknown | info."""
+        return "info"
+
+    def payload(self) -> dict[str, Any]:
+        out = {key: getattr(self, name) for name, key in _keys_of(type(self))}
+        out[VERSION_KEY] = SCHEMA_VERSION
+        return out
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> "Event":
+        data = dict(payload)
+        version = data.pop(VERSION_KEY, 1)
+        if version != SCHEMA_VERSION:
+            raise EventError(f"{cls.kind}: schema version {version!r}, this otpatch reads "
+                             f"{SCHEMA_VERSION}")
+        keys = {cls.aliases.get(f.name, f.name): f.name for f in fields(cls)}
+        unknown = sorted(set(data) - set(keys))
+        if unknown:
+            raise EventError(f"{cls.kind}: unknown field(s) {', '.join(unknown)}")
+        try:
+            return cls(**{keys[k]: v for k, v in data.items()})
+        except TypeError as e:  # a required field missing
+            raise EventError(f"{cls.kind}: {_missing(e)}") from None
+
+
+KINDS: dict[str, type[Event]] = {}
+_KEYS: dict[type, tuple[tuple[str, str], ...]] = {}
+
+
+def _keys_of(cls: type) -> tuple[tuple[str, str], ...]:
+    """(field, payload key) per field, computed once per class."""
+    keys = _KEYS.get(cls)
+    if keys is None:
+        keys = _KEYS[cls] = tuple((f.name, cls.aliases.get(f.name, f.name)) for f in fields(cls))
+    return keys
+
+
+def _checks_of(cls: type) -> tuple:
+    """(field, accepted types, None allowed) per field, computed once per class."""
+    checks = cls.__dict__.get("_checks")
+    if not checks:
+        hints = typing.get_type_hints(cls)
+        checks = tuple((f.name, *_accepted(hints[f.name])) for f in fields(cls))
+        cls._checks = checks
+    return checks
+
+
+def _accepted(hint: Any) -> tuple[tuple[type, ...], bool]:
+    args = typing.get_args(hint)
+    if hint is Any:
+        return (), True
+    if args and type(None) in args:  # X | None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _accepted(inner)[0], True
+    origin = typing.get_origin(hint) or hint
+    return _JSON_TYPES.get(origin, (origin,)), False
+
+
+def _kind_name(types: tuple[type, ...]) -> str:
+    names = {str: "text", int: "an integer", float: "a number", bool: "true or false",
+             dict: "an object", list: "a list"}
+    return " or ".join(names.get(t, t.__name__) for t in types[:1] if t) or "a value"
+
+
+def _missing(e: TypeError) -> str:
+    text = str(e)
+    return text[text.find("missing"):] if "missing" in text else text
+
+
+# -- the run --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    """What a run is made of: files and their hashes, mode, params, resolved targets."""
+
+    kind = "run_started"
+    category = "run"
+    playbook: str
+    playbook_hash: str
+    playbook_name: str
+    playbook_version: str
+    inventory: str | None
+    inventory_hash: str
+    mode: str  # dry_run | execute
+    params: dict
+    targets: dict  # target -> [host names]
+    pid: int
+    clock_start: float
+    waivers: list = field(default_factory=list)  # [{rule, reason}] the playbook declares
+
+
+@dataclass(frozen=True)
+class RunResumed(Event):
+    kind = "run_resumed"
+    category = "run"
+    from_status: str
+    pid: int
+
+
+@dataclass(frozen=True)
+class RunPaused(Event):
+    """The run waits: a gate refused, or a step needs a person (`step` names it)."""
+
+    kind = "run_paused"
+    category = "run"
+    state: str
+    message: str
+    step: dict | None = None
+
+    def outcome(self) -> str:
+        return "refused"
+
+
+@dataclass(frozen=True)
+class RunEnded(Event):
+    kind = "run_ended"
+    category = "run"
+    status: str
+    state: str
+    message: str
+    budgets: dict
+
+    def outcome(self) -> str:
+        return self.status
+
+
+# -- states and gates -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Transition(Event):
+    """An edge taken: recorded before the machine commits it."""
+
+    kind = "transition"
+    category = "state"
+    aliases = {"source": "from", "trigger": "event"}
+    source: str
+    trigger: str  # begin | succeed | fail | roll_back
+    to: str
+    rollback: str | None  # the rollback edge active after it
+    rolling_back: bool
+    reason: str | None = None  # why a failure or rollback edge was taken
+
+
+@dataclass(frozen=True)
+class Requirement(Event):
+    """One gate requirement evaluated on an edge into `state`."""
+
+    kind = "requirement"
+    category = "gate"
+    state: str
+    requirement: str
+    requirement_kind: str
+    passed: bool
+    detail: str
+    simulated: bool
+    aliases = {"requirement_kind": "kind"}
+
+    def outcome(self) -> str:
+        return "success" if self.passed else "refused"
+
+
+@dataclass(frozen=True)
+class Checkpoint(Event):
+    """The as-found facts snapshotted on entering a state with `checkpoint:`."""
+
+    kind = "checkpoint"
+    category = "checkpoint"
+    state: str
+    name: str
+    facts: dict
+
+
+# -- steps ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StepIntent(Event):
+    """A device change about to be made: on disk before the action, so a resume reads the
+    device back instead of acting blindly."""
+
+    kind = "step_intent"
+    category = "step"
+    state: str
+    index: int
+    step: str
+    module: str
+    args: dict
+    changes_device: bool = True
+
+    def outcome(self) -> str:
+        return "intent"
+
+
+@dataclass(frozen=True)
+class StepResult(Event):
+    """What a step answered, where its facts go, and the failure it means for its state."""
+
+    kind = "step_result"
+    category = "step"
+    state: str
+    index: int
+    step: str
+    module: str
+    result: Result
+    register: str | None
+    facts_scope: str | None
+    duration: float
+    reverified: bool = False  # recorded from a read-back after a crash, not from the action
+    failure: str | None = None
+
+    def outcome(self) -> str:
+        return "failure" if self.result.failed else "success"
+
+    def payload(self) -> dict[str, Any]:
+        out = super().payload()
+        out["result"] = self.result.to_dict()
+        if not self.reverified:
+            del out["reverified"]
+        if self.failure is None:
+            del out["failure"]
+        return out
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> "StepResult":
+        data = dict(payload)
+        result = data.get("result")
+        if not isinstance(result, dict):
+            raise EventError(f"{cls.kind}: result must be an object")
+        data["result"] = Result.from_dict(result)
+        return super().from_payload(data)
+
+
+@dataclass(frozen=True)
+class ReadBackDone(Event):
+    """A resume re-verified an interrupted device step: applied True / False / None."""
+
+    kind = "read_back"
+    category = "step"
+    state: str
+    index: int
+    module: str
+    applied: bool | None
+    result: dict
+    moving: str = ""  # what the device showed when the resume found it still mid-action
+    waited: float = 0.0  # run-clock seconds the resume waited for it to settle
+
+    def outcome(self) -> str:
+        return {True: "success", False: "failure", None: "unknown"}[self.applied]
+
+
+@dataclass(frozen=True)
+class ChainCheckpoint(Event):
+    """The journal's head, signed with the otpatch host's key (engine/anchor.py): `entries`
+    entries ending in `head_hash`, at `signed_at`; kept beside the file and sent to the SIEM."""
+
+    kind = "chain_checkpoint"
+    category = "system"
+    entries: int
+    head_hash: str
+    signed_at: str
+    public_key: str
+    signature: str
+    why: str  # run_end | interval
+    sent_to: str | None  # the SIEM receiver it was sent to, host:port
+
+
+@dataclass(frozen=True)
+class ModuleRecord:
+    """What a module recorded while it ran (ctx.record): its own event type and data."""
+
+    kind: str
+    data: dict
+    elapsed: float
+    category: ClassVar[str] = "module"
+
+    def outcome(self) -> str:
+        return "info"
+
+    def payload(self) -> dict[str, Any]:
+        return {**self.data, "elapsed": self.elapsed}
+
+
+def decode(event_type: str, category: str, payload: Mapping[str, Any]) -> Event | ModuleRecord:
+    """The typed event of a journal entry; EventError if it does not fit its type."""
+    if category == ModuleRecord.category:
+        if not isinstance(payload.get("elapsed"), (int, float)):
+            raise EventError(f"{event_type}: elapsed must be a number")
+        data = {k: v for k, v in payload.items() if k != "elapsed"}
+        return ModuleRecord(event_type, data, payload["elapsed"])
+    cls = KINDS.get(event_type)
+    if cls is None:
+        raise EventError(f"unknown event type {event_type!r}")
+    if category != cls.category:
+        raise EventError(f"{event_type}: category {category!r}, expected {cls.category!r}")
+    return cls.from_payload(payload)

@@ -1,0 +1,128 @@
+"""Ed25519 keys: made and written 0600, loaded, signing and checking (host and people alike)."""
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from otpatch.engine.errors import InputError
+
+HOST_KEY_ENV = "OTPATCH_HOST_KEY"  # path of the otpatch host's private key (PEM, 0600)
+HOST_KEY_FILE = "host.key"  # else $OTPATCH_HOME/host.key, if it is there
+
+
+def public_text(raw: bytes) -> str:
+    """A public key as the inventory writes it: base64 of its 32 raw bytes."""
+    return base64.b64encode(raw).decode("ascii")
+
+
+def short(public_key: str) -> str:
+    """A public key shortened for a message: `ed25519 zO2A4snlufbi…`."""
+    return f"ed25519 {public_key[:12]}…"
+
+
+def decode_public(text: str) -> bytes | None:
+    """The 32 raw bytes of a base64 Ed25519 public key, or None if it is not one."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, TypeError, ValueError):
+        return None
+    return raw if len(raw) == 32 else None
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """An Ed25519 private key loaded from its PEM file; signs bytes."""
+
+    path: Path
+    public_key: str  # base64, as the inventory names it
+    _key: Any
+
+    def sign(self, message: bytes) -> str:
+        return base64.b64encode(self._key.sign(message)).decode("ascii")
+
+
+def signature_valid(public_key: str, signature: str, message: bytes) -> bool:
+    """Whether `signature` (base64) is public_key's Ed25519 signature over message."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    raw = decode_public(public_key) if isinstance(public_key, str) else None
+    try:
+        sig = base64.b64decode(signature, validate=True)
+    except (binascii.Error, TypeError, ValueError):
+        return False
+    if raw is None:
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(raw).verify(sig, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def generate(path: Path) -> str:
+    """Write a new Ed25519 private key to path (PEM, PKCS#8, mode 0600); refuse an existing
+    file. Returns the public key (base64)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise InputError(f"{path}: already exists; not overwritten (a key in use would be "
+                         "lost): choose another file") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot write the key: {e.strerror or e}") from e
+    with os.fdopen(fd, "wb") as out:
+        os.fchmod(out.fileno(), 0o600)  # whatever the umask
+        out.write(pem)
+        out.flush()
+        os.fsync(out.fileno())
+    return public_text(_raw_public(key))
+
+
+def load(path: Path, what: str) -> SigningKey:
+    """The private key at path; InputError if missing, readable by others, or not Ed25519."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    try:
+        mode = path.stat().st_mode
+        data = path.read_bytes()
+    except OSError as e:
+        raise InputError(f"{what} {path}: cannot read it: {e.strerror or e}") from e
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise InputError(f"{what} {path}: readable by others (mode {stat.S_IMODE(mode):04o}): "
+                         f"chmod 600 {path}")
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as e:
+        raise InputError(f"{what} {path}: not an unencrypted PEM private key ({e})") from e
+    if not isinstance(key, Ed25519PrivateKey):
+        raise InputError(f"{what} {path}: not an Ed25519 key")
+    return SigningKey(path, public_text(_raw_public(key)), key)
+
+
+def host_key(home: Path) -> SigningKey | None:
+    """The otpatch host's signing key: the file $OTPATCH_HOST_KEY names (which must exist),
+    else <home>/host.key if there is one, else None (the journal stays unanchored)."""
+    named = os.environ.get(HOST_KEY_ENV)
+    if named:
+        return load(Path(named), f"host key (${HOST_KEY_ENV})")
+    default = home / HOST_KEY_FILE
+    return load(default, "host key") if default.exists() else None
+
+
+def _raw_public(key: Any) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return key.public_key().public_bytes(serialization.Encoding.Raw,
+                                         serialization.PublicFormat.Raw)

@@ -34,6 +34,7 @@ class Conductor:
         self.ctx, self.display, self.windows = ctx, display, windows
         self.ctx.recorder = self._module_record
         self.stages = effective_stages(playbook, ctx.inventory)
+        self._window_needs = _window_needs(playbook)
         self.ctx.stage = self._stage_of(progress.state)
         self._reason = ""
         self._refusals: list[str] = []
@@ -249,7 +250,8 @@ class Conductor:
         """The condition of every edge into `dest`: each requirement checked and recorded."""
         view = guards.GateView(dry_run=self.ctx.dry_run, now=self.ctx.clock.now(),
                                params=self.progress.config.params,
-                               facts=self.progress.facts, windows=self.windows)
+                               facts=self.progress.facts, windows=self.windows,
+                               state=dest, needs=self._window_needs)
         passed = True
         for req in self.pb.states[dest].requires:
             verdict = guards.evaluate(req, view)
@@ -303,6 +305,15 @@ class Conductor:
                   targets=self.ctx.namespace_targets,
                   run={"id": p.run_id, "mode": cfg.mode, "dry_run": self.ctx.dry_run})
         return ns
+
+
+def _window_needs(pb: Playbook) -> dict[str, float]:
+    """Worst-case seconds of the path from each state that requires a window (plan's
+    arithmetic): a window gate also needs that much time left in the window."""
+    from otpatch.engine.plan import path_need
+
+    return {s.name: path_need(pb, s.name, "window", 0).worst_case for s in pb.states.values()
+            if any(r.kind == "window" for r in s.requires)}
 
 
 def budget_usage(pb: Playbook, progress: RunProgress) -> dict[str, Any]:

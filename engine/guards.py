@@ -3,7 +3,7 @@
 Each answers a Verdict; the conductor records every verdict in the journal."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
@@ -26,6 +26,8 @@ class GateView:
     params: Mapping[str, Any]
     facts: Mapping[str, Any]
     windows: Mapping[str, Any]  # name -> MaintenanceWindow (inventory)
+    state: str = ""  # the state whose edge is guarded
+    needs: Mapping[str, float] = field(default_factory=dict)  # state -> worst-case seconds
 
 
 def hash_verified(req: Requirement, view: GateView) -> Verdict:
@@ -62,6 +64,9 @@ def window_open(req: Requirement, view: GateView) -> Verdict:
                               f"(declared: {known})")
     span = f"{window.start.isoformat()} .. {window.end.isoformat()}"
     now = datetime.fromtimestamp(view.now, timezone.utc)
+    short = _time_left_short(req, window, view, now)
+    if short:
+        return Verdict(False, short, simulated=view.dry_run)
     if view.dry_run and window.end > now:
         return Verdict(True, f"window {req.window} ({span}) assumed open in a dry run "
                              "(it has not ended)", simulated=True)
@@ -72,6 +77,22 @@ def window_open(req: Requirement, view: GateView) -> Verdict:
     if not window.contains(now):
         return Verdict(False, f"window {req.window} ({span}) is not open at {now.isoformat()}")
     return Verdict(True, f"window {req.window} ({span}) open")
+
+
+def _time_left_short(req: Requirement, window: Any, view: GateView, now: datetime) -> str:
+    """Why the time left in an open (or, in a dry run, future) window cannot hold the path
+    from here in the worst case; "" when it can or nothing is known of the path."""
+    from otpatch.engine.model import format_duration
+
+    need = view.needs.get(view.state)
+    if not need or now >= window.end:
+        return ""
+    left = (window.end - max(now, window.start)).total_seconds()
+    if left >= need:
+        return ""
+    return (f"window {req.window} ends {window.end.isoformat()}: {format_duration(left)} "
+            f"left, but the path from {view.state} needs {format_duration(need)} in the "
+            "worst case (failure, then rollback)")
 
 
 GUARDS: dict[str, Callable[[Requirement, GateView], Verdict]] = {

@@ -355,3 +355,22 @@ def test_the_shipped_procedures_pass_against_the_lab_inventory(home):
     done = otpatch_child(home, "validate", "-i", str(ROOT / "inventory" / "lab.yml"), *playbooks)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("valid against") == len(playbooks)
+
+
+def test_a_window_gate_refuses_when_too_little_of_the_window_is_left():
+    """Open, but the path from the gate needs 22m in the worst case and 10m remain."""
+    start = datetime(2026, 12, 5, 21, tzinfo=timezone.utc)
+    window = MaintenanceWindow("production", start, start + timedelta(hours=4))
+    req = Requirement("window", window="production")
+
+    def at(now: datetime) -> guards.Verdict:
+        view = guards.GateView(dry_run=False, now=now.timestamp(), params={}, facts={},
+                               windows={"production": window}, state="production_gate",
+                               needs={"production_gate": 22 * 60})
+        return guards.window_open(req, view)
+
+    late = at(window.end - timedelta(minutes=10))
+    assert not late.passed
+    assert ("10m left, but the path from production_gate needs 22m in the worst case"
+            in late.detail)
+    assert at(start + timedelta(minutes=5)).passed

@@ -15,7 +15,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from otpatch.engine.model import freeze
-from otpatch.modules.ansible.environment import ansible_envvars
+from otpatch.modules.ansible.environment import ansible_envvars, scrubbed
 from otpatch.modules.ansible.events import PAYLOAD_LIMIT
 from otpatch.modules.ansible.playbook import AnsiblePlaybook, runs_in_check_mode
 from otpatch.modules.base import Attestation
@@ -282,6 +282,18 @@ def test_environment(tmp_path, environ, host_key_checking, lc_all):
     assert env.get("LC_ALL") == lc_all
     assert env["ANSIBLE_LOCAL_TEMP"] == str(tmp_path / "tmp")
     assert env["ANSIBLE_NOCOLOR"] == "1"
+
+
+@pytest.mark.parametrize("name, kept", [
+    ("PATH", True), ("HOME", True), ("LANG", True), ("PYTHONPATH", True),
+    ("ANSIBLE_HOST_KEY_CHECKING", True), ("ANSIBLE_PRIVATE_KEY_FILE", True),
+    ("SSH_AUTH_SOCK", True), ("KEYBOARD", True),
+    ("EWS_LOGIN", False),  # named by the inventory as a password_env
+    ("OTPATCH_LAB_MGUARD_PASSWORD", False), ("GITHUB_TOKEN", False), ("aws_secret", False),
+    ("Vendor_Api_Key", False), ("ANSIBLE_GALAXY_TOKEN", False),
+])
+def test_scrubbed_environment(name, kept):
+    assert (name in scrubbed({name: "x"}, {"EWS_LOGIN"})) is kept
 
 
 def test_import_does_not_load_ansible_runner():

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import io
+import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -77,3 +80,42 @@ def test_verify_check_mode_fails_a_change_still_pending_and_rolls_back(home, tmp
     assert progress.status is RunStatus.ROLLED_BACK, progress.message
     assert "verify (check mode)" in progress.message and "not in effect" in progress.message
     assert not (marker_dir / "marker.txt").exists()  # the rollback removed it, and checked
+
+
+SECRETS = {  # variable -> why it must not reach ansible-runner's artifacts
+    "EWS_LOGIN": "the inventory names it as the host's password_env",
+    "SITE_API_TOKEN": "*_TOKEN", "vendor_portal_key": "*_KEY (any case)",
+    "HISTORIAN_SECRET": "*_SECRET", "OTHER_PASSWORD": "*_PASSWORD",
+}
+
+
+def test_no_secret_is_written_under_otpatch_home_and_artifacts_are_private(home, tmp_path,
+                                                                            monkeypatch):
+    inventory = tmp_path / "workstation.yml"
+    credentials = "\n          credentials: {username: ews, password_env: EWS_LOGIN}"
+    inventory.write_text(Path(INVENTORY).read_text().replace(
+        "ansible_connection: local", "ansible_connection: local" + credentials))
+    values = {name: f"secret-{name}-{os.urandom(6).hex()}" for name in SECRETS}
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    values["OTPATCH_LAB_MGUARD_PASSWORD"] = os.environ["OTPATCH_LAB_MGUARD_PASSWORD"]
+    marker_dir = tmp_path / "ews"
+    marker_dir.mkdir()
+    progress = runs.start(PLAYBOOK, str(inventory), "execute", {"marker_dir": str(marker_dir)},
+                          home, PlainDisplay(io.StringIO()))
+    assert progress.status is RunStatus.COMPLETED, progress.message
+    files = [p for p in home.rglob("*") if p.is_file()]
+    assert any(p.name == "command" for p in files)  # ansible-runner's record of its env
+    assert any(p.name.endswith(".sqlite") or "journal" in p.name for p in files)
+    for path in files:
+        data = path.read_bytes()
+        for name, value in values.items():
+            assert value.encode() not in data, f"{name} ({SECRETS.get(name, 'lab')}) in {path}"
+    artifacts = next(home.glob("runs/*/ansible"))
+    command = json.loads(next(artifacts.rglob("command")).read_text())
+    assert "PATH" in command["env"] and "ANSIBLE_HOME" in command["env"]  # Ansible's own stay
+    assert not set(values) & set(command["env"])
+    for path in [artifacts, *artifacts.rglob("*")]:
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        if not path.is_symlink():
+            assert mode == (0o700 if path.is_dir() else 0o600), f"{oct(mode)} {path}"

@@ -1,10 +1,14 @@
-"""The environment variables otpatch hands ansible-playbook, on top of its own environment."""
+"""The environment ansible-playbook gets: otpatch's own, without its secrets, plus these."""
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Iterable, Mapping
+
+# Names that hold a secret by convention, whatever the inventory says (case-insensitive).
+SECRET_NAME = re.compile(r".*_(PASSWORD|TOKEN|KEY|SECRET)\Z", re.IGNORECASE)
 
 
 def ansible_envvars(private_data_dir: Path, environ: Mapping[str, str] = os.environ,
@@ -38,3 +42,19 @@ def utf8_locale(environ: Mapping[str, str]) -> bool:
         if value:
             return "utf8" in value.lower().replace("-", "")
     return False
+
+
+def scrubbed(env: Mapping[str, str], secret_names: Iterable[str] = ()) -> dict[str, str]:
+    """`env` without the variables that hold secrets: every name in `secret_names` (the
+    inventory's `password_env`) and every `*_PASSWORD`, `*_TOKEN`, `*_KEY`, `*_SECRET`.
+    ansible-runner writes the environment it starts ansible-playbook with into its artifacts,
+    so a secret left in it would be on disk for as long as the run is kept."""
+    named = set(secret_names)
+    return {k: v for k, v in env.items() if k not in named and not SECRET_NAME.match(k)}
+
+
+def inventory_secret_names(inventory: Any) -> set[str]:
+    """The environment variables the inventory's hosts name as `password_env`."""
+    hosts = getattr(inventory, "hosts", None) or {}
+    return {str(host.credentials["password_env"]) for host in hosts.values()
+            if host.credentials.get("password_env")}

@@ -1,13 +1,17 @@
 """ansible.playbook: run an Ansible playbook through ansible-runner as one step."""
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
 from otpatch.engine.model import format_duration, parse_duration, thaw
 from otpatch.modules.ansible.deadline import PlaybookStopper
-from otpatch.modules.ansible.environment import ansible_envvars
+from otpatch.modules.ansible.environment import (ansible_envvars, inventory_secret_names,
+                                                 scrubbed)
 from otpatch.modules.ansible.events import EventLog
 from otpatch.modules.ansible.outcome import PlaybookOutcome, host_recap
 from otpatch.modules.base import Context, Module, ReadBack, Result
@@ -32,7 +36,11 @@ class AnsiblePlaybook(Module):
         "Ansible ends 'successful' with rc 0; a host Ansible cannot reach marks the step "
         "unreachable. Every runner event is journaled as a compact `ansible_event`; the "
         "runner's full artifacts stay in the run directory under "
-        "ansible/NNN-<playbook>-<phase>/. Nothing is printed to the terminal. Host key "
+        "ansible/NNN-<playbook>-<phase>/, readable by otpatch's user only (0600 files, 0700 "
+        "folders). ansible-playbook gets otpatch's environment without its secrets: the "
+        "variables the inventory names as password_env and any *_PASSWORD, *_TOKEN, *_KEY or "
+        "*_SECRET are left out (so they are in no artifact either); hand a playbook a secret "
+        "another way (a vault, a file). Nothing is printed to the terminal. Host key "
         "checking keeps Ansible's default (on) unless ANSIBLE_HOST_KEY_CHECKING is set in "
         "otpatch's environment."
     )
@@ -128,21 +136,18 @@ def play(args: Mapping[str, Any], ctx: Context, *, check_mode: bool, phase: str)
 
 def run_ansible(args: Mapping[str, Any], ctx: Context, playbook: Path, inventory: Path, *,
                 check_mode: bool, phase: str) -> PlaybookOutcome:
-    """ansible_runner.run in a fresh private data dir under the run's change store."""
+    """ansible-runner in a fresh private data dir under the run's change store."""
     private_dir = fresh_dir(Path(ctx.run_dir) / "ansible", f"{playbook.stem}-{phase}")
     events = EventLog(ctx, phase)
     timeout = parse_duration(args["timeout"]) if args.get("timeout") is not None else None
     stopper = PlaybookStopper(timeout, lambda: events.pid)
     kwargs = runner_kwargs(args, playbook, inventory, private_dir, check_mode)
     LOG.debug("ansible-runner %s in %s", playbook, private_dir)
-
-    import ansible_runner  # here, not at import: `otpatch validate` must start fast
-
     try:
-        runner = ansible_runner.run(event_handler=events, cancel_callback=stopper, **kwargs)
-    except BaseException:  # an interrupt: ansible-playbook would run on, with its tasks
-        stopper.terminate()
-        raise
+        runner = start_runner(kwargs, inventory_secret_names(ctx.inventory),
+                              event_handler=events, cancel_callback=stopper)
+    finally:
+        make_private(private_dir)
     status, reason = runner.status, events.reason()
     if stopper.expired:
         status, reason = "timeout", f"timed out after {format_duration(timeout)}"
@@ -152,9 +157,31 @@ def run_ansible(args: Mapping[str, Any], ctx: Context, playbook: Path, inventory
                            private_data_dir=str(private_dir))
 
 
+def start_runner(kwargs: dict[str, Any], secret_names: set[str], *, event_handler: Any,
+                 cancel_callback: PlaybookStopper) -> Any:
+    """What ansible_runner.run does (RunnerConfig, prepare, Runner.run, as ansible-runner
+    documents it), with the secrets taken out of the environment it has prepared: it seeds
+    that from this process's whole environment and writes it to artifacts/*/command."""
+    import ansible_runner  # here, not at import: `otpatch validate` must start fast
+
+    config = ansible_runner.RunnerConfig(**kwargs)
+    config.prepare()
+    config.env = scrubbed(config.env, secret_names)
+    runner = ansible_runner.Runner(config, event_handler=event_handler,
+                                   cancel_callback=cancel_callback)
+    try:
+        runner.run()
+    except BaseException:  # an interrupt: ansible-playbook would run on, with its tasks
+        cancel_callback.terminate()
+        raise
+    return runner
+
+
 def runner_kwargs(args: Mapping[str, Any], playbook: Path, inventory: Path, private_dir: Path,
                   check_mode: bool) -> dict[str, Any]:
-    """The keyword arguments for ansible_runner.run (event handler and stopper aside)."""
+    """The keyword arguments for ansible_runner.RunnerConfig; the extra variables and runner
+    settings are written to the private data dir's env/ (0600), where ansible-runner reads
+    them, so they are not on ansible-playbook's command line."""
     kwargs: dict[str, Any] = {
         "private_data_dir": str(private_dir),
         "project_dir": str(playbook.parent),  # ansible-playbook's working directory
@@ -170,11 +197,31 @@ def runner_kwargs(args: Mapping[str, Any], playbook: Path, inventory: Path, priv
     if args.get("tags"):
         kwargs["tags"] = ",".join(args["tags"])
     if args.get("extravars"):
-        kwargs["extravars"] = thaw(args["extravars"])  # frozen mappings do not dump
+        write_private(private_dir / "env" / "extravars", thaw(args["extravars"]))
     if args.get("timeout") is not None:
         # the stopper checks its deadline each time ansible-runner's read loop wakes up
-        kwargs["settings"] = {"pexpect_timeout": 1}
+        write_private(private_dir / "env" / "settings", {"pexpect_timeout": 1})
     return kwargs
+
+
+def write_private(path: Path, value: Any) -> None:
+    """`value` as JSON in a file only this user can read (ansible-runner's env/ layout)."""
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(value, out)
+
+
+def make_private(root: Path) -> None:
+    """Everything under root readable by this user only: folders 0700, files 0600 (ansible-
+    runner creates some of its artifacts with the process umask)."""
+    root.chmod(0o700)
+    for folder, dirs, files in os.walk(root):
+        for names, mode in ((dirs, 0o700), (files, 0o600)):
+            for path in (Path(folder, name) for name in names):
+                if not path.is_symlink():  # a link's target is not the run's to change
+                    with contextlib.suppress(FileNotFoundError):  # gone since the walk
+                        path.chmod(mode)
 
 
 def resolve_playbook(playbook: str, playbook_dir: Any) -> Path:
@@ -187,7 +234,7 @@ def resolve_playbook(playbook: str, playbook_dir: Any) -> Path:
 def fresh_dir(parent: Path, label: str) -> Path:
     """parent/NNN-label, new for this call (numbered in call order); private to the user, as
     it holds the extra variables."""
-    parent.mkdir(parents=True, exist_ok=True)
+    parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     number = sum(1 for _ in parent.iterdir())
     while True:
         number += 1

@@ -194,14 +194,18 @@ def _fsync_dir(folder: Path) -> None:
 
 # -- reading lists of checkpoints ----------------------------------------------------------
 
+MAX_LIST_BYTES = 256 * 1024 * 1024  # a checkpoint line per few entries: years of runs
+
 def read_list(path: Path, label: str | None = None
               ) -> tuple[list[tuple[str, SignedCheckpoint]], list[str]]:
     """Checkpoints from a file of JSON lines (the copy, an export) or of syslog lines that
     carry one after their structured data (the SIEM's); each with its `FILE line N` label.
     A line that is neither is a problem; a file that cannot be read is an InputError."""
+    from otpatch.engine.files import read_regular
+
     try:
-        text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as e:
+        text = read_regular(path, MAX_LIST_BYTES, "checkpoints file").decode("utf-8")
+    except UnicodeDecodeError as e:
         raise InputError(f"{path}: cannot read the checkpoints: "
                          f"{getattr(e, 'strerror', None) or e}") from e
     found, problems = [], []

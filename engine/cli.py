@@ -6,7 +6,8 @@ import logging
 import sys
 from typing import Any
 
-from otpatch.engine.errors import EXIT_BAD_INPUT, OtpatchError
+from otpatch.engine.errors import (EXIT_BAD_INPUT, EXIT_NOT_COMPLETED, InputError,
+                                   OtpatchError, clip)
 
 COMMANDS_NOT_BUILT = {
     "approve": "signed approvals (Ed25519 sign-offs over an approval request)",
@@ -20,10 +21,12 @@ def build_parser() -> argparse.ArgumentParser:
     from otpatch.modules.advisories import cli as advisories_cli
     from otpatch.modules.risk import cli as risk_cli
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="otpatch", description="IEC 62443-2-3 patch procedures as guarded, journaled "
                                     "state machines. Exit codes: 0 success, 1 run not "
                                     "completed, 2 bad input, 3 refused by a gate.")
+    parser.add_argument("--debug", action="store_true",
+                        help="log debug messages and print the traceback of an internal error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("demo", help="dry-run the shipped procedures end to end")
     p.set_defaults(func=c.demo)
@@ -120,23 +123,74 @@ def _run_inputs(p: argparse.ArgumentParser) -> None:
                    help="set a playbook param (repeatable)")
 
 
+MAX_LINE = 1000  # characters of one printed problem line; longer ones are clipped
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, echoing at most a clipped copy of a bad argument (a 100 KB one too)."""
+
+    def error(self, message: str):
+        super().error(clip(message, MAX_LINE))
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="otpatch: %(levelname)s: %(message)s")
     # pymodbus logs what otpatch reports itself (a port in use, a peer gone): one line, ours
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     logging.getLogger("urllib3").setLevel(logging.ERROR)  # a retried GET across a reboot
     args = build_parser().parse_args(argv)
+    if args.debug:
+        logging.getLogger("otpatch").setLevel(logging.DEBUG)
     try:
+        _require_text(args)
         return args.func(args)
     except OtpatchError as e:
         for line in e.lines():
-            print(line, file=sys.stderr)
+            print(clip(line, MAX_LINE), file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("otpatch: interrupted; `otpatch resume RUN_ID` continues a run", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return EXIT_BAD_INPUT
+    except Exception as e:  # a bug: one line, and the traceback only with --debug
+        if args.debug:
+            raise
+        print(f"otpatch: internal error (a bug in otpatch): {type(e).__name__}: "
+              f"{clip(str(e))}; --debug shows the traceback", file=sys.stderr)
+        return EXIT_NOT_COMPLETED
+
+
+def _require_text(args: argparse.Namespace) -> None:
+    """Arguments are recorded in the UTF-8 journal: bytes that are not UTF-8 (in a path or
+    an -e value) are refused before anything starts, so no run is left half-begun."""
+    for name, value in vars(args).items():
+        for item in value if isinstance(value, list) else [value]:
+            if not isinstance(item, str):
+                continue
+            if "\x00" in item:  # no command line carries one; a caller in Python can
+                shown = _printable(item).replace("\x00", "\\x00")
+                raise InputError(f"{_option(name)} {clip(shown)}: holds a NUL "
+                                 f"character (at {item.index(chr(0)) + 1})")
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise InputError(f"{_option(name)} {clip(_printable(item))}: not UTF-8 text "
+                                 f"(character {e.start + 1}): rename the file or re-type "
+                                 "the value") from None
+
+
+def _printable(text: str) -> str:
+    """Text with the bytes that are not UTF-8 shown as \\xff escapes."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _option(dest: str) -> str:
+    return {"extra": "-e", "inventory": "-i", "output": "-o"}.get(dest, dest.upper())
 
 
 if __name__ == "__main__":

@@ -91,7 +91,9 @@ def graph(args) -> int:
 
     out = render(load_playbook(args.playbook), args.format)
     if args.output:
-        Path(args.output).write_bytes(out if isinstance(out, bytes) else out.encode())
+        from otpatch.engine.files import write_atomic
+
+        write_atomic(args.output, out if isinstance(out, bytes) else out.encode(), "graph -o")
     elif isinstance(out, bytes):
         sys.stdout.buffer.write(out)
     else:
@@ -219,7 +221,7 @@ def journal_verify(args) -> int:
         inventory = load_inventory(args.inventory)
     trust = trust_root(_home(), inventory)
     against = Path(args.against) if args.against else None
-    if against is not None and not against.is_file():
+    if against is not None and not against.exists():  # a FIFO or folder: refused on reading
         raise InputError(f"--against {against}: no such file")
     with Journal.open(_home(), read_only=True) as journal:
         report = journal.verify(trust=trust, against=against)
@@ -252,10 +254,9 @@ def journal_checkpoints(args) -> int:
     if args.output == "-":
         sys.stdout.write(text)
         return EXIT_OK
-    try:
-        Path(args.output).write_text(text, "utf-8")
-    except OSError as e:
-        raise InputError(f"{args.output}: cannot write: {e.strerror or e}") from e
+    from otpatch.engine.files import write_atomic
+
+    write_atomic(args.output, text.encode("utf-8"), "journal checkpoints -o")
     newest = f"; the newest covers {found[-1].entries} entries, signed {found[-1].signed_at}" \
         if found else " (the journal has none: is a host key configured?)"
     print(f"{args.output}: {len(found)} signed checkpoint(s){newest}")

@@ -9,6 +9,18 @@ EXIT_BAD_INPUT = 2
 EXIT_GATE_REFUSED = 3  # the run is awaiting: a gate refused, or a step needs a person
 
 
+ECHO_LIMIT = 200  # characters of a user's input echoed back in a message
+
+
+def clip(text: str, limit: int = ECHO_LIMIT) -> str:
+    """`text`, or its first `limit` characters, an ellipsis and its length: a message never
+    echoes a 100 KB input in full."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} characters)"
+
+
 class OtpatchError(Exception):
     """Base of every error otpatch raises on purpose."""
 

@@ -7,6 +7,7 @@ import os
 import re
 import secrets
 import signal
+import stat
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from otpatch.engine.canonical import canonical_json, sha256_hex
-from otpatch.engine.errors import InputError, JournalError
+from otpatch.engine.errors import InputError, JournalError, clip
 
 LOG = logging.getLogger(__name__)
 _json_string = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) uses
@@ -60,8 +61,36 @@ RUN_ID_RE = re.compile(r"r-\d{8}T\d{6}-[0-9a-f]{6}")
 
 
 def default_home() -> Path:
-    """Where the journal lives: $OTPATCH_HOME, else ./.otpatch."""
-    return Path(os.environ.get("OTPATCH_HOME") or ".otpatch")
+    """Where the journal lives: $OTPATCH_HOME, else ./.otpatch; InputError for a path that
+    cannot be one (not UTF-8, a name over 255 bytes, an existing file that is no folder)."""
+    home = Path(os.environ.get("OTPATCH_HOME") or ".otpatch")
+    _check_home(home)
+    return home
+
+
+NAME_MAX = 255  # bytes in one file name, on every file system otpatch runs on
+
+
+def _check_home(home: Path) -> None:
+    shown = f"OTPATCH_HOME={clip(os.fsencode(home).decode('utf-8', 'backslashreplace'))}"
+    try:
+        names = [part.encode("utf-8") for part in home.parts]
+    except UnicodeEncodeError:
+        raise InputError(f"{shown}: not UTF-8 text") from None
+    if too_long := [n for n in names if len(n) > NAME_MAX]:
+        raise InputError(f"{shown}: a name in it is {len(too_long[0])} bytes long, over "
+                         f"the {NAME_MAX}-byte limit for a file name")
+    try:
+        mode = home.stat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise InputError(f"{shown}: cannot use it: {e.strerror or e}") from None
+    if not stat.S_ISDIR(mode):
+        from otpatch.engine.files import kind_of
+
+        what = "a regular file" if stat.S_ISREG(mode) else kind_of(mode)
+        raise InputError(f"{shown}: not a directory ({what})")
 
 
 def new_run_id() -> str:
@@ -72,7 +101,7 @@ def new_run_id() -> str:
 def check_run_id(text: str) -> str:
     """Return text if it is a well-formed run id; raise InputError otherwise."""
     if not isinstance(text, str) or not RUN_ID_RE.fullmatch(text):
-        raise InputError(f"bad run id {text!r}: expected r-YYYYMMDDTHHMMSS-xxxxxx")
+        raise InputError(f"bad run id {clip(repr(text))}: expected r-YYYYMMDDTHHMMSS-xxxxxx")
     return text
 
 

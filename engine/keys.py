@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from otpatch.engine.errors import InputError
+from otpatch.engine.files import open_regular
 
 HOST_KEY_ENV = "OTPATCH_HOST_KEY"  # path of the otpatch host's private key (PEM, 0600)
 HOST_KEY_FILE = "host.key"  # else $OTPATCH_HOME/host.key, if it is there
@@ -96,7 +97,8 @@ def load(path: Path, what: str) -> SigningKey:
 
     try:
         mode = path.stat().st_mode
-        data = path.read_bytes()
+        with open_regular(path) as f:  # no FIFO or device: a key file is small
+            data = f.read(64 * 1024)
     except OSError as e:
         raise InputError(f"{what} {path}: cannot read it: {e.strerror or e}") from e
     if mode & (stat.S_IRWXG | stat.S_IRWXO):

@@ -12,7 +12,8 @@ from typing import Any, Callable, Iterator, NamedTuple
 from otpatch.engine import reach, safety, templating, windows
 from otpatch.engine.errors import Problem
 from otpatch.engine.lintbase import Site, at, short, step_id, steps
-from otpatch.engine.model import NO_ROLLBACK, TERMINALS, Playbook, State, Step
+from otpatch.engine.model import (NO_ROLLBACK, TERMINALS, DurationTooLong, Playbook, State,
+                                  Step, parse_duration)
 from otpatch.engine.yamlsrc import display_path
 from otpatch.modules import registry
 
@@ -172,6 +173,24 @@ def module_args(pb: Playbook, site: Site) -> list[Problem]:
             arg = display_path(path) or "arguments"
             out.append(at(step.where, "module-args",
                           f"{step_id(state, step)}: {step.module} {arg}: {short(message)}"))
+    return out
+
+
+def duration_bound(pb: Playbook, site: Site) -> list[Problem]:
+    out = []
+    for state, step in steps(pb):
+        cls = registry.MODULES.get(step.module)
+        props = cls.args_schema.get("properties", {}) if cls else {}
+        for key, value in step.args.items():
+            if not props.get(key, {}).get("x-otpatch-duration") or templating.is_template(value):
+                continue
+            try:
+                parse_duration(value)
+            except DurationTooLong as e:
+                out.append(at(step.where, "duration-bound",
+                              f"{step_id(state, step)}: {step.module} {key}: {e}"))
+            except ValueError:
+                continue  # a malformed one is a module-args problem
     return out
 
 
@@ -369,8 +388,13 @@ RULES: dict[str, Rule] = {
                            "a typo in a module name would fail the run mid-way"),
     "module-args": Rule("a step's arguments do not match its module's schema", module_args,
                         "bad arguments fail before anything runs, even in a dry run"),
-    "template-syntax": Rule("a template in a step's arguments does not compile",
-                            template_syntax, "a template error would fail the run mid-way"),
+    "duration-bound": Rule("a module's duration argument is not one, or is longer than 30 "
+                           "days", duration_bound, "a wait or timeout past any maintenance "
+                           "window is a typo, and would leave a run that never ends"),
+    "template-syntax": Rule("a template in a step's arguments does not compile, names an "
+                            "attribute that leaves the sandbox (`__class__`, `mro`), or "
+                            "computes a constant past the 1 MiB bound", template_syntax,
+                            "a template error would fail the run mid-way"),
     "duplicate-name": Rule("repeated step name in a state, repeated or reserved register",
                            duplicate_name, "records and templates must name one thing each"),
     "budget-over": Rule("a time budget's states on the path expect more than its limit",

@@ -14,7 +14,7 @@ from otpatch.engine.model import (AppliesTo, Budget, FirmwareImage, Metadata, Pa
                                   Waiver, freeze, parse_duration)
 from otpatch.engine.schemas import schema_problems
 from otpatch.engine.yamlsrc import RULES as YAML_RULES
-from otpatch.engine.yamlsrc import YamlSource, read_yaml
+from otpatch.engine.yamlsrc import YamlSource, display_path, read_yaml
 
 LOAD_RULES = {
     **YAML_RULES,
@@ -48,6 +48,8 @@ def check_playbook(path: str | Path, inventory: Any | None = None
     if problems:
         return None, problems
     playbook, problems = build_playbook(source)
+    if any(p.rule == "schema" for p in problems):  # a duration past its bound: not built
+        return None, problems
     problems = sorted(problems + lint(playbook, inventory), key=lambda p: (p.line, p.col, p.rule))
     return (None if any(p.rule == "step-shape" for p in problems) else playbook), problems
 
@@ -114,10 +116,6 @@ def _metadata(m: dict) -> Metadata:
                     standard=m.get("standard", ""), applies_to=applies)
 
 
-def _opt_duration(value: Any) -> float | None:
-    return None if value is None else parse_duration(value)
-
-
 class _Builder:
     """Builds model objects from schema-valid data, with their source positions."""
 
@@ -132,7 +130,7 @@ class _Builder:
                                          algorithm=spec.get("algorithm", "sha256"),
                                          hash=spec.get("hash"))
         elif kind == "duration":
-            default = _opt_duration(spec.get("default"))
+            default = self.duration(("params", name, "default"), spec.get("default"))
         else:
             default = spec.get("default")
         return ParamSpec(name=name, type=kind, default=default,
@@ -140,13 +138,25 @@ class _Builder:
                          description=spec.get("description", ""),
                          where=self.source.where(("params", name)))
 
+    def duration(self, path: tuple, value: Any) -> float | None:
+        """Seconds of a duration the schema let through; past the 30-day bound a located
+        schema problem (and None, so nothing downstream does arithmetic with it)."""
+        if value is None:
+            return None
+        try:
+            return parse_duration(value)
+        except ValueError as e:
+            self.problems.append(self.source.problem(path, "schema",
+                                                     f"{display_path(path)}: {e}"))
+            return None
+
     def target(self, name: str, spec: dict) -> TargetSpec:
         return TargetSpec(name=name, group=spec["group"], many=bool(spec.get("many", False)),
                           description=spec.get("description", ""),
                           where=self.source.where(("targets", name)))
 
     def budget(self, name: str, spec: dict) -> Budget:
-        return Budget(name=name, limit=parse_duration(spec["limit"]),
+        return Budget(name=name, limit=self.duration(("budgets", name, "limit"), spec["limit"]),
                       states=tuple(spec["states"]), description=spec.get("description", ""),
                       where=self.source.where(("budgets", name)))
 
@@ -161,8 +171,9 @@ class _Builder:
             requires=tuple(self.requirement(path + ("requires", i), r)
                            for i, r in enumerate(spec.get("requires") or ())),
             checkpoint=spec.get("checkpoint"), do=tuple(s for s in steps if s is not None),
-            expect_duration=_opt_duration(spec.get("expect_duration")),
-            timeout=_opt_duration(spec.get("timeout")), max_visits=spec.get("max_visits"),
+            expect_duration=self.duration(path + ("expect_duration",), spec.get("expect_duration")),
+            timeout=self.duration(path + ("timeout",), spec.get("timeout")),
+            max_visits=spec.get("max_visits"),
             next=spec.get("next"),
             on_failure=spec.get("on_failure"), rollback=spec.get("rollback"),
             where=self.source.where(path), edge_where=MappingProxyType(edges))

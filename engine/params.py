@@ -1,11 +1,16 @@
 """Run parameters: the playbook's declared params, their defaults and `-e name=value`."""
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from typing import Any, Mapping
 
-from otpatch.engine.errors import InputError
+from otpatch.engine.errors import InputError, clip
 from otpatch.engine.model import FirmwareImage, ParamSpec, Playbook, parse_duration
+from otpatch.engine.yamlsrc import MAX_INT
+
+MAX_VALUE = 4096  # characters of one -e value: a path, a name, a duration; never a document
+_INT = re.compile(r"[-+]?[0-9]{1,19}", re.ASCII)
 
 
 def parse_assignments(pairs: list[str]) -> dict[str, str]:
@@ -14,7 +19,7 @@ def parse_assignments(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
-            raise InputError(f"-e {pair!r}: expected name=value")
+            raise InputError(f"-e {clip(repr(pair))}: expected name=value")
         out[name.strip()] = value
     return out
 
@@ -36,6 +41,15 @@ def resolve(playbook: Playbook, given: Mapping[str, str]) -> dict[str, Any]:
     return values
 
 
+def _integer(text: str) -> int:
+    """ASCII digits with an optional sign, within 64 bits: Python's int() would also take
+    `1_000`, ` 12 ` and `١٢٣`."""
+    if not _INT.fullmatch(text) or abs(int(text)) > MAX_INT:
+        shown = repr(text) if len(text) <= 40 else f"{text[:40]!r}..."
+        raise ValueError(f"{shown} is not an integer (ASCII digits only, within 64 bits)")
+    return int(text)
+
+
 def _value(spec: ParamSpec, text: str | None) -> Any:
     if text is None:
         if spec.default is None:
@@ -44,11 +58,11 @@ def _value(spec: ParamSpec, text: str | None) -> Any:
             return None
         default = spec.default
         return asdict(default) if isinstance(default, FirmwareImage) else default
+    if len(text) > MAX_VALUE:
+        raise ValueError(f"a value of {len(text)} characters: longer than the bound of "
+                         f"{MAX_VALUE}")
     if spec.type == "int":
-        try:
-            return int(text)
-        except ValueError:
-            raise ValueError(f"{text!r} is not an integer") from None
+        return _integer(text)
     if spec.type == "duration":
         return parse_duration(text)
     if spec.type == "firmware":

@@ -87,7 +87,7 @@ class Dialogue:
                            f"not approvers holding {self.role})")
 
     def _pick(self, typed: str) -> Any | None:
-        if typed.isdecimal() and 1 <= int(typed) <= len(self.people):
+        if typed.isascii() and typed.isdecimal() and 1 <= int(typed) <= len(self.people):
             return self.people[int(typed) - 1]
         return next((p for p in self.people if p.name.casefold() == typed.casefold()), None)
 

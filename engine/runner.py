@@ -100,7 +100,7 @@ def invoke(prepared: PreparedStep, ctx: Any) -> Result:
     except OtpatchError as e:
         return Result(failed=True, msg=str(e))
     except Exception as e:  # a module bug must not kill a run halfway through a change
-        LOG.exception("module %s raised", module.name)
+        LOG.debug("module %s raised", module.name, exc_info=True)  # the traceback: --debug
         return Result(failed=True, msg=f"{module.name} raised {type(e).__name__}: {e}")
 
 
@@ -138,7 +138,7 @@ def read_back(module_name: str, args: Mapping[str, Any], ctx: Any) -> Reverified
                                advance=lambda seconds: module.advance_sim_clock(args, ctx,
                                                                                 seconds))
     except Exception as e:  # passing the simulator's time failed: cannot tell
-        LOG.exception("waiting on the read-back of %s raised", module_name)
+        LOG.debug("waiting on the read-back of %s raised", module_name, exc_info=True)
         return Reverified(_cannot_tell(e, "while waiting on the device, "), 0.0,
                           first.result.msg)
     return Reverified(last, waited, first.result.msg)
@@ -148,7 +148,7 @@ def _ask(module: Module, args: Mapping[str, Any], ctx: Any) -> ReadBack:
     try:
         return module.read_back(args, ctx)
     except Exception as e:  # cannot tell: a human decides
-        LOG.exception("read-back of %s raised", module.name)
+        LOG.debug("read-back of %s raised", module.name, exc_info=True)
         return _cannot_tell(e)
 
 

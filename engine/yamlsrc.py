@@ -30,6 +30,7 @@ from ruamel.yaml.reader import ReaderError
 
 from otpatch.engine.canonical import canonical_hash
 from otpatch.engine.errors import PlaybookError, Problem
+from otpatch.engine.files import open_regular
 from otpatch.engine.model import Where
 
 MAX_BYTES = 1024 * 1024
@@ -121,7 +122,7 @@ def read_yaml(path: str | Path) -> YamlSource:
     """Read and parse a YAML file whose top level is a mapping; PlaybookError otherwise."""
     file = str(path)
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:  # no FIFO, device or directory
             raw = f.read(MAX_BYTES + 1)
     except OSError as e:
         raise PlaybookError([Problem(file, 1, 1, "yaml-unreadable",
@@ -293,13 +294,24 @@ def _scalar(node: Any) -> Any:
     raise _Refused("yaml-syntax", f"unsupported tag {tag}", node.start_mark)
 
 
+_INT = re.compile(r"[-+]?(?:[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)", re.ASCII)
+MAX_INT = 2 ** 63 - 1  # what SQLite and every device register count hold; no procedure needs more
+
+
 def _int(text: str, node: Any) -> int:
-    try:
-        if text.startswith(("0o", "0x")):
-            return int(text, 0)
-        return int(text)
-    except ValueError:
-        raise _Refused("yaml-syntax", f"{text!r} is not an integer", node.start_mark) from None
+    """Plain ASCII digits (or 0o / 0x), within 64 bits: no `1_000`, no `١٢٣`."""
+    if not _INT.fullmatch(text) or len(text) > 24:
+        raise _Refused("yaml-syntax", f"{_shown(text)} is not an integer (ASCII digits only, "
+                       "no underscores, within 64 bits)", node.start_mark)
+    value = int(text, 0) if text.lstrip("+-").startswith(("0o", "0x")) else int(text, 10)
+    if abs(value) > MAX_INT:
+        raise _Refused("yaml-syntax", f"{text} is not an integer within 64 bits",
+                       node.start_mark)
+    return value
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 40 else f"{text[:40]!r}... ({len(text)} characters)"
 
 
 def _float(text: str, node: Any) -> float:
@@ -308,10 +320,10 @@ def _float(text: str, node: Any) -> float:
     except ValueError:
         value = math.nan if text.lower().endswith((".inf", ".nan")) else None
         if value is None:
-            raise _Refused("yaml-syntax", f"{text!r} is not a number",
+            raise _Refused("yaml-syntax", f"{_shown(text)} is not a number",
                            node.start_mark) from None
     if not math.isfinite(value):
         # JSON (and so the content hash) has no infinity or NaN; no procedure needs them
-        raise _Refused("yaml-syntax", f"{text!r}: infinity and NaN are not allowed",
+        raise _Refused("yaml-syntax", f"{_shown(text)}: infinity and NaN are not allowed",
                        node.start_mark)
     return value

@@ -8,6 +8,7 @@ from functools import lru_cache
 from collections.abc import Mapping
 from typing import Any
 
+from otpatch.engine.errors import InputError, clip
 from otpatch.modules.ansible.playbook import AnsiblePlaybook
 from otpatch.modules.base import Module
 from otpatch.modules.core.assert_ import Assert
@@ -23,6 +24,7 @@ class _Modules(dict):
     drivers it uses."""
 
     def __getitem__(self, name: str) -> type[Module]:
+        _ensure_plugins()
         value = dict.__getitem__(self, name)
         if isinstance(value, str):
             value = _resolve(value)
@@ -31,6 +33,32 @@ class _Modules(dict):
 
     def get(self, name: str, default: Any = None) -> Any:
         return self[name] if name in self else default
+
+    # Site plugins join on first use, not at import: an unimportable one is then an
+    # InputError the CLI prints in one line, whatever imported the registry first.
+    def __contains__(self, name: object) -> bool:
+        _ensure_plugins()
+        return dict.__contains__(self, name)
+
+    def __iter__(self):
+        _ensure_plugins()
+        return dict.__iter__(self)
+
+    def __len__(self) -> int:
+        _ensure_plugins()
+        return dict.__len__(self)
+
+    def keys(self):
+        _ensure_plugins()
+        return dict.keys(self)
+
+    def items(self):
+        _ensure_plugins()
+        return dict.items(self)
+
+    def values(self):
+        _ensure_plugins()
+        return dict.values(self)
 
 
 def _resolve(where: str) -> Any:
@@ -59,28 +87,48 @@ def simulator_probe(host: Any) -> tuple[bool, str] | None:
 PLUGINS_ENV = "OTPATCH_MODULE_PLUGINS"
 
 
+_plugins_state: dict[str, Any] = {}  # "loaded": the spec loaded, or "error": why not
+
+
+def _ensure_plugins() -> None:
+    """Load OTPATCH_MODULE_PLUGINS once, the first time the registry is asked anything;
+    raise the same InputError on every use when it cannot be loaded."""
+    if "loaded" not in _plugins_state:
+        _plugins_state["loaded"] = spec = os.environ.get(PLUGINS_ENV, "")
+        try:
+            _load_plugins(spec)
+        except InputError as e:
+            _plugins_state["error"] = e
+    if "error" in _plugins_state:
+        raise _plugins_state["error"]
+
+
 def _load_plugins(spec: str) -> None:
     """Site-specific modules: OTPATCH_MODULE_PLUGINS names importable Python modules
     (comma-separated), each exporting MODULES, a list of Module classes."""
     for name in filter(None, (part.strip() for part in spec.split(","))):
+        shown = clip(name, 200)
         try:
             plugin = importlib.import_module(name)
-        except ImportError as e:
-            raise ImportError(f"{PLUGINS_ENV}: cannot import {name!r}: {e}") from e
+        except Exception as e:  # a relative name is a TypeError, a broken plugin anything
+            raise InputError(f"{PLUGINS_ENV}: cannot import module {shown!r}: "
+                             f"{type(e).__name__}: {clip(str(e), 200)}") from e
         for cls in getattr(plugin, "MODULES", ()):
-            if cls.name in MODULES and dict.get(MODULES, cls.name) is not cls:
-                raise ImportError(f"{PLUGINS_ENV}: {name} redefines module {cls.name!r}")
-            MODULES[cls.name] = cls
-
-
-if os.environ.get(PLUGINS_ENV):
-    _load_plugins(os.environ[PLUGINS_ENV])
+            cls_name = getattr(cls, "name", None)
+            if not isinstance(cls_name, str):
+                raise InputError(f"{PLUGINS_ENV}: module {shown!r}: MODULES holds "
+                                 f"{clip(repr(cls), 200)}, not a Module class with a name")
+            if dict.__contains__(MODULES, cls_name) and dict.get(MODULES, cls_name) is not cls:
+                raise InputError(f"{PLUGINS_ENV}: module {shown!r} redefines module "
+                                 f"{cls_name!r}")
+            dict.__setitem__(MODULES, cls_name, cls)
 
 
 class UnknownModule(KeyError):
     def __init__(self, name: str):
         super().__init__(name)
-        self.message = f"unknown module {name!r}; known: {', '.join(sorted(MODULES))}"
+        self.message = (f"unknown module {clip(repr(name))}; "
+                        f"known: {', '.join(sorted(MODULES))}")
 
     def __str__(self) -> str:
         return self.message

@@ -95,7 +95,7 @@ INVALID = [  # id, text in register.yml, replaced by, rule, line, what the line 
      "effective_vector: CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:C/C:N/I:N/A:H/E:H\n", "register-vector", 46,
      "the effective vector changes base or temporal metrics"),
     ("impossible date", "published: 2025-02-04", "published: 2025-02-30", "register-time", 40,
-     "published '2025-02-30' is not an ISO date"),
+     "published '2025-02-30' is not a real date: month 2 has no day 30"),
     ("unknown decision", "decision: defer", "decision: accept", "schema", 33,
      "must be one of patch, mitigate, defer (got 'accept')"),
     ("neither advisory nor cves", "    advisory: ICSA-17-131-01\n    cves: [CVE-2017-7935]\n",

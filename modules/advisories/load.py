@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,10 +14,15 @@ from otpatch.engine.errors import InputError
 from otpatch.modules.advisories.model import (
     Advisory, AdvisoryScore, Remediation, Skipped, Vulnerability,
 )
-from otpatch.modules.advisories.products import flatten
+from otpatch.modules.advisories.products import TreeTooDeep, flatten
 from otpatch.modules.advisories.schema import schema_problems
+from otpatch.modules.risk.due import in_range
+from otpatch.modules.risk.scoring import RiskError
 
 LOG = logging.getLogger(__name__)
+MAX_JSON_DEPTH = 100  # a CSAF document nests about 12 deep; branches add two per level
+MAX_INT_DIGITS = 20  # 64 bits; CSAF numbers are scores and counts
+_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')  # strings are skipped whole
 
 
 @dataclass(frozen=True)
@@ -63,10 +69,15 @@ def load_file(path: str | Path) -> Advisory | Skipped:
         text = Path(path).read_text("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         return Skipped(file, "$", f"cannot read the file: {e}")
+    trouble = _too_deep(text)
+    if trouble:
+        return Skipped(file, "$", trouble)
     try:
-        document = json.loads(text)
+        document = json.loads(text, parse_int=_bounded_int)
     except json.JSONDecodeError as e:
         return Skipped(file, "$", _json_trouble(text, e))
+    except ValueError as e:  # _bounded_int's refusal
+        return Skipped(file, "$", str(e))
     problems = schema_problems(document)
     if problems:
         first = problems[0]
@@ -74,8 +85,35 @@ def load_file(path: str | Path) -> Advisory | Skipped:
                        more=len(problems) - 1)
     try:
         return read_advisory(document, file)
+    except TreeTooDeep as e:
+        return Skipped(file, e.path, str(e))
+    except RiskError as e:
+        return Skipped(file, "$.document.tracking", str(e))
     except ValueError as e:
         return Skipped(file, "$.document.tracking", f"unreadable date: {e}")
+
+
+def _too_deep(text: str) -> str | None:
+    """Why the JSON text nests deeper than MAX_JSON_DEPTH (None: it does not), found
+    before parsing: Python's parser and the schema check recurse once per level."""
+    depth = 0
+    for m in _BRACKETS.finditer(text):
+        token = m.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                line = text.count("\n", 0, m.start()) + 1
+                return f"JSON nested deeper than {MAX_JSON_DEPTH} levels (line {line})"
+        elif token in "]}":
+            depth -= 1
+    return None
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"a number of {len(text)} digits: more than the bound of "
+                         f"{MAX_INT_DIGITS}")
+    return int(text)
 
 
 def _json_trouble(text: str, e: json.JSONDecodeError) -> str:
@@ -107,7 +145,8 @@ def read_advisory(document: dict, file: str = "") -> Advisory:
 def _when(text: str) -> datetime:
     """A CSAF date-time; one without an offset (the schema does not check) is UTC."""
     when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return in_range(when if when.tzinfo else when.replace(tzinfo=timezone.utc),
+                    "the release date")
 
 
 def _vulnerability(v: dict, path: str, groups: dict) -> Vulnerability:

@@ -9,6 +9,7 @@ from otpatch.modules.advisories.model import Product
 from otpatch.modules.advisories.ranges import parse_affected
 from otpatch.modules.advisories.vendors import decimal_minor, vendor_keys
 
+MAX_BRANCH_DEPTH = 30  # vendor > family > name > version is four; real trees stay under ten
 VERSION_BRANCHES = ("product_version", "product_version_range")
 # A part number written in a name: capitals and digits, at least 10 long (BMXNOR0200H), or
 # any such token with a wildcard (BMEP*, BMEP58*S, 171CBU*). In a "(part numbers ...)"
@@ -31,14 +32,26 @@ def flatten(document: dict) -> tuple[dict[str, Product], list[str]]:
     return products, notes
 
 
-def _from_branches(branches: list, path: str, context: dict) -> Iterator[Product]:
+class TreeTooDeep(ValueError):
+    """Product-tree branches nested past MAX_BRANCH_DEPTH; `path` is the first too deep."""
+
+    def __init__(self, path: str):
+        super().__init__(f"product-tree branches nested deeper than {MAX_BRANCH_DEPTH} levels")
+        self.path = path
+
+
+def _from_branches(branches: list, path: str, context: dict, depth: int = 1
+                   ) -> Iterator[Product]:
+    if branches and depth > MAX_BRANCH_DEPTH:
+        raise TreeTooDeep(path)
     for i, branch in enumerate(branches):
         here = f"{path}[{i}]"
         ctx = dict(context)
         ctx[branch["category"]] = branch["name"]
         if "product" in branch:
             yield _product(branch["product"], ctx, f"{here}.product")
-        yield from _from_branches(branch.get("branches") or [], f"{here}.branches", ctx)
+        yield from _from_branches(branch.get("branches") or [], f"{here}.branches", ctx,
+                                  depth + 1)
 
 
 def _product(full: dict, ctx: dict, path: str) -> Product:

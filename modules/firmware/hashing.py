@@ -1,24 +1,49 @@
-"""Hashing firmware files: the one place files are hashed (streamed, any size)."""
+"""Hashing firmware files: the one place files are hashed (streamed; regular, <= 2 GiB)."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
+
+from otpatch.engine.files import format_size, open_regular
 
 ALGORITHMS = ("sha256", "md5")
 _CHUNK = 1024 * 1024
 
 
+MAX_IMAGE_BYTES = 2 * 1024 ** 3  # 2 GiB: far above any PLC or firewall image
+
+
 def file_digests(path: str | Path, algorithms: tuple[str, ...] = ("sha256",)) -> dict[str, str]:
-    """Hex digests of a file for each algorithm, reading it once."""
+    """Hex digests of a file for each algorithm, reading it once. Only a regular file of at
+    most MAX_IMAGE_BYTES is hashed (`/dev/zero` would never end): OSError otherwise."""
+    digests, _ = _digests_and_size(path, algorithms)
+    return digests
+
+
+def _digests_and_size(path: str | Path, algorithms: tuple[str, ...]
+                      ) -> tuple[dict[str, str], int]:
     hashers = {name: hashlib.new(name) for name in algorithms}
-    with open(path, "rb") as f:
+    size = 0
+    with open_regular(path) as f:
+        if os.fstat(f.fileno()).st_size > MAX_IMAGE_BYTES:
+            raise _too_large(path)
         while chunk := f.read(_CHUNK):
+            size += len(chunk)
+            if size > MAX_IMAGE_BYTES:  # it grew while being read
+                raise _too_large(path)
             for h in hashers.values():
                 h.update(chunk)
-    return {name: h.hexdigest() for name, h in hashers.items()}
+    return {name: h.hexdigest() for name, h in hashers.items()}, size
+
+
+def _too_large(path: str | Path) -> OSError:
+    return OSError(errno.EFBIG, f"larger than {format_size(MAX_IMAGE_BYTES)}, the bound for a "
+                                "firmware image: refused", str(path))
 
 
 @dataclass(frozen=True)
@@ -46,9 +71,9 @@ def verify_file(path: str | Path, algorithm: str, published: str) -> Verificatio
     """Hash the file with the published algorithm (and SHA-256) and compare."""
     if algorithm not in ALGORITHMS:
         raise ValueError(f"unsupported hash algorithm {algorithm!r}; use one of {ALGORITHMS}")
-    digests = file_digests(path, tuple(dict.fromkeys((algorithm, "sha256"))))
+    digests, size = _digests_and_size(path, tuple(dict.fromkeys((algorithm, "sha256"))))
     return Verification(str(path), algorithm, published, digests[algorithm], digests["sha256"],
-                        Path(path).stat().st_size)
+                        size)
 
 
 def image_path(image: Mapping[str, Any], base: Path | None) -> Path:

@@ -29,7 +29,7 @@ def endpoint(host: Any, name: str) -> tuple[str, int]:
         given = ", ".join(sorted(host.endpoints or {})) or "none"
         raise InputError(f"{host.name}: no `{name}` endpoint in the inventory (has: {given})")
     address, sep, port = str(text).rpartition(":")
-    if not sep or not port.isdigit() or not address:
+    if not sep or not (port.isascii() and port.isdigit()) or not address:
         raise InputError(f"{host.name}: endpoint {name}={text!r} is not host:port")
     return address, int(port)
 

@@ -15,6 +15,8 @@ publication; `parse_when` reads a date as midnight UTC and a time without offset
 """
 from __future__ import annotations
 
+import calendar
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -93,14 +95,44 @@ def window(kind: str) -> timedelta | None:
     return {EMERGENCY: EMERGENCY_WITHIN, WITHIN_30D: ACTION_WITHIN}.get(kind)
 
 
+FIRST_YEAR, LAST_YEAR = 1970, 9000  # a deadline past 9000 would leave datetime's range
+_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})", re.ASCII)
+
+
 def parse_when(text: str, what: str = "published") -> datetime:
-    """An ISO date (midnight UTC) or date and time (UTC unless it carries an offset)."""
+    """An ISO date (midnight UTC) or date and time (UTC unless it carries an offset), in
+    the years FIRST_YEAR to LAST_YEAR."""
+    text = str(text).strip()
     try:
-        when = datetime.fromisoformat(str(text).strip())
+        when = datetime.fromisoformat(text)
     except ValueError:
-        raise RiskError(f"{what} {text!r} is not an ISO date (2026-11-20) or date and time "
-                        "(2026-11-20T14:00:00+01:00)") from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        raise RiskError(f"{what} {_shown(text)} is {_not_a_date(text)}") from None
+    return in_range(when if when.tzinfo else when.replace(tzinfo=timezone.utc), what)
+
+
+def in_range(when: datetime, what: str) -> datetime:
+    """`when` itself, if its year is one a deadline can be counted from; RiskError if not."""
+    if not FIRST_YEAR <= when.year <= LAST_YEAR:
+        raise RiskError(f"{what} {when.date().isoformat()} is outside the years {FIRST_YEAR} "
+                        f"to {LAST_YEAR} that deadlines are counted in")
+    return when
+
+
+def _not_a_date(text: str) -> str:
+    m = _DATE.match(text)
+    if m:
+        year, month, day = (int(g) for g in m.groups())
+        if month == 2 and day == 29 and not calendar.isleap(year):
+            return f"not a real date: {year} is not a leap year"
+        if 1 <= month <= 12 and not 1 <= day <= calendar.monthrange(year or 1, month)[1]:
+            return f"not a real date: month {month} has no day {day}"
+        if not 1 <= month <= 12:
+            return f"not a real date: there is no month {month}"
+    return "not an ISO date (2026-11-20) or date and time (2026-11-20T14:00:00+01:00)"
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 40 else f"{text[:40]!r}..."
 
 
 def _check_score(effective: float) -> None:

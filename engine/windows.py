@@ -59,8 +59,9 @@ def too_short(pb: Playbook, state: State, window: Any) -> str:
     need = path_need(pb, state.name, f"window {window.name}", length)
     if need.worst_case <= length:
         return ""
-    how = (f"{need.worst_fails_in} fails at {format_duration(need.worst_case - _rollback(pb, need))}"
-           + (f", then rollback {need.worst_rollback} {format_duration(_rollback(pb, need))}"
+    back = _rollback(pb, need)
+    how = (f"{need.worst_fails_in} fails at {format_duration(need.worst_case - back)}"
+           + (f", then rollback {need.worst_rollback} {format_duration(back)}"
               if need.worst_rollback else ""))
     return (f"window {window.name} is {format_duration(length)} ({_span(window)}) but the path "
             f"from {state.name} expects {format_duration(need.expected)} and needs "

@@ -90,8 +90,8 @@ class Conductor:
             self._emit(E.StepIntent, state=state.name, index=index, step=step.label,
                        module=step.module,
                        args=_jsonable(prepared.args) if templated else prepared.args)
-        else:
-            self.journal.flush()  # no write transaction spans a step
+        elif not prepared.replayable:
+            self.journal.flush()  # no write transaction spans a step that could take time
         self.display.step(state, index, step)
         started = self.ctx.clock.elapsed()
         self.ctx.module_name, self.ctx.facts = step.module, self.progress.facts
@@ -101,7 +101,8 @@ class Conductor:
                                                "step": step.label, "module": step.module})
             return
         self._record_result(state, index, step, prepared.args, result, started,
-                            failure=self._failure(state, step, result))
+                            failure=self._failure(state, step, result),
+                            durable=not prepared.replayable)
 
     def _failure(self, state: State, step: Any, result: Result) -> str | None:
         """Why this step fails its state, if it does: recorded with the result, so a resumed
@@ -116,9 +117,11 @@ class Conductor:
 
     def _record_result(self, state: State, index: int, step: Any, args: dict, result: Result,
                        started: float, reverified: bool = False,
-                       failure: str | None = None) -> None:
+                       failure: str | None = None, durable: bool = True) -> None:
+        """durable=False (a replayable step): the result joins the next commit; a crash
+        before it loses only steps that run again, unchanged, on resume."""
         now = self.ctx.clock.elapsed()
-        event = self._emit(E.StepResult, state=state.name, index=index, step=step.label,
+        event = self._emit(E.StepResult, durable=durable, state=state.name, index=index, step=step.label,
                            module=step.module, result=_plain_result(result),
                            register=step.register, facts_scope=_facts_scope(step.module, args),
                            duration=now - started, reverified=reverified, failure=failure)

@@ -36,6 +36,10 @@ class PreparedStep:
     def changes_device(self) -> bool:
         return self.module.changes_device
 
+    @property
+    def replayable(self) -> bool:
+        return self.module.replayable
+
 
 _validated: set[tuple[str, str]] = set()
 

@@ -125,6 +125,11 @@ class Module(ABC):
     supports_dry_run: ClassVar[bool] = True
     changes_device: ClassVar[bool] = False
     reaches_device: ClassVar[bool] = True  # False: reads only the inventory about its target
+    # True: the module acts on nothing outside the run (no device, file, network or person)
+    # and answers at once, so a crash before its result is on disk costs nothing: the step
+    # simply runs again. Its result is journaled without a commit of its own and joins the
+    # next one (group commit), which every step that is not replayable forces before it runs.
+    replayable: ClassVar[bool] = False
     # What a device-changing module changes on its target ("firmware", "mode",
     # "configuration"); empty means anything ("device"). And what a module verifies by
     # reading its target back: aspect -> the arguments any one of which makes the step

@@ -7,6 +7,7 @@ from otpatch.modules.base import Module, Result
 
 class Assert(Module):
     name = "core.assert"
+    replayable = True  # pure: facts and expressions only
     doc = ("Check conditions, Ansible-style: `that` is one expression or a list, each over "
            "facts, params and registered results; fails with fail_msg on the first false one.")
     raw_args = frozenset({"that"})  # expressions, evaluated here, not rendered beforehand

@@ -6,6 +6,7 @@ from otpatch.modules.base import Module, Result
 
 class SetFact(Module):
     name = "core.set_fact"
+    replayable = True  # pure: facts and expressions only
     doc = "Set facts (key: value, values may be templates); they join `facts` for later steps."
     args_schema = {
         "type": "object",

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from otpatch.engine import keys
-from otpatch.engine.canonical import canonical_json
-from otpatch.engine.errors import InputError, JournalError
+from otpatch.modules.contract.canonical import canonical_json
+from otpatch.modules.contract.errors import InputError, JournalError
 
 LOG = logging.getLogger(__name__)
 
@@ -100,11 +100,11 @@ class Anchor:
         self._said_unanchored = False
 
     @classmethod
-    def for_run(cls, home: Path, inventory: Any) -> "Anchor":
-        """The host key ($OTPATCH_HOST_KEY, else <home>/host.key) checked against the
-        inventory's journal_hosts, and its SIEM; InputError before the run starts if the
-        inventory trusts named host keys and this one is not among them."""
-        key = keys.host_key(home)
+    def for_run(cls, host_key: Path | None, inventory: Any) -> "Anchor":
+        """The host key at `host_key` (None: unanchored) checked against the inventory's
+        journal_hosts, and its SIEM; InputError before the run starts if the key cannot be
+        used, or the inventory trusts named host keys and this one is not among them."""
+        key = keys.load_host(host_key)
         trusted = trusted_keys(inventory)
         if key is not None and trusted and key.public_key not in trusted:
             raise InputError(
@@ -147,16 +147,20 @@ class Anchor:
     def _send(self, signed: SignedCheckpoint) -> str | None:
         if self.siem is None:
             return None
-        from otpatch.modules.syslog.sender import SendFailed, format_5424, send_udp
+        from otpatch.modules.registry import sender
 
+        send = sender("siem")  # the syslog package's RFC 5424 sender over UDP
+        if send is None:
+            LOG.warning("journal checkpoint of %d entries not sent to the SIEM: no package "
+                        "sends to one", signed.entries)
+            return None
         host, port = self.siem
-        text = format_5424("otpatch", CHECKPOINT_EVENT, {
-            "entries": str(signed.entries), "head_hash": signed.head_hash,
-            "signed_at": signed.signed_at, "public_key": signed.public_key,
-            "signature": signed.signature}, canonical_json(signed.to_dict()))
         try:
-            send_udp(host, port, text)
-        except SendFailed as e:
+            send(host, port, "otpatch", CHECKPOINT_EVENT, {
+                "entries": str(signed.entries), "head_hash": signed.head_hash,
+                "signed_at": signed.signed_at, "public_key": signed.public_key,
+                "signature": signed.signature}, canonical_json(signed.to_dict()))
+        except OSError as e:
             LOG.warning("journal checkpoint of %d entries not sent to the SIEM: %s",
                         signed.entries, e)
             return None
@@ -201,7 +205,7 @@ def read_list(path: Path, label: str | None = None
     """Checkpoints from a file of JSON lines (the copy, an export) or of syslog lines that
     carry one after their structured data (the SIEM's); each with its `FILE line N` label.
     A line that is neither is a problem; a file that cannot be read is an InputError."""
-    from otpatch.engine.files import read_regular
+    from otpatch.modules.contract.files import read_regular
 
     try:
         text = read_regular(path, MAX_LIST_BYTES, "checkpoints file").decode("utf-8")
@@ -243,13 +247,14 @@ class Trust:
     root: str  # "the inventory" | "this host"
 
 
-def trust_root(home: Path, inventory: Any = None) -> Trust | None:
-    """The journal hosts the inventory trusts; else this host's own key, when it has one;
-    else None: signatures are then checked, their signers are not."""
+def trust_root(host_key: Path | None, inventory: Any = None) -> Trust | None:
+    """The journal hosts the inventory trusts; else this host's own key (the file at
+    `host_key`), when it has one; else None: signatures are then checked, their signers
+    are not."""
     named = trusted_keys(inventory) if inventory is not None else {}
     if named:
         return Trust(named, "the inventory")
-    key = keys.host_key(home)
+    key = keys.load_host(host_key)
     return Trust({key.public_key: "this host's own key"}, "this host") if key else None
 
 

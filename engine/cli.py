@@ -6,8 +6,8 @@ import logging
 import sys
 from typing import Any
 
-from otpatch.engine.errors import (EXIT_BAD_INPUT, EXIT_NOT_COMPLETED, InputError,
-                                   OtpatchError, clip)
+from otpatch.modules.contract.errors import (EXIT_BAD_INPUT, EXIT_NOT_COMPLETED, InputError,
+                                             OtpatchError, clip)
 
 COMMANDS_NOT_BUILT = {
     "approve": "signed approvals (Ed25519 sign-offs over an approval request)",
@@ -16,10 +16,16 @@ COMMANDS_NOT_BUILT = {
 }
 
 
+PLUGINS_ENV = "OTPATCH_MODULE_PLUGINS"  # site plugins: importable module names, comma-separated
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command: the engine's, then each package's (its CLI
+    declaration, modules/registry.py), from the registry load_registry made."""
     from otpatch.engine import commands as c
-    from otpatch.modules.advisories import cli as advisories_cli
-    from otpatch.modules.risk import cli as risk_cli
+    from otpatch.engine import moduledoc
+    from otpatch.engine.host import PackageHost
+    from otpatch.modules.registry import current, resolve
 
     parser = _Parser(
         prog="otpatch", description="IEC 62443-2-3 patch procedures as guarded, journaled "
@@ -33,8 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     _playbook_commands(sub, c)
     _run_commands(sub, c)
     _lab_and_journal_commands(sub, c)
-    for register in (risk_cli.register, advisories_cli.register):
-        register(sub)
+    moduledoc.register(sub)
+    for where in current().cli:
+        resolve(where)(sub, PackageHost())
     for name, what in COMMANDS_NOT_BUILT.items():
         p = sub.add_parser(name, help=f"not implemented yet: {what}")
         p.add_argument("rest", nargs=argparse.REMAINDER)
@@ -138,6 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     # pymodbus logs what otpatch reports itself (a port in use, a peer gone): one line, ours
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     logging.getLogger("urllib3").setLevel(logging.ERROR)  # a retried GET across a reboot
+    try:
+        load_plugins()
+    except OtpatchError as e:
+        for line in e.lines():
+            print(clip(line, MAX_LINE), file=sys.stderr)
+        return e.exit_code
     args = build_parser().parse_args(argv)
     if args.debug:
         logging.getLogger("otpatch").setLevel(logging.DEBUG)
@@ -159,6 +172,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"otpatch: internal error (a bug in otpatch): {type(e).__name__}: "
               f"{clip(str(e))}; --debug shows the traceback", file=sys.stderr)
         return EXIT_NOT_COMPLETED
+
+
+def load_plugins() -> None:
+    """The registry: the built-in packages and the site plugins $OTPATCH_MODULE_PLUGINS names."""
+    import os
+
+    from otpatch.modules.registry import load_registry
+
+    load_registry(os.environ.get(PLUGINS_ENV, "").split(","), label=PLUGINS_ENV)
 
 
 def _require_text(args: argparse.Namespace) -> None:

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from otpatch.engine.errors import (EXIT_BAD_INPUT, EXIT_GATE_REFUSED, EXIT_NOT_COMPLETED,
-                                   EXIT_OK, InputError, NotImplementedFeature)
+from otpatch.modules.contract.errors import (EXIT_BAD_INPUT, EXIT_GATE_REFUSED,
+                                             EXIT_NOT_COMPLETED, EXIT_OK, InputError,
+                                             NotImplementedFeature)
 
 
 def _home() -> Path:
@@ -17,13 +17,20 @@ def _home() -> Path:
     return default_home()
 
 
+def _host_key(home: Path) -> Path | None:
+    """$OTPATCH_HOST_KEY, else <home>/host.key if there is one (engine/keys.py)."""
+    from otpatch.engine.keys import host_key_path
+
+    return host_key_path(home)
+
+
 def _print_json(doc: Any) -> None:
     json.dump(doc, sys.stdout, indent=2, sort_keys=True, default=str)
     sys.stdout.write("\n")
 
 
 def validate(args) -> int:
-    from otpatch.engine.errors import PlaybookError
+    from otpatch.modules.contract.errors import PlaybookError
     from otpatch.engine.inventory import load_inventory
     from otpatch.engine.loader import check_playbook
 
@@ -91,7 +98,7 @@ def graph(args) -> int:
 
     out = render(load_playbook(args.playbook), args.format)
     if args.output:
-        from otpatch.engine.files import write_atomic
+        from otpatch.modules.contract.files import write_atomic
 
         write_atomic(args.output, out if isinstance(out, bytes) else out.encode(), "graph -o")
     elif isinstance(out, bytes):
@@ -102,14 +109,12 @@ def graph(args) -> int:
 
 
 def plan(args) -> int:
-    from otpatch.engine import params as run_params
-    from otpatch.engine.plan import format_plan, make_plan, plan_to_json
-    from otpatch.engine.runs import load_files, refuse_ended_windows
+    from otpatch.engine import api
+    from otpatch.engine.params import parse_assignments
+    from otpatch.engine.plan import format_plan, plan_to_json
 
-    loaded = load_files(args.playbook, args.inventory)
-    refuse_ended_windows(loaded, time.time())
-    values = run_params.resolve(loaded.playbook, run_params.parse_assignments(args.extra))
-    the_plan = make_plan(loaded.playbook, loaded.targets, values, loaded.inventory.windows)
+    the_plan = api.plan(api.PlanRequest(args.playbook, args.inventory,
+                                        parse_assignments(args.extra)))
     if args.json:
         _print_json(plan_to_json(the_plan))
     else:
@@ -118,20 +123,26 @@ def plan(args) -> int:
 
 
 def run(args) -> int:
-    from otpatch.engine import display, runs
-    from otpatch.engine import params as run_params
+    from otpatch.engine import api, display
+    from otpatch.engine.params import parse_assignments
 
-    given = run_params.parse_assignments(args.extra)
-    progress = runs.start(args.playbook, args.inventory, args.mode, given, _home(),
-                          display.for_terminal(args.json))
-    return _finished(progress, args.json)
+    given = parse_assignments(args.extra)
+    home = _home()
+    request = api.RunRequest(args.playbook, args.inventory, given, mode=args.mode, home=home,
+                             host_key=_host_key(home))
+    shown = display.for_terminal(args.json)
+    outcome = api.run(request, observer=shown, prompter=shown.prompter())
+    return _finished(outcome.progress, args.json)
 
 
 def resume(args) -> int:
-    from otpatch.engine import display, runs
+    from otpatch.engine import api, display
 
-    progress = runs.resume(args.run_id, _home(), display.for_terminal(args.json))
-    return _finished(progress, args.json)
+    home = _home()
+    shown = display.for_terminal(args.json)
+    outcome = api.resume(api.ResumeRequest(args.run_id, home, _host_key(home)),
+                         observer=shown, prompter=shown.prompter())
+    return _finished(outcome.progress, args.json)
 
 
 def _finished(progress, as_json: bool) -> int:
@@ -167,17 +178,17 @@ def run_document(progress) -> dict[str, Any]:
 
 
 def status(args) -> int:
-    from otpatch.engine import runs
+    from otpatch.engine import api
 
     home = _home()
     if args.run_id:
-        progress = runs.view(args.run_id, home)
+        progress = api.status(home, args.run_id, host_key=_host_key(home))
         if args.json:
             _print_json(run_document(progress))
         else:
             print(format_status(progress))
         return EXIT_OK
-    rows = runs.view_all(home) if (home / "journal.sqlite").exists() else []
+    rows = api.status(home, host_key=_host_key(home))
     if args.json:
         _print_json({"runs": [run_document(p) for p in rows]})
     elif not rows:
@@ -219,7 +230,7 @@ def journal_verify(args) -> int:
         from otpatch.engine.inventory import load_inventory
 
         inventory = load_inventory(args.inventory)
-    trust = trust_root(_home(), inventory)
+    trust = trust_root(_host_key(_home()), inventory)
     against = Path(args.against) if args.against else None
     if against is not None and not against.exists():  # a FIFO or folder: refused on reading
         raise InputError(f"--against {against}: no such file")
@@ -254,7 +265,7 @@ def journal_checkpoints(args) -> int:
     if args.output == "-":
         sys.stdout.write(text)
         return EXIT_OK
-    from otpatch.engine.files import write_atomic
+    from otpatch.modules.contract.files import write_atomic
 
     write_atomic(args.output, text.encode("utf-8"), "journal checkpoints -o")
     newest = f"; the newest covers {found[-1].entries} entries, signed {found[-1].signed_at}" \
@@ -302,7 +313,8 @@ def sim_up(args) -> int:
 def demo(args) -> int:
     from otpatch.engine.demo import run_demo
 
-    return run_demo(_home())
+    home = _home()
+    return run_demo(home, _host_key(home))
 
 
 def not_built(args) -> int:

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from otpatch.engine.clock import iso
-from otpatch.engine.errors import ModuleFailed
+from otpatch.modules.contract.errors import ModuleFailed
 from otpatch.engine.people import Dialogue, holders, role_unheld, workstation
-from otpatch.modules.base import Attestation
+from otpatch.engine.prompt import NOBODY, Prompter
+from otpatch.modules.contract.module import Attestation
 
 
 @dataclass
@@ -27,7 +28,7 @@ class RunContext:
     namespace_targets: Mapping[str, Any] = field(default_factory=dict)  # `targets` in templates
     recorder: Callable[[str, Mapping[str, Any]], None] | None = None
     module_name: str = ""
-    ask: Callable[[str], str] | None = None  # asks the person at the terminal (execute mode)
+    prompter: Prompter | None = None  # asks a person (execute mode); None: nobody to ask
     stage: Any = None  # the running state's stage: a module reaches only hosts of it
 
     @property
@@ -48,10 +49,17 @@ class RunContext:
                                f"{self.stage.value}: a state reaches only hosts of its stage")
         return hosts
 
+    def evaluate(self, expression: str) -> Any:
+        """The expression's value over the namespace (engine/templating.py's sandbox);
+        TemplateProblem, an ExpressionError, when it cannot be evaluated."""
+        from otpatch.engine.templating import evaluate
+
+        return evaluate(expression, self.namespace)
+
     def _module_reaches_device(self) -> bool:
         from otpatch.modules import registry
 
-        cls = registry.MODULES.get(self.module_name)
+        cls = registry.modules().get(self.module_name)
         return cls is None or cls.reaches_device
 
     def record(self, event_type: str, payload: Mapping[str, Any]) -> None:
@@ -59,22 +67,20 @@ class RunContext:
             self.recorder(event_type, payload)
 
     def attest(self, statement: str, role: str, simulated_answer: bool) -> Attestation:
-        """A person holding `role` in the inventory confirms `statement`: asked at the
-        terminal in execute mode (PersonNeeded without one), the recorded simulation answer
-        in a dry run. A role no approver holds fails in both modes (ModuleFailed)."""
+        """A person holding `role` in the inventory confirms `statement`: asked through the
+        prompter in execute mode (PersonNeeded when nobody answers), the recorded simulation
+        answer in a dry run. A role no approver holds fails in both modes (ModuleFailed)."""
         approvers = tuple(self.inventory.approvers)
         if not holders(approvers, role):
             raise ModuleFailed(role_unheld(role, approvers, self.inventory.path))
-        host, terminal = workstation()
+        prompter = self.prompter or NOBODY
+        host, terminal = workstation(prompter)
         if self.dry_run:
             return Attestation(statement, simulated_answer, "simulation",
                                iso(self.clock.now()), simulated=True, role=role, host=host)
         where = self.inventory.path or "the inventory"
-        answer = Dialogue(self.ask or _no_terminal, role, statement, approvers, where).run()
+        answer = Dialogue(prompter, role, statement, approvers, where).run()
         return Attestation(statement, answer.confirmed, answer.person, iso(self.clock.now()),
                            simulated=False, role=role, host=host, terminal=terminal,
                            refused=answer.refused)
 
-
-def _no_terminal(question: str) -> str:
-    raise EOFError("no terminal")

@@ -6,8 +6,8 @@ import secrets
 import socket
 from pathlib import Path
 
-from otpatch.engine.errors import EXIT_NOT_COMPLETED, EXIT_OK, InputError
-from otpatch.engine.model import format_duration
+from otpatch.modules.contract.errors import EXIT_NOT_COMPLETED, EXIT_OK, InputError
+from otpatch.modules.contract.durations import format_duration
 
 INVENTORY = "inventory/lab.yml"
 PROCEDURES = ["playbooks/m580-firmware-update.yml", "playbooks/mguard-firmware-update.yml"]
@@ -27,13 +27,15 @@ def project_root() -> Path:
                      "checkout")
 
 
-def run_demo(home: Path) -> int:
+def run_demo(home: Path, host_key: Path | None = None) -> int:
     """Start the lab's simulators on free ports, dry-run each procedure, then rehearse a
-    rollback of each with a simulator fault; summarise with simulated timings."""
+    rollback of each with a simulator fault; summarise with simulated timings. `host_key`
+    signs the journal's head (the CLI's $OTPATCH_HOST_KEY or <home>/host.key)."""
     root = project_root()
     os.environ.setdefault(PASSWORD_ENV, secrets.token_urlsafe(12))  # the lab mGuards' password
-    runs_done = [_dry_run(root, home, playbook, ()) for playbook in PROCEDURES]
-    rehearsed = [_dry_run(root, home, playbook, (fault,)) for playbook, fault in REHEARSALS]
+    runs_done = [_dry_run(root, home, host_key, playbook, ()) for playbook in PROCEDURES]
+    rehearsed = [_dry_run(root, home, host_key, playbook, (fault,))
+                 for playbook, fault in REHEARSALS]
     print()
     for progress in runs_done + rehearsed:
         print(summary(progress))
@@ -45,9 +47,10 @@ def run_demo(home: Path) -> int:
     return EXIT_OK if done else EXIT_NOT_COMPLETED
 
 
-def _dry_run(root: Path, home: Path, playbook: str, faults: tuple[str, ...]):
+def _dry_run(root: Path, home: Path, host_key: Path | None, playbook: str,
+             faults: tuple[str, ...]):
     """One dry run against a fresh lab (simulators on free ports, with these faults)."""
-    from otpatch.engine import display, runs
+    from otpatch.engine import api, display
     from otpatch.engine.simlab import start_lab
 
     syslog = f"127.0.0.1:{free_udp_port()}"  # the SIEM receiver the firewalls log to
@@ -56,9 +59,10 @@ def _dry_run(root: Path, home: Path, playbook: str, faults: tuple[str, ...]):
                    syslog_to=syslog) as lab:
         what = f"rollback rehearsal, simulator fault {faults[0]}" if faults else "dry run"
         print(f"\n== {what}: {playbook} (simulators: {len(lab.hosts)} on 127.0.0.1)")
-        return runs.start(str(root / playbook), str(lab.inventory), "dry_run",
-                          _declared(root / playbook, params), home,
-                          display.for_terminal(False))
+        request = api.RunRequest(root / playbook, lab.inventory,
+                                 _declared(root / playbook, params), mode="dry_run",
+                                 home=home, host_key=host_key)
+        return api.run(request, observer=display.for_terminal(False)).progress
 
 
 def free_udp_port() -> int:

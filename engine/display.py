@@ -2,9 +2,25 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, TextIO
+from contextlib import contextmanager
+from typing import Any, Iterator, Protocol, TextIO
 
-from otpatch.engine.model import format_duration
+from otpatch.engine.prompt import TerminalPrompter
+from otpatch.modules.contract.durations import format_duration
+
+
+class Observer(Protocol):
+    """What a run tells whoever watches it (the conductor calls these; engine/api.py takes
+    one): a display on a terminal, a fleet module's event log, a web page's feed."""
+
+    def attach_clock(self, clock: Any) -> None: ...
+    def started(self, progress: Any, playbook: Any, resumed: bool = False) -> None: ...
+    def state(self, state: Any, progress: Any) -> None: ...
+    def gate(self, dest: str, req: Any, verdict: Any) -> None: ...
+    def step(self, state: Any, index: int, step: Any) -> None: ...
+    def result(self, state: Any, index: int, step: Any, result: Any,
+               duration: float) -> None: ...
+    def ended(self, progress: Any) -> None: ...
 
 
 def clock_label(seconds: float) -> str:
@@ -27,13 +43,10 @@ class PlainDisplay:
     def attach_clock(self, clock: Any) -> None:
         """The run's clock, for a display that shows time passing (plain lines do not)."""
 
-    def ask(self, question: str) -> str:
-        """Ask the person at the terminal (core.attest in execute mode); EOFError without
-        one (stdin not a terminal, or closed with Ctrl-D): nobody can answer for them."""
-        if not sys.stdin or not sys.stdin.isatty():
-            raise EOFError("no terminal")
-        self.stream.flush()
-        return input(question)
+    def prompter(self) -> TerminalPrompter:
+        """The person at the terminal (core.attest in execute mode), asked below these
+        lines; EOFError without one (stdin not a terminal, or closed with Ctrl-D)."""
+        return TerminalPrompter(self.stream)
 
     def started(self, progress: Any, playbook: Any, resumed: bool = False) -> None:
         self.simulated = progress.config.mode == "dry_run"
@@ -69,21 +82,15 @@ class PlainDisplay:
 
 
 class NullDisplay(PlainDisplay):
-    """Nothing on screen (--json prints one document at the end)."""
+    """Nothing on screen (--json prints one document at the end); the API's default
+    observer."""
 
     def _line(self, text: str) -> None:
         pass
 
-    def ask(self, question: str) -> str:
+    def prompter(self) -> TerminalPrompter:
         """Asked on stderr: stdout carries only the JSON document."""
-        if not sys.stdin or not sys.stdin.isatty():
-            raise EOFError("no terminal")
-        sys.stderr.write(question)
-        sys.stderr.flush()
-        line = sys.stdin.readline()
-        if not line:
-            raise EOFError("end of input at the terminal")
-        return line.rstrip("\n")
+        return TerminalPrompter(on_stderr=True)
 
 
 class LiveDisplay(PlainDisplay):
@@ -128,11 +135,15 @@ class LiveDisplay(PlainDisplay):
         self.current = f"{state.name}: step {index + 1}/{len(state.do)} {step.label}"
         self.live.update(self._panel())
 
-    def ask(self, question: str) -> str:
+    def prompter(self) -> TerminalPrompter:
         """The live line steps aside while a person answers."""
+        return TerminalPrompter(self.stream, aside=self._aside)
+
+    @contextmanager
+    def _aside(self) -> Iterator[None]:
         self.live.stop()
         try:
-            return super().ask(question)
+            yield
         finally:
             self.live.start()
 

@@ -11,7 +11,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Mapping
 
-from otpatch.modules.base import Result
+from otpatch.modules.contract.module import Result
 
 SCHEMA_VERSION = 1
 VERSION_KEY = "v"
@@ -139,6 +139,10 @@ class RunStarted(Event):
     pid: int
     clock_start: float
     waivers: list = field(default_factory=list)  # [{rule, reason}] the playbook declares
+    operator: str | None = None  # who started it, when the caller says (engine/api.py)
+
+    def payload(self) -> dict[str, Any]:
+        return _unless_none(super().payload(), "operator")
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,19 @@ class RunResumed(Event):
     category = "run"
     from_status: str
     pid: int
+    operator: str | None = None  # who resumed it, when the caller says (engine/api.py)
+
+    def payload(self) -> dict[str, Any]:
+        return _unless_none(super().payload(), "operator")
+
+
+def _unless_none(payload: dict[str, Any], key: str) -> dict[str, Any]:
+    """An optional field added after entries were first written stays out of the payload
+    while unset: entries without it read as before (no version change), and a run that
+    names no operator writes exactly the entries older otpatch versions wrote."""
+    if payload.get(key) is None:
+        del payload[key]
+    return payload
 
 
 @dataclass(frozen=True)

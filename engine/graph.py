@@ -5,9 +5,10 @@ import json
 import re
 from typing import Any
 
-from otpatch.engine.errors import InputError
+from otpatch.modules.contract.errors import InputError
 from otpatch.engine.machine import edges
-from otpatch.engine.model import TERMINALS, Playbook, State, format_duration
+from otpatch.engine.model import TERMINALS, Playbook, State
+from otpatch.modules.contract.durations import format_duration
 from otpatch.engine.record import START
 
 FORMATS = ("mermaid", "dot", "svg")

@@ -18,22 +18,46 @@ class Verdict:
 
 
 @dataclass(frozen=True)
-class GateView:
-    """What a guard may look at; built fresh for each evaluation."""
+class RunPolicy:
+    """What a run mode accepts at a gate. A dry run rehearses: a sign-off is simulated and
+    a window that has not ended is assumed open, each verdict marked simulated (never
+    evidence). An execute run accepts only what is true now."""
 
-    dry_run: bool
+    mode: str
+    simulated_signoffs: bool
+    window_assumed_open: bool
+
+
+POLICIES = {"dry_run": RunPolicy("dry_run", simulated_signoffs=True, window_assumed_open=True),
+            "execute": RunPolicy("execute", simulated_signoffs=False,
+                                 window_assumed_open=False)}
+
+
+@dataclass(frozen=True)
+class GateContext:
+    """Everything a gate may look at, built once before the edge is taken: what the run
+    knows now, and what a signed approval must bind (the playbook's content hash, the
+    params, the resolved target assets, the firmware hashes verified in this run, and the
+    journal entries that close each stage already done: the evidence)."""
+
+    policy: RunPolicy
     now: float
     params: Mapping[str, Any]
     facts: Mapping[str, Any]
     windows: Mapping[str, Any]  # name -> MaintenanceWindow (inventory)
     state: str = ""  # the state whose edge is guarded
     needs: Mapping[str, float] = field(default_factory=dict)  # state -> worst-case seconds
+    playbook_hash: str = ""
+    targets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # target -> asset ids
+    verified_firmware: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    evidence: Mapping[str, str] = field(default_factory=dict)  # stage -> entry hash
+    journal_head: str = ""  # hash of the newest entry when the gate was evaluated
 
 
-def hash_verified(req: Requirement, view: GateView) -> Verdict:
+def hash_verified(req: Requirement, gate: GateContext) -> Verdict:
     """The firmware param's file was hashed in this run and matched the pinned hash."""
-    pinned = view.params.get(req.param) or {}
-    seen = (view.facts.get("verified") or {}).get(req.param)
+    pinned = gate.params.get(req.param) or {}
+    seen = gate.verified_firmware.get(req.param)
     if not seen:
         return Verdict(False, f"{req.param}: no verified hash recorded in this run "
                               "(run firmware.verify first)")
@@ -45,32 +69,32 @@ def hash_verified(req: Requirement, view: GateView) -> Verdict:
     return Verdict(True, f"{req.param}: {pinned['algorithm']} {pinned['hash']} verified")
 
 
-def signoffs_present(req: Requirement, view: GateView) -> Verdict:
+def signoffs_present(req: Requirement, gate: GateContext) -> Verdict:
     """Each role has signed. Dry runs take a simulation sign-off, marked so."""
     roles = " + ".join(req.roles)
-    if view.dry_run:
+    if gate.policy.simulated_signoffs:
         return Verdict(True, f"simulation sign-off for {roles} (not valid for production)",
                        simulated=True)
     return Verdict(False, f"not implemented: signed approvals (otpatch approve) for {roles}; "
                           "an execute run cannot pass a sign-off gate yet")
 
 
-def window_open(req: Requirement, view: GateView) -> Verdict:
+def window_open(req: Requirement, gate: GateContext) -> Verdict:
     """The named maintenance window is declared in the inventory and open now."""
-    window = view.windows.get(req.window)
+    window = gate.windows.get(req.window)
     if window is None:
-        known = ", ".join(sorted(view.windows)) or "none"
+        known = ", ".join(sorted(gate.windows)) or "none"
         return Verdict(False, f"no maintenance window {req.window!r} in the inventory "
                               f"(declared: {known})")
     span = f"{window.start.isoformat()} .. {window.end.isoformat()}"
-    now = datetime.fromtimestamp(view.now, timezone.utc)
-    short = _time_left_short(req, window, view, now)
+    now = datetime.fromtimestamp(gate.now, timezone.utc)
+    short = _time_left_short(req, window, gate, now)
     if short:
-        return Verdict(False, short, simulated=view.dry_run)
-    if view.dry_run and window.end > now:
+        return Verdict(False, short, simulated=gate.policy.window_assumed_open)
+    if gate.policy.window_assumed_open and window.end > now:
         return Verdict(True, f"window {req.window} ({span}) assumed open in a dry run "
                              "(it has not ended)", simulated=True)
-    if view.dry_run:
+    if gate.policy.window_assumed_open:
         return Verdict(False, f"window {req.window} ({span}) ended before "
                               f"{now.isoformat(timespec='seconds')}: not even a rehearsal "
                               "may assume it open")
@@ -79,28 +103,27 @@ def window_open(req: Requirement, view: GateView) -> Verdict:
     return Verdict(True, f"window {req.window} ({span}) open")
 
 
-def _time_left_short(req: Requirement, window: Any, view: GateView, now: datetime) -> str:
+def _time_left_short(req: Requirement, window: Any, gate: GateContext, now: datetime) -> str:
     """Why the time left in an open (or, in a dry run, future) window cannot hold the path
     from here in the worst case; "" when it can or nothing is known of the path."""
-    from otpatch.engine.model import format_duration
-
-    need = view.needs.get(view.state)
+    from otpatch.modules.contract.durations import format_duration
+    need = gate.needs.get(gate.state)
     if not need or now >= window.end:
         return ""
     left = (window.end - max(now, window.start)).total_seconds()
     if left >= need:
         return ""
     return (f"window {req.window} ends {window.end.isoformat()}: {format_duration(left)} "
-            f"left, but the path from {view.state} needs {format_duration(need)} in the "
+            f"left, but the path from {gate.state} needs {format_duration(need)} in the "
             "worst case (failure, then rollback)")
 
 
-GUARDS: dict[str, Callable[[Requirement, GateView], Verdict]] = {
+GUARDS: dict[str, Callable[[Requirement, GateContext], Verdict]] = {
     "hash_verified": hash_verified,
     "signoff": signoffs_present,
     "window": window_open,
 }
 
 
-def evaluate(req: Requirement, view: GateView) -> Verdict:
-    return GUARDS[req.kind](req, view)
+def evaluate(req: Requirement, gate: GateContext) -> Verdict:
+    return GUARDS[req.kind](req, gate)

@@ -31,10 +31,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from otpatch.engine.errors import PlaybookError, Problem
-from otpatch.engine.model import Playbook, Stage, freeze
-from otpatch.engine.schemas import schema_problems
-from otpatch.engine.yamlsrc import YamlSource, read_yaml
+from otpatch.modules.contract.errors import PlaybookError, Problem
+from otpatch.engine.model import Playbook, Stage
+from otpatch.modules.contract.values import freeze
+from otpatch.modules.contract.schemas import schema_problems
+from otpatch.modules.contract.yamlsrc import YamlSource, read_yaml
 
 SITE_KEYS = ("approvers", "maintenance_windows", "journal_hosts", "siem")  # all.vars only
 RULES = {

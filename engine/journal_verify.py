@@ -15,9 +15,9 @@ from typing import Any, Callable, Iterable
 from otpatch.engine.events import EventError, decode
 from otpatch.engine.anchor import (CHECKPOINT_EVENT, SignedCheckpoint, Trust, check_signed,
                                    copy_path, read_list)
-from otpatch.engine.canonical import canonical_hash, canonical_json
-from otpatch.engine.journal import (GENESIS_HASH, SELECT_ENTRIES, SELECT_HEAD, Entry,
-                                    VerifyReport, _connect)
+from otpatch.modules.contract.canonical import canonical_hash, canonical_json
+from otpatch.engine.journalfile import (GENESIS_HASH, SELECT_ENTRIES, SELECT_HEAD, Entry,
+                                        VerifyReport, connect)
 
 SELECT_LAST = "SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1"
 SELECT_LAST_MARK = SELECT_ENTRIES + " WHERE event_type = ? ORDER BY seq DESC LIMIT 1"
@@ -36,7 +36,7 @@ def verify(path: Path, *, trust: Trust | None = None,
     still holding the signed hash."""
     lists, problems = _lists(path, against)
     problems += wal_problems(path)  # read before SQLite opens the WAL
-    conn = _connect(path, create=False, read_only=True)
+    conn = connect(path, create=False, read_only=True)
     try:
         conn.execute("BEGIN")  # one snapshot, whatever a writer commits meanwhile
         heads = conn.execute(SELECT_HEAD).fetchall()
@@ -64,7 +64,7 @@ def verify_quick(path: Path, run_ids: Iterable[str] | None = ()) -> VerifyReport
     unanchored journal is walked from its start; `verify` checks everything."""
     copies, problems = _lists(path, None)
     problems += wal_problems(path)
-    conn = _connect(path, create=False, read_only=True)
+    conn = connect(path, create=False, read_only=True)
     try:
         conn.execute("BEGIN")
         heads = conn.execute(SELECT_HEAD).fetchall()
@@ -90,7 +90,7 @@ def verify_quick(path: Path, run_ids: Iterable[str] | None = ()) -> VerifyReport
 def list_checkpoints(path: Path) -> list[SignedCheckpoint]:
     """Every signed checkpoint the journal and its copy hold, oldest first, each once."""
     copies, _ = _lists(path, None)
-    conn = _connect(path, create=False, read_only=True)
+    conn = connect(path, create=False, read_only=True)
     try:
         marks, _ = _marks(conn.execute(SELECT_MARKS, (CHECKPOINT_EVENT,)).fetchall())
     finally:

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from otpatch.engine.errors import InputError
-from otpatch.engine.files import open_regular
+from otpatch.modules.contract.errors import InputError
+from otpatch.modules.contract.files import open_regular
 
 HOST_KEY_ENV = "OTPATCH_HOST_KEY"  # path of the otpatch host's private key (PEM, 0600)
 HOST_KEY_FILE = "host.key"  # else $OTPATCH_HOME/host.key, if it is there
@@ -113,14 +113,25 @@ def load(path: Path, what: str) -> SigningKey:
     return SigningKey(path, public_text(_raw_public(key)), key)
 
 
-def host_key(home: Path) -> SigningKey | None:
-    """The otpatch host's signing key: the file $OTPATCH_HOST_KEY names (which must exist),
-    else <home>/host.key if there is one, else None (the journal stays unanchored)."""
+def host_key_path(home: Path) -> Path | None:
+    """Where the CLI finds the otpatch host's key: the file $OTPATCH_HOST_KEY names (which
+    must exist), else <home>/host.key if there is one, else None (unanchored). The one
+    place that reads $OTPATCH_HOST_KEY; the engine and the API take the path."""
     named = os.environ.get(HOST_KEY_ENV)
     if named:
-        return load(Path(named), f"host key (${HOST_KEY_ENV})")
+        return Path(named)
     default = home / HOST_KEY_FILE
-    return load(default, "host key") if default.exists() else None
+    return default if default.exists() else None
+
+
+def load_host(path: Path | None) -> SigningKey | None:
+    """The host's signing key from `path` (InputError if it cannot be used); None for None."""
+    return load(Path(path), "host key") if path is not None else None
+
+
+def host_key(home: Path) -> SigningKey | None:
+    """The key at host_key_path(home), loaded; None if there is none."""
+    return load_host(host_key_path(home))
 
 
 def _raw_public(key: Any) -> bytes:

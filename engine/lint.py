@@ -10,11 +10,11 @@ import re
 from typing import Any, Callable, Iterator, NamedTuple
 
 from otpatch.engine import reach, safety, templating, windows
-from otpatch.engine.errors import Problem
+from otpatch.modules.contract.errors import Problem
 from otpatch.engine.lintbase import Site, at, short, step_id, steps
-from otpatch.engine.model import (NO_ROLLBACK, TERMINALS, DurationTooLong, Playbook, State,
-                                  Step, parse_duration)
-from otpatch.engine.yamlsrc import display_path
+from otpatch.engine.model import NO_ROLLBACK, TERMINALS, Playbook, State, Step
+from otpatch.modules.contract.durations import DurationTooLong, parse_duration
+from otpatch.modules.contract.yamlsrc import display_path
 from otpatch.modules import registry
 
 RESERVED_NAMES = frozenset({"params", "facts", "targets", "run", "results", "checkpoints"})
@@ -64,7 +64,7 @@ def terminal_redefined(pb: Playbook, site: Site) -> list[Problem]:
 def unknown_target(pb: Playbook, site: Site) -> list[Problem]:
     out = []
     for state, step in steps(pb):
-        cls = registry.MODULES.get(step.module)
+        cls = registry.modules().get(step.module)
         for arg in registry.target_args(step.module) if cls else ():
             value = step.args.get(arg)
             if not isinstance(value, str) or templating.is_template(value):
@@ -107,7 +107,8 @@ def _param_args(pb: Playbook) -> Iterator[tuple[State, Step, str, str, Any]]:
     """(state, step, arg, the param it names, the type the module requires) for every
     argument that names a param (schema marker x-otpatch-param), templates excepted."""
     for state, step in steps(pb):
-        for arg, kind in registry.param_args(step.module) if step.module in registry.MODULES else ():
+        known = step.module in registry.modules()
+        for arg, kind in registry.param_args(step.module) if known else ():
             value = step.args.get(arg)
             if isinstance(value, str) and not templating.is_template(value):
                 yield state, step, arg, value, kind
@@ -158,15 +159,14 @@ def _register_problems(state: State, step: Step, seen: dict) -> list[Problem]:
 def unknown_module(pb: Playbook, site: Site) -> list[Problem]:
     return [at(step.where, "unknown-module", f"{step_id(state, step)}: "
                f"{registry.UnknownModule(step.module)}")
-            for state, step in steps(pb) if step.module not in registry.MODULES]
+            for state, step in steps(pb) if step.module not in registry.modules()]
 
 
 def module_args(pb: Playbook, site: Site) -> list[Problem]:
-    from otpatch.engine.model import thaw
-
+    from otpatch.modules.contract.values import thaw
     out = []
     for state, step in steps(pb):
-        if step.module not in registry.MODULES:
+        if step.module not in registry.modules():
             continue
         for path, message in registry.arg_problems(step.module, thaw(step.args),
                                                    templated_ok=True):
@@ -179,7 +179,7 @@ def module_args(pb: Playbook, site: Site) -> list[Problem]:
 def duration_bound(pb: Playbook, site: Site) -> list[Problem]:
     out = []
     for state, step in steps(pb):
-        cls = registry.MODULES.get(step.module)
+        cls = registry.modules().get(step.module)
         props = cls.args_schema.get("properties", {}) if cls else {}
         for key, value in step.args.items():
             if not props.get(key, {}).get("x-otpatch-duration") or templating.is_template(value):
@@ -207,7 +207,7 @@ def template_syntax(pb: Playbook, site: Site) -> list[Problem]:
 
 def _expressions(step: Step) -> Iterator[str]:
     """Every template string in the args; raw expression args (assert `that`) as templates."""
-    cls = registry.MODULES.get(step.module)
+    cls = registry.modules().get(step.module)
     raw = getattr(cls, "raw_args", frozenset()) if cls else frozenset()
     for key, value in step.args.items():
         for text in _strings(value):
@@ -271,7 +271,7 @@ def checkpoint_missing(pb: Playbook, site: Site) -> list[Problem]:
 
 
 def _changes_device(state: State) -> bool:
-    return any(getattr(registry.MODULES.get(s.module), "changes_device", False)
+    return any(getattr(registry.modules().get(s.module), "changes_device", False)
                for s in state.do)
 
 
@@ -294,7 +294,7 @@ def firmware_unpinned(pb: Playbook, site: Site) -> list[Problem]:
 
 
 def budget_over(pb: Playbook, site: Site) -> list[Problem]:
-    from otpatch.engine.model import format_duration
+    from otpatch.modules.contract.durations import format_duration
     from otpatch.engine.plan import budget_check
 
     out = []

@@ -4,8 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from otpatch.engine.errors import Problem
-from otpatch.engine.model import Playbook, State, Step, Where
+from otpatch.modules.contract.errors import Problem
+from otpatch.engine.model import Playbook, State, Step
+from otpatch.modules.contract.errors import Where
 from otpatch.engine.stages import Stages, effective_stages
 
 

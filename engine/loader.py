@@ -8,13 +8,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from otpatch.engine.errors import PlaybookError, Problem
-from otpatch.engine.model import (AppliesTo, Budget, FirmwareImage, Metadata, ParamSpec,
-                                  Playbook, Requirement, Stage, State, Step, TargetSpec,
-                                  Waiver, freeze, parse_duration)
-from otpatch.engine.schemas import schema_problems
-from otpatch.engine.yamlsrc import RULES as YAML_RULES
-from otpatch.engine.yamlsrc import YamlSource, display_path, read_yaml
+from otpatch.modules.contract.errors import PlaybookError, Problem
+from otpatch.engine.model import (AppliesTo, Budget, FirmwareImage, Metadata, ParamSpec, Playbook,
+                                  Requirement, Stage, State, Step, TargetSpec, Waiver)
+from otpatch.modules.contract.values import freeze
+from otpatch.modules.contract.durations import parse_duration
+from otpatch.modules.contract.schemas import schema_problems
+from otpatch.modules.contract.yamlsrc import RULES as YAML_RULES
+from otpatch.modules.contract.yamlsrc import YamlSource, display_path, read_yaml
 
 LOAD_RULES = {
     **YAML_RULES,

@@ -1,8 +1,9 @@
 """Compile a playbook into its state machine: the edge table, and a `transitions` Machine.
 
-Requirements of a destination state are the transition's condition; the journal entry of a
-transition is written in its `before` callback, so a state change is recorded before it is
-committed and never in an `after` callback."""
+The Machine is the table of legal edges and the run's current state, nothing more: it
+evaluates no gate and journals nothing. The conductor evaluates a destination's gates
+before it takes an edge, journals the transition, then triggers the Machine, which refuses
+an edge the playbook does not have (MachineError, a bug in the decision, never a gate)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -63,35 +64,24 @@ def _drawn_edges(playbook: Playbook) -> list[Edge]:
     return out
 
 
-def build(playbook: Playbook, walker: Any, *, requirements_met: Callable[[str], bool],
-          before: Callable[[Any], None], state: str = START):
-    """A transitions Machine over `walker`, starting in `state` (resume starts mid-way)."""
+def build(playbook: Playbook, walker: Any, *, state: str = START):
+    """A transitions Machine over `walker`, starting in `state` (resume starts mid-way).
+    A roll_back trigger names its destination (`dest=`): every state may take any declared
+    rollback edge, and the one the run has active is chosen."""
     from transitions import Machine
 
     table = []
     for edge in edges(playbook):
-        conditions = []
-        if edge.kind == "rollback":
-            conditions.append(_is_chosen(edge.dest))
-        dest_state = playbook.states.get(edge.dest)
-        if dest_state is not None and dest_state.requires:
-            conditions.append(_requirements(requirements_met, edge.dest))
+        conditions = [_is_chosen(edge.dest)] if edge.kind == "rollback" else []
         table.append({"trigger": edge.trigger, "source": edge.source, "dest": edge.dest,
-                      "conditions": conditions, "before": before})
+                      "conditions": conditions})
     states = [START, *playbook.states, *sorted(TERMINALS)]
     return Machine(model=walker, states=states, transitions=table, initial=state,
                    auto_transitions=False, send_event=True, ignore_invalid_triggers=False)
 
 
-def _is_chosen(dest: str):
+def _is_chosen(dest: str) -> Callable[[Any], bool]:
     def chosen(event) -> bool:
         return event.kwargs.get("dest") == dest
     chosen.__name__ = f"rollback_to_{dest}"
     return chosen
-
-
-def _requirements(requirements_met: Callable[[str], bool], dest: str):
-    def requirements(event) -> bool:
-        return requirements_met(dest)
-    requirements.__name__ = f"requirements_of_{dest}"
-    return requirements

@@ -5,9 +5,10 @@ import re
 from dataclasses import asdict
 from typing import Any, Mapping
 
-from otpatch.engine.errors import InputError, clip
-from otpatch.engine.model import FirmwareImage, ParamSpec, Playbook, parse_duration
-from otpatch.engine.yamlsrc import MAX_INT
+from otpatch.modules.contract.errors import InputError, clip
+from otpatch.engine.model import FirmwareImage, ParamSpec, Playbook
+from otpatch.modules.contract.durations import parse_duration
+from otpatch.modules.contract.yamlsrc import MAX_INT
 
 MAX_VALUE = 4096  # characters of one -e value: a path, a name, a duration; never a document
 _INT = re.compile(r"[-+]?[0-9]{1,19}", re.ASCII)

@@ -2,13 +2,12 @@
 one of them names themself at the terminal and answers yes or no."""
 from __future__ import annotations
 
-import os
 import socket
-import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from otpatch.engine.errors import PersonNeeded
+from otpatch.engine.prompt import Prompter
+from otpatch.modules.contract.errors import PersonNeeded
 
 MAX_UNLISTED = 3  # names that hold no such role, before the run pauses for the right person
 YES, NO = ("y", "yes"), ("n", "no")
@@ -32,13 +31,10 @@ def needs_person(role: str, statement: str) -> str:
     return f"needs a person at a terminal: {role}: {statement}"
 
 
-def workstation() -> tuple[str, str | None]:
-    """Where the answer is given: this host's name and the terminal on stdin, if any."""
-    try:
-        terminal = os.ttyname(sys.stdin.fileno()) if sys.stdin and sys.stdin.isatty() else None
-    except (OSError, ValueError):  # stdin replaced by something with no file descriptor
-        terminal = None
-    return socket.gethostname(), terminal
+def workstation(prompter: Prompter | None = None) -> tuple[str, str | None]:
+    """Where the answer is given: this host's name and the terminal the prompter asks at,
+    when it names one (engine/prompt.py TerminalPrompter: the terminal on stdin)."""
+    return socket.gethostname(), getattr(prompter, "terminal", None)
 
 
 @dataclass(frozen=True)
@@ -55,11 +51,13 @@ class Dialogue:
     person picks theirs (or types their name), then confirms the statement yes or no.
 
     A name that does not hold the role is refused and asked again; after MAX_UNLISTED such
-    names, or with no terminal (EOFError from `ask`), PersonNeeded: the run pauses."""
+    names, or with no one to answer (EOFError from the prompter), PersonNeeded: the run
+    pauses. `prompter` is an engine/prompt.py Prompter, or a bare `ask(question)` function."""
 
-    def __init__(self, ask: Callable[[str], str], role: str, statement: str,
+    def __init__(self, prompter: Prompter | Callable[[str], str], role: str, statement: str,
                  approvers: tuple[Any, ...], where: str) -> None:
-        self.ask, self.role, self.statement = ask, role, statement
+        self.ask: Callable[[str], str] = getattr(prompter, "ask", prompter)
+        self.role, self.statement = role, statement
         self.people, self.approvers, self.where = holders(approvers, role), approvers, where
 
     def run(self) -> Answer:

@@ -4,8 +4,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
-from otpatch.engine.model import (NO_ROLLBACK, TERMINALS, Budget, Playbook, State, Step,
-                                  format_duration, thaw)
+from otpatch.engine.model import NO_ROLLBACK, TERMINALS, Budget, Playbook, State, Step
+from otpatch.modules.contract.durations import format_duration
+from otpatch.modules.contract.values import thaw
 
 
 @dataclass(frozen=True)

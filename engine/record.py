@@ -5,13 +5,13 @@ object from the journal alone, so a run killed at any instant continues where th
 says it stood. Folding is a table from event type to one small apply function."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from collections.abc import Mapping
 from typing import Any, Iterable
 
 from otpatch.engine import events as E
-from otpatch.engine.model import thaw
+from otpatch.modules.contract.values import thaw
 
 START = "_start"  # the machine's state before the playbook's initial state is entered
 
@@ -39,11 +39,13 @@ class Visit:
     left_at: float | None = None
     event: str | None = None  # the event that left it: succeed | fail | roll_back
     reason: str | None = None  # why it was left by fail or roll_back
+    left_entry: str | None = None  # hash of the journal entry that recorded leaving it
 
 
 @dataclass
 class RunProgress:
-    """Where a run stands. Mutable working memory of the conductor; rebuilt by fold()."""
+    """Where a run stands: changed only by apply(), which returns a new one (the conductor
+    holds the newest); rebuilt from the journal by fold()."""
 
     run_id: str
     config: E.RunStarted
@@ -75,62 +77,116 @@ def merge_facts(into: dict[str, Any], new: Mapping[str, Any]) -> None:
             into[key] = thaw(value)
 
 
-def apply_result(progress: RunProgress, event: E.StepResult) -> None:
+def merged(facts: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """merge_facts on a copy: the mappings along the merged paths are new, the rest shared."""
+    out = dict(facts)
+    for key, value in new.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = thaw(value)
+    return out
+
+
+# The run's status moves only along this table (resume makes an awaiting or interrupted run
+# running again; INTERRUPTED itself is what `status` says of a dead running one, never
+# journaled); an event that would move it elsewhere does not fit the run.
+STATUS_MOVES = {
+    RunStatus.RUNNING: frozenset({RunStatus.RUNNING, RunStatus.AWAITING, *FINAL}),
+    RunStatus.AWAITING: frozenset({RunStatus.RUNNING}),
+    RunStatus.INTERRUPTED: frozenset({RunStatus.RUNNING}),
+}
+
+
+class StatusMoveRefused(ValueError):
+    """An event that would move a run's status off the table (a journal that does not fit)."""
+
+
+def moved(progress: RunProgress, to: RunStatus) -> RunStatus:
+    if to not in STATUS_MOVES.get(progress.status, frozenset()):
+        raise StatusMoveRefused(f"run {progress.run_id} cannot go from "
+                                f"{progress.status.value} to {to.value}")
+    return to
+
+
+def _result(p: RunProgress, event: E.StepResult, at: str) -> RunProgress:
     """A step result's effect on the run: facts, registered result, position."""
-    scope = event.facts_scope
-    target = progress.facts.setdefault(scope, {}) if scope else progress.facts
-    merge_facts(target, event.result.facts or {})
-    if event.register:
-        progress.results[event.register] = thaw(event.result.to_dict())
-    progress.step_index = event.index + 1
-    progress.pending = None
-    progress.failure = event.failure
+    facts, new = p.facts, event.result.facts or {}
+    if event.facts_scope:
+        facts = {**facts, event.facts_scope: merged(facts.get(event.facts_scope) or {}, new)}
+    elif new:
+        facts = merged(facts, new)
+    results = {**p.results, event.register: thaw(event.result.to_dict())} \
+        if event.register else p.results
+    return replace(p, facts=facts, results=results, step_index=event.index + 1,
+                   pending=None, failure=event.failure)
 
 
-def apply_transition(progress: RunProgress, event: E.Transition) -> None:
-    if progress.path:
-        progress.path[-1].left_at = event.elapsed
-        progress.path[-1].event = event.trigger
-        progress.path[-1].reason = event.reason
-    progress.state = event.to
-    progress.step_index = 0
-    progress.failure = None
-    progress.active_rollback = event.rollback
-    progress.rolling_back = event.rolling_back
-    progress.path.append(Visit(event.to, event.elapsed))
-    progress.status = RunStatus.RUNNING
+def _left(path: list[Visit], at: float, event: str | None, reason: str | None,
+          entry: str) -> list[Visit]:
+    """The path with its last visit closed (if open), the entry hash that closed it kept."""
+    if not path:
+        return []
+    last = replace(path[-1], left_at=at, event=event, reason=reason, left_entry=entry)
+    return [*path[:-1], last]
 
 
-def _intent(progress: RunProgress, event: E.StepIntent) -> None:
-    progress.pending = event
+def _transition(p: RunProgress, event: E.Transition, at: str) -> RunProgress:
+    path = _left(p.path, event.elapsed, event.trigger, event.reason, at)
+    return replace(p, state=event.to, step_index=0, failure=None,
+                   active_rollback=event.rollback, rolling_back=event.rolling_back,
+                   path=[*path, Visit(event.to, event.elapsed)],
+                   status=moved(p, RunStatus.RUNNING))
 
 
-def _checkpoint(progress: RunProgress, event: E.Checkpoint) -> None:
-    progress.checkpoints[event.name] = event.facts
+def _intent(p: RunProgress, event: E.StepIntent, at: str) -> RunProgress:
+    return replace(p, pending=event)
 
 
-def _paused(progress: RunProgress, event: E.RunPaused) -> None:
-    progress.status, progress.message = RunStatus.AWAITING, event.message
+def _read_back(p: RunProgress, event: E.ReadBackDone, at: str) -> RunProgress:
+    """The device shows the action did not happen: the step may run again."""
+    return replace(p, pending=None) if event.applied is False else p
 
 
-def _resumed(progress: RunProgress, event: E.RunResumed) -> None:
-    progress.status = RunStatus.RUNNING
+def _checkpoint(p: RunProgress, event: E.Checkpoint, at: str) -> RunProgress:
+    return replace(p, checkpoints={**p.checkpoints, event.name: event.facts})
 
 
-def _ended(progress: RunProgress, event: E.RunEnded) -> None:
-    progress.status, progress.message = RunStatus(event.status), event.message
-    if progress.path and progress.path[-1].left_at is None:
-        progress.path[-1].left_at = event.elapsed
+def _paused(p: RunProgress, event: E.RunPaused, at: str) -> RunProgress:
+    return replace(p, status=moved(p, RunStatus.AWAITING), message=event.message)
 
 
-def _nothing(progress: RunProgress, event: Any) -> None:
+def _resumed(p: RunProgress, event: E.RunResumed, at: str) -> RunProgress:
+    return replace(p, status=moved(p, RunStatus.RUNNING))
+
+
+def _ended(p: RunProgress, event: E.RunEnded, at: str) -> RunProgress:
+    path = p.path
+    if path and path[-1].left_at is None:
+        path = [*path[:-1], replace(path[-1], left_at=event.elapsed)]
+    return replace(p, status=moved(p, RunStatus(event.status)), message=event.message,
+                   path=path)
+
+
+def _nothing(p: RunProgress, event: Any, at: str) -> RunProgress:
     """Recorded for the audit trail; the run's position does not depend on it."""
+    return p
 
 
-APPLY = {E.Transition: apply_transition, E.StepIntent: _intent, E.StepResult: apply_result,
+APPLY = {E.Transition: _transition, E.StepIntent: _intent, E.StepResult: _result,
          E.Checkpoint: _checkpoint, E.RunPaused: _paused, E.RunResumed: _resumed,
-         E.RunEnded: _ended, E.Requirement: _nothing, E.ReadBackDone: _nothing,
+         E.RunEnded: _ended, E.Requirement: _nothing, E.ReadBackDone: _read_back,
          E.ModuleRecord: _nothing, E.ChainCheckpoint: _nothing}
+
+
+def apply(progress: RunProgress, event: Any, at: str = "") -> RunProgress:
+    """The progress after `event` (journaled as the entry whose hash is `at`): a new
+    RunProgress, the old one unchanged. The live run and the fold of its journal both go
+    through here, so a resumed run stands exactly where the live one stood.
+    StatusMoveRefused for an event that would move the status off STATUS_MOVES."""
+    new = APPLY.get(type(event), _nothing)(progress, event, at)
+    elapsed = max(progress.elapsed, event.elapsed)
+    return new if new.elapsed == elapsed else replace(new, elapsed=elapsed)
 
 
 def fold(run_id: str, entries: Iterable[Any]) -> RunProgress:
@@ -145,10 +201,15 @@ def fold(run_id: str, entries: Iterable[Any]) -> RunProgress:
             continue
         if progress is None:
             continue
-        progress.elapsed = max(progress.elapsed, event.elapsed)
-        APPLY.get(type(event), _nothing)(progress, event)
+        try:
+            progress = apply(progress, event, entry.hash)
+        except StatusMoveRefused as e:
+            from otpatch.modules.contract.errors import JournalError
+
+            raise JournalError(f"entry #{entry.seq} (run {run_id}, {entry.event_type}) does "
+                               f"not fit the run: {e}; run `otpatch journal verify`") from None
     if progress is None:
-        from otpatch.engine.errors import InputError
+        from otpatch.modules.contract.errors import InputError
 
         raise InputError(f"run {run_id!r} has no run_started entry in the journal")
     return progress

@@ -14,10 +14,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from otpatch.engine import templating
-from otpatch.engine.errors import DeviceUnreachable, OtpatchError, PersonNeeded
-from otpatch.engine.model import Step, thaw
+from otpatch.modules.contract.errors import DeviceUnreachable, OtpatchError, PersonNeeded
+from otpatch.engine.model import Step
+from otpatch.modules.contract.values import thaw
 from otpatch.modules import registry
-from otpatch.modules.base import Module, ReadBack, Result
+from otpatch.modules.contract.module import Module, ReadBack, Result
 from otpatch.modules.polling import poll_until
 
 LOG = logging.getLogger(__name__)

@@ -1,18 +1,22 @@
-"""Start, resume and inspect runs: the glue between files, the journal and the conductor."""
+"""Start, resume and inspect runs: the glue between files, the journal and the conductor.
+
+Underneath engine/api.py (which callers use): everything arrives as an argument (paths,
+the host key's path, the observer, the prompter); nothing here reads the environment."""
 from __future__ import annotations
 
-import fcntl
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from otpatch.engine import events as E
 from otpatch.engine.clock import VirtualClock, WallClock
 from otpatch.engine.context import RunContext
-from otpatch.engine.errors import InputError
-from otpatch.engine.record import FINAL, RunProgress, RunStatus, fold
+from otpatch.engine.platform import RunLock, lock_held
+from otpatch.engine.prompt import Prompter
+from otpatch.engine.record import FINAL, RunProgress, RunStatus, apply, fold
+from otpatch.modules.contract.errors import InputError
 
 MODES = ("dry_run", "execute")
 
@@ -45,7 +49,7 @@ def refuse_ended_windows(loaded: Loaded, now: float) -> None:
     """`plan` and `run` (dry runs too) refuse a window that is over: a gate could never open."""
     from datetime import datetime, timezone
 
-    from otpatch.engine.errors import PlaybookError
+    from otpatch.modules.contract.errors import PlaybookError
     from otpatch.engine.windows import ended_windows
 
     problems = ended_windows(loaded.playbook, loaded.inventory,
@@ -73,7 +77,11 @@ def refuse_non_simulators(loaded: Loaded) -> None:
 
 
 def start(playbook_path: str, inventory_path: str | None, mode: str, params_given: dict,
-          home: Path, display: Any) -> RunProgress:
+          home: Path, display: Any, *, host_key: Path | None = None,
+          prompter: Prompter | None = None, operator: str | None = None) -> RunProgress:
+    """A new run: files loaded and checked, refused before anything is journaled if a
+    window is over or (dry run) a target is no simulator, then conducted until it ends or
+    waits. `host_key`: the key file that signs the journal's head (None: unanchored)."""
     from otpatch.engine import params as run_params
     from otpatch.engine.anchor import Anchor
     from otpatch.engine.journal import FILENAME, Journal, new_run_id
@@ -86,19 +94,23 @@ def start(playbook_path: str, inventory_path: str | None, mode: str, params_give
     params = run_params.resolve(loaded.playbook, params_given)
     run_id = new_run_id()
     clock = VirtualClock() if mode == "dry_run" else WallClock()
-    config = _config(loaded, mode, params, clock.now())
-    anchor = Anchor.for_run(home, loaded.inventory)
+    config = _config(loaded, mode, params, clock.now(), operator)
+    anchor = Anchor.for_run(host_key, loaded.inventory)
     if (home / FILENAME).exists():  # adding to a damaged journal would bury the damage
         with Journal.open(home, read_only=True) as journal:
             journal.require_intact((), "run")
-    with Journal.open(home) as journal, _RunLock(home, run_id):
+    with Journal.open(home) as journal, _run_lock(home, run_id):
         journal.anchor_with(anchor)
         journal.record(run_id, config)
         progress = RunProgress(run_id=run_id, config=config)
-        return _conduct(loaded, progress, journal, clock, home, display, resumed=False)
+        return _conduct(loaded, progress, journal, clock, home, display, prompter,
+                        resumed=False)
 
 
-def resume(run_id: str, home: Path, display: Any) -> RunProgress:
+def resume(run_id: str, home: Path, display: Any, *, host_key: Path | None = None,
+           prompter: Prompter | None = None, operator: str | None = None) -> RunProgress:
+    """Continue a run that was interrupted or waits, from its journal, with exactly the
+    files it started with; the journal is checked (read-only) and trusted first."""
     from otpatch.engine.anchor import Anchor, require_trusted, trust_root
     from otpatch.engine.journal import Journal, check_run_id
 
@@ -107,7 +119,7 @@ def resume(run_id: str, home: Path, display: Any) -> RunProgress:
     # checked read-only first: a read-write open could fold a damaged WAL into the file
     with Journal.open(home, read_only=True) as journal:
         checked = journal.require_intact([run_id], doing)
-    with Journal.open(home, create=False) as journal, _RunLock(home, run_id):
+    with Journal.open(home, create=False) as journal, _run_lock(home, run_id):
         progress = fold(run_id, journal.entries(run_id))
         if progress.status in FINAL:
             raise InputError(f"run {run_id} already ended ({progress.status.value}): "
@@ -115,20 +127,22 @@ def resume(run_id: str, home: Path, display: Any) -> RunProgress:
         cfg = progress.config
         loaded = load_files(cfg.playbook, cfg.inventory)
         _same_files(loaded, cfg)
-        require_trusted(checked.signed, trust_root(home, loaded.inventory), doing, journal.path)
-        journal.anchor_with(Anchor.for_run(home, loaded.inventory))
+        require_trusted(checked.signed, trust_root(host_key, loaded.inventory), doing,
+                        journal.path)
+        journal.anchor_with(Anchor.for_run(host_key, loaded.inventory))
         if cfg.mode == "dry_run":
             refuse_non_simulators(loaded)
         clock = (VirtualClock(cfg.clock_start, progress.elapsed) if cfg.mode == "dry_run"
                  else WallClock(cfg.clock_start))
-        journal.record(run_id, E.RunResumed(elapsed=progress.elapsed, pid=os.getpid(),
-                                            from_status=progress.status.value))
-        progress.status = RunStatus.RUNNING
-        return _conduct(loaded, progress, journal, clock, home, display, resumed=True)
+        resumed = E.RunResumed(elapsed=progress.elapsed, pid=os.getpid(),
+                               from_status=progress.status.value, operator=operator)
+        progress = apply(progress, resumed, journal.record(run_id, resumed).hash)
+        return _conduct(loaded, progress, journal, clock, home, display, prompter,
+                        resumed=True)
 
 
 def _conduct(loaded: Loaded, progress: RunProgress, journal: Any, clock: Any, home: Path,
-             display: Any, resumed: bool) -> RunProgress:
+             display: Any, prompter: Prompter | None, resumed: bool) -> RunProgress:
     from otpatch.engine.conductor import Conductor
 
     run_dir = home / "runs" / progress.run_id
@@ -136,7 +150,7 @@ def _conduct(loaded: Loaded, progress: RunProgress, journal: Any, clock: Any, ho
                      run_dir=run_dir, inventory=loaded.inventory,
                      playbook_dir=Path(loaded.playbook.path).resolve().parent,
                      targets=loaded.targets, facts=progress.facts,
-                     namespace_targets=_targets_namespace(loaded.targets), ask=display.ask)
+                     namespace_targets=_targets_namespace(loaded.targets), prompter=prompter)
     display.attach_clock(clock)
     display.started(progress, loaded.playbook, resumed=resumed)
     conductor = Conductor(loaded.playbook, progress, journal, ctx, display,
@@ -146,7 +160,8 @@ def _conduct(loaded: Loaded, progress: RunProgress, journal: Any, clock: Any, ho
     return progress
 
 
-def _config(loaded: Loaded, mode: str, params: dict, clock_start: float) -> E.RunStarted:
+def _config(loaded: Loaded, mode: str, params: dict, clock_start: float,
+            operator: str | None) -> E.RunStarted:
     pb, inv = loaded.playbook, loaded.inventory
     return E.RunStarted(
         elapsed=0.0, playbook=str(Path(pb.path).resolve()), playbook_hash=pb.content_hash,
@@ -155,7 +170,7 @@ def _config(loaded: Loaded, mode: str, params: dict, clock_start: float) -> E.Ru
         inventory_hash=inv.content_hash, mode=mode, params=params,
         targets={t: [h.name for h in hosts] for t, hosts in loaded.targets.items()},
         waivers=[{"rule": w.rule, "reason": w.reason} for w in pb.waivers],
-        pid=os.getpid(), clock_start=clock_start)
+        pid=os.getpid(), clock_start=clock_start, operator=operator)
 
 
 def _same_files(loaded: Loaded, cfg: E.RunStarted) -> None:
@@ -175,76 +190,56 @@ def _targets_namespace(targets: dict[str, tuple[Any, ...]]) -> dict[str, Any]:
             for name, hosts in targets.items()}
 
 
-class _RunLock:
-    """One process per run: an exclusive lock on the run's folder (freed by the kernel when
-    the process dies, so a killed run can be resumed at once)."""
+def _lock_path(home: Path, run_id: str) -> Path:
+    return home / "runs" / run_id / "lock"
 
-    def __init__(self, home: Path, run_id: str) -> None:
-        self.path = home / "runs" / run_id / "lock"
 
-    def __enter__(self) -> "_RunLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self.fd)
-            raise InputError(f"run {self.path.parent.name} is running in another process") from None
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
-        os.close(self.fd)
+def _run_lock(home: Path, run_id: str) -> RunLock:
+    """One process per run: an exclusive lock on the run's folder (engine/platform.py;
+    freed by the OS when the process dies, so a killed run can be resumed at once)."""
+    return RunLock(_lock_path(home, run_id), f"run {run_id} is running in another process")
 
 
 def is_running(home: Path, run_id: str) -> bool:
     """Whether some process holds the run's lock right now."""
-    path = home / "runs" / run_id / "lock"
-    if not path.exists():
-        return False
-    fd = os.open(path, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
+    return lock_held(_lock_path(home, run_id))
 
 
-def view(run_id: str, home: Path) -> RunProgress:
+def view(run_id: str, home: Path, *, host_key: Path | None = None) -> RunProgress:
     """A run's progress from the journal, with `interrupted` for a dead, unfinished run.
-    Read-only; JournalError if the journal is damaged (checked before the fold)."""
+    Read-only; JournalError if the journal is damaged (checked before the fold), or its
+    checkpoints are signed by a key other than the one at `host_key`."""
     from otpatch.engine.journal import Journal, check_run_id
 
     check_run_id(run_id)
     with Journal.open(home, read_only=True) as journal:
-        _require_trusted_intact(journal, [run_id], f"status {run_id}", home)
+        _require_trusted_intact(journal, [run_id], f"status {run_id}", host_key)
         progress = fold(run_id, journal.entries(run_id))
     return _interrupted(progress, home)
 
 
-def view_all(home: Path) -> list[RunProgress]:
+def view_all(home: Path, *, host_key: Path | None = None) -> list[RunProgress]:
     """Every run's progress, in the order they started (read-only, checked first)."""
     from otpatch.engine.journal import Journal
 
     with Journal.open(home, read_only=True) as journal:
-        _require_trusted_intact(journal, None, "status", home)
+        _require_trusted_intact(journal, None, "status", host_key)
         folded = [fold(r.run_id, journal.entries(r.run_id)) for r in journal.runs()]
     return [_interrupted(p, home) for p in folded]
 
 
 def _require_trusted_intact(journal: Any, run_ids: list[str] | None, doing: str,
-                            home: Path) -> None:
+                            host_key: Path | None) -> None:
     """The quick check, and its checkpoints signed by this host's key when it has one."""
     from otpatch.engine.anchor import require_trusted, trust_root
 
     checked = journal.require_intact(run_ids, doing)
-    require_trusted(checked.signed, trust_root(home), doing, journal.path)
+    require_trusted(checked.signed, trust_root(host_key), doing, journal.path)
 
 
 def _interrupted(progress: RunProgress, home: Path) -> RunProgress:
+    """A running run whose process is gone is interrupted (what `status` says; never
+    journaled: resume makes it running again)."""
     if progress.status is RunStatus.RUNNING and not is_running(home, progress.run_id):
-        progress.status = RunStatus.INTERRUPTED
+        return replace(progress, status=RunStatus.INTERRUPTED)
     return progress

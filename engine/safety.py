@@ -11,12 +11,12 @@ from collections import deque
 from typing import Any, Iterable, Iterator, NamedTuple
 
 from otpatch.engine import reach, templating
-from otpatch.engine.errors import Problem
+from otpatch.modules.contract.errors import Problem
 from otpatch.engine.lintbase import Site, at, step_id, steps
 from otpatch.engine.model import TERMINALS, Outcome, Playbook, Requirement, State, Step
 from otpatch.engine.stages import step_targets
 from otpatch.modules import registry
-from otpatch.modules.base import ANY_ASPECT
+from otpatch.modules.contract.module import ANY_ASPECT
 
 ANY_TARGET = "*"  # the key of a change made by a step that names no target
 
@@ -199,7 +199,7 @@ def step_changes(state: State) -> Iterator[tuple[int, Step, list[tuple[str, str]
                                                   list[tuple[str, str]]]]:
     """(index, step, (target, aspect) changed, (target, aspect) checked) for each step."""
     for i, step in enumerate(state.do):
-        cls = registry.MODULES.get(step.module)
+        cls = registry.modules().get(step.module)
         if cls is None:
             continue
         keys = _keys(step)
@@ -266,8 +266,8 @@ def _what(change: Change) -> str:
 
 def _checkers(change: Change) -> str:
     names = []
-    for name in sorted(registry.MODULES):
-        cls = registry.MODULES.get(name)
+    for name in sorted(registry.modules()):
+        cls = registry.modules().get(name)
         needs = cls.verifies.get(change.aspect) if cls else None
         if needs is not None:
             names.append(name + (f" (with {' or '.join(needs)})" if needs else ""))
@@ -337,7 +337,7 @@ def firmware_param(pb: Playbook, site: Site) -> list[Problem]:
     pins path, algorithm and the vendor's hash."""
     out = []
     for state, step in steps(pb):
-        cls = registry.MODULES.get(step.module)
+        cls = registry.modules().get(step.module)
         for arg in _image_args(cls) if cls else ():
             if arg not in step.args:
                 continue

@@ -6,23 +6,14 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from otpatch.engine.errors import InputError
+from otpatch.modules.contract.errors import InputError
 
 
 def _starters() -> list[tuple[frozenset[str], Callable[..., Any]]]:
-    """(fault names, start(hosts, faults, options)) of each device package with simulators."""
-    from otpatch.modules.m580 import device as m580_device
-    from otpatch.modules.m580 import sim as m580_sim
-    from otpatch.modules.mguard import lab as mguard_lab
+    """(fault names, start(hosts, faults, options)) of each package with simulators."""
+    from otpatch.modules.registry import simulator_labs
 
-    def m580(hosts: list, faults: tuple, o: dict) -> Any:
-        return m580_sim.start_simulators(hosts, faults, time_scale=o["time_scale"])
-
-    def mguard(hosts: list, faults: tuple, o: dict) -> Any:
-        return mguard_lab.start_simulators(hosts, faults, time_scale=o["time_scale"],
-                                           syslog_to=o["syslog_to"], state_dir=o["state_dir"])
-
-    return [(m580_device.FAULTS, m580), (mguard_lab.FAULTS, mguard)]
+    return simulator_labs()
 
 
 def known_faults() -> frozenset[str]:
@@ -121,8 +112,7 @@ def start_lab(inventory: str | Path, faults: Iterable[str] = (), *, ephemeral: b
 def _ephemeral(host: Any) -> Any:
     """The host on system-chosen ports, and without the inventory's certificate file: the
     copy of the inventory names the certificate this lab really serves."""
-    from otpatch.engine.model import freeze
-
+    from otpatch.modules.contract.values import freeze
     host_vars = {k: v for k, v in host.vars.items() if k != "tls_ca_file"}
     return dataclasses.replace(host, vars=freeze(host_vars), endpoints={
         k: _any_port(v) for k, v in host.endpoints.items()})

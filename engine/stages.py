@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
-from otpatch.engine.errors import Problem
-from otpatch.engine.model import Playbook, Stage, State, Step, Where
+from otpatch.modules.contract.errors import Problem
+from otpatch.engine.model import Playbook, Stage, State, Step
+from otpatch.modules.contract.errors import Where
 from otpatch.engine import templating
 
 RULES = {
@@ -46,7 +47,7 @@ def step_targets(step: Step, reaching: bool = False) -> Iterator[tuple[str, str]
     with `reaching`, only of a module that talks to the device (not risk.assess)."""
     from otpatch.modules import registry
 
-    cls = registry.MODULES.get(step.module)
+    cls = registry.modules().get(step.module)
     if cls is None or (reaching and not cls.reaches_device):
         return
     for arg in registry.target_args(step.module):

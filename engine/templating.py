@@ -13,6 +13,9 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes
 from jinja2 import sandbox
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
+from otpatch.modules.contract.errors import ExpressionError
+from otpatch.modules.contract.values import is_template  # noqa: F401 (templating.is_template)
+
 _SINGLE = re.compile(r"^\{\{(?P<expr>(?:(?!\}\}).)*)\}\}$", re.S)
 MAX_OUTPUT = 1024 * 1024  # characters (or items) one template may render to: 1 MiB
 MAX_INT_BITS = 4096  # an integer a template computes; 10**1000 needs 3,322
@@ -24,7 +27,7 @@ UNSAFE_ATTRIBUTES = frozenset({"mro"}) | sandbox.UNSAFE_FUNCTION_ATTRIBUTES \
     | sandbox.UNSAFE_COROUTINE_ATTRIBUTES | sandbox.UNSAFE_ASYNC_GENERATOR_ATTRIBUTES
 
 
-class TemplateProblem(ValueError):
+class TemplateProblem(ExpressionError):
     """A template that does not compile or does not render; message says why."""
 
 
@@ -106,10 +109,6 @@ def environment() -> ImmutableSandboxedEnvironment:
     for name in PADDING_FILTERS:
         env.filters[name] = _bounded_filter(name, env.filters[name])
     return env
-
-
-def is_template(value: Any) -> bool:
-    return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
 _PARAM_ONLY = re.compile(r"^\{\{\s*params\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*['\"]([^'\"]+)['\"]\s*\])"

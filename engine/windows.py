@@ -9,9 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Iterator
 
-from otpatch.engine.errors import Problem
+from otpatch.modules.contract.errors import Problem
 from otpatch.engine.lintbase import at
-from otpatch.engine.model import Playbook, Requirement, State, format_duration
+from otpatch.engine.model import Playbook, Requirement, State
+from otpatch.modules.contract.durations import format_duration
 
 RULES = {
     "window-undeclared": "a `window` requirement names a window the inventory does not declare",

@@ -10,8 +10,8 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable
 
-from otpatch.engine.errors import ModuleFailed
-from otpatch.modules.base import ReadBack, Result
+from otpatch.modules.contract.errors import ModuleFailed
+from otpatch.modules.contract.module import ReadBack, Result
 
 REFUSAL = "not available on a real device: "
 Answer = tuple[bool, str]  # (answers as an otpatch simulator, what was seen)

@@ -9,9 +9,13 @@ from pathlib import Path
 
 import pytest
 
-# The stand-in device module for crash and rehearsal tests (tests/plugins/logdevice.py),
-# registered before otpatch.modules.registry is first imported.
+# The stand-in device module for crash and rehearsal tests (tests/plugins/logdevice.py):
+# for child processes and the in-process CLI (both read the variable), and for the tests
+# that call the engine directly, in the registry now.
 os.environ.setdefault("OTPATCH_MODULE_PLUGINS", "tests.plugins.logdevice")
+from otpatch.modules.registry import load_registry  # noqa: E402
+
+load_registry(["tests.plugins.logdevice"])
 # The lab mGuards' password (simulator and driver read it): a fresh one for each test session.
 os.environ.setdefault("OTPATCH_LAB_MGUARD_PASSWORD", "lab-" + os.urandom(8).hex())
 

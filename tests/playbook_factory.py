@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from otpatch.engine.canonical import canonical_hash
+from otpatch.modules.contract.canonical import canonical_hash
 from otpatch.engine.model import (Budget, FirmwareImage, Metadata, ParamSpec, Playbook,
-                                  Requirement, Stage, State, Step, TargetSpec, freeze,
-                                  parse_duration)
+                                  Requirement, Stage, State, Step, TargetSpec)
+from otpatch.modules.contract.values import freeze
+from otpatch.modules.contract.durations import parse_duration
 
 
 def playbook(spec: Mapping[str, Any]) -> Playbook:

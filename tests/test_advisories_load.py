@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from conftest import FIXTURES, SHARED
-from otpatch.engine.errors import InputError
+from otpatch.modules.contract.errors import InputError
 from otpatch.modules.advisories.load import load_advisories, load_file
 from otpatch.modules.advisories.products import flatten, part_patterns
 from otpatch.modules.advisories.vendors import vendor_keys

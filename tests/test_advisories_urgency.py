@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import FIXTURES, ROOT, SHARED
+from otpatch.engine.loader import load_playbook
 from otpatch.engine.inventory import load_inventory
 from otpatch.modules.advisories.load import load_advisories
 from otpatch.modules.advisories.match import match, urgency_key
@@ -80,7 +81,7 @@ def test_matches_come_most_urgent_first(plant, advisories):
     ("fw-rs2000", "CVE-2013-6466", ()),
 ])
 def test_the_playbook_that_applies_is_named(plant, advisories, host, cve, books):
-    refs, problems = load_playbooks(ADV / "playbooks")
+    refs, problems = load_playbooks(ADV / "playbooks", load_playbook)
     assert problems == [] and len(refs) == 2
     assert _one(match(plant, advisories, playbooks=refs), host, cve).playbooks == books
 
@@ -88,9 +89,9 @@ def test_the_playbook_that_applies_is_named(plant, advisories, host, cve, books)
 def test_a_playbook_that_fails_to_load_is_reported_and_skipped(tmp_path):
     (tmp_path / "broken.yml").write_text("apiVersion: otpatch/v1\nkind: Playbook\n")
     (tmp_path / "notes.txt").write_text("not a playbook")
-    refs, problems = load_playbooks(tmp_path)
+    refs, problems = load_playbooks(tmp_path, load_playbook)
     assert refs == [] and len(problems) == 1 and "broken.yml: skipped" in problems[0]
-    assert "no such folder" in load_playbooks(tmp_path / "none")[1][0]
+    assert "no such folder" in load_playbooks(tmp_path / "none", load_playbook)[1][0]
 
 
 def _ctx(plant):

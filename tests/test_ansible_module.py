@@ -14,11 +14,11 @@ from typing import Any, Mapping
 import pytest
 from jsonschema import Draft202012Validator
 
-from otpatch.engine.model import freeze
+from otpatch.modules.contract.values import freeze
 from otpatch.modules.ansible.environment import ansible_envvars, scrubbed
 from otpatch.modules.ansible.events import PAYLOAD_LIMIT
 from otpatch.modules.ansible.playbook import AnsiblePlaybook, runs_in_check_mode
-from otpatch.modules.base import Attestation
+from otpatch.modules.contract.module import Attestation
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ansible"
 

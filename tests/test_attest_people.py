@@ -11,7 +11,7 @@ import sys
 import pexpect
 import pytest
 
-from otpatch.engine.errors import PersonNeeded
+from otpatch.modules.contract.errors import PersonNeeded
 from otpatch.engine.inventory import load_inventory
 from otpatch.engine.people import Dialogue
 

@@ -83,8 +83,8 @@ def test_special_file_input_refused_without_blocking(home, tmp_path, role, kind,
 
 
 def test_read_regular_refuses_a_fifo_and_bounds_a_file(tmp_path):
-    from otpatch.engine.errors import InputError
-    from otpatch.engine.files import read_regular
+    from otpatch.modules.contract.errors import InputError
+    from otpatch.modules.contract.files import read_regular
 
     os.mkfifo(tmp_path / "fifo")
     with pytest.raises(InputError, match=r"controls .*fifo: cannot read: not a regular file"):
@@ -183,7 +183,7 @@ def test_bad_otpatch_home_is_one_line_exit_2(tmp_path, kind):
 # -- a module that raises: the run's one-line result, the traceback only with --debug -------
 
 RAISING_PLUGIN = '''
-from otpatch.modules.base import Module
+from otpatch.modules.contract.module import Module
 
 
 class Boom(Module):

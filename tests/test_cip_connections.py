@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from otpatch.engine.errors import ModuleFailed
+from otpatch.modules.contract.errors import ModuleFailed
 from otpatch.modules import registry
 from otpatch.modules.cip.connections import Connections
 from otpatch.modules.m580.sim import start_simulators

@@ -9,7 +9,7 @@ import pytest
 
 from otpatch.engine import runs
 from otpatch.engine.display import PlainDisplay
-from otpatch.engine.errors import InputError
+from otpatch.modules.contract.errors import InputError
 from otpatch.engine.journal import Journal
 from otpatch.engine.record import RunStatus
 

@@ -8,8 +8,8 @@ import sqlite3
 import pytest
 
 from otpatch.engine import events as E
-from otpatch.engine.canonical import canonical_hash, canonical_json
-from otpatch.modules.base import Result
+from otpatch.modules.contract.canonical import canonical_hash, canonical_json
+from otpatch.modules.contract.module import Result
 
 from conftest import FIXTURES, otpatch_child, run_json
 

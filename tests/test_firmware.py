@@ -11,7 +11,7 @@ from otpatch.engine import runs
 from otpatch.engine.clock import VirtualClock
 from otpatch.engine.context import RunContext
 from otpatch.engine.display import PlainDisplay
-from otpatch.engine.errors import PlaybookError
+from otpatch.modules.contract.errors import PlaybookError
 from otpatch.engine.loader import load_playbook
 from otpatch.engine.record import RunStatus
 from otpatch.modules.firmware.hashing import recheck_before_transfer

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from otpatch.engine.cli import main
-from otpatch.engine.errors import InputError
+from otpatch.modules.contract.errors import InputError
 from otpatch.engine.graph import SVG_NEEDS_DOT, render
 from otpatch.engine.machine import edges
 

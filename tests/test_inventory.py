@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from otpatch.engine.errors import InputError, PlaybookError
+from otpatch.modules.contract.errors import InputError, PlaybookError
 from otpatch.engine.inventory import empty_inventory, load_inventory, resolve_targets
 from otpatch.engine.loader import load_playbook
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from otpatch.engine.errors import InputError, JournalError
-from otpatch.engine.journal import (
-    FILENAME, GENESIS_HASH, Journal, check_run_id, default_home, new_run_id)
+from otpatch.modules.contract.errors import InputError, JournalError
+from otpatch.engine.journal import (FILENAME, GENESIS_HASH, Journal, check_run_id, default_home,
+                                    new_run_id)
 
 RUN_A = "r-20261126T012233-3fa9c2"
 RUN_B = "r-20261126T020000-0b1c2d"

@@ -25,7 +25,7 @@ from conftest import FIXTURES, ROOT, child_env, otpatch_child, run_json
 from otpatch.engine import keys
 from otpatch.engine.anchor import (CHECKPOINT_EVENT, COPY_NAME, Anchor, SignedCheckpoint,
                                    export_lines, sign)
-from otpatch.engine.canonical import canonical_hash, canonical_json
+from otpatch.modules.contract.canonical import canonical_hash, canonical_json
 from otpatch.engine.journal import FILENAME, Journal
 
 CHANGE = str(FIXTURES / "engine" / "change-and-verify.yml")

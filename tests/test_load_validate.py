@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from otpatch.engine import lint, yamlsrc
-from otpatch.engine.errors import PlaybookError
+from otpatch.engine import lint
+from otpatch.modules.contract import yamlsrc
+from otpatch.modules.contract.errors import PlaybookError
 from otpatch.engine.loader import check_playbook, load_playbook, rules
 from otpatch.engine.model import FirmwareImage, Stage
-from otpatch.engine.yamlsrc import MAX_BYTES, display_path, parse_yaml
+from otpatch.modules.contract.yamlsrc import MAX_BYTES, display_path, parse_yaml
 from otpatch.modules import registry
-from otpatch.modules.base import Module, Result
+from otpatch.modules.contract.module import Module, Result
 from otpatch.modules.schema_defs import TARGET
 from playbook_factory import chain_playbook
 
@@ -82,7 +83,7 @@ class Flash(Module):
 
 @pytest.fixture(autouse=True)
 def flash_module(monkeypatch):
-    monkeypatch.setitem(registry.MODULES, Flash.name, Flash)
+    monkeypatch.setitem(registry.modules(), Flash.name, Flash)
 
 
 def write(tmp_path: Path, data: bytes | str, name: str = "playbook.yml") -> Path:

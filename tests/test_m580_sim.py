@@ -10,7 +10,7 @@ from pycomm3 import CIPDriver, ClassCode, Services
 from pymodbus.client import ModbusTcpClient
 from pymodbus.constants import DeviceInformation
 
-from otpatch.engine.errors import InputError
+from otpatch.modules.contract.errors import InputError
 from otpatch.modules.cip import objects
 from otpatch.modules.m580 import registers as R
 from otpatch.modules.m580.sim import start_simulators

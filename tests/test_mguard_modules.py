@@ -11,7 +11,7 @@ import pytest
 
 from otpatch.engine import runner
 from otpatch.modules import registry
-from otpatch.modules.base import Module
+from otpatch.modules.contract.module import Module
 from otpatch.modules.mguard import atv, profile
 from otpatch.modules.mguard.driver import MguardDriver
 from otpatch.modules.mguard.simprofile import SIM_PSK

@@ -11,7 +11,7 @@ from types import MappingProxyType
 import pytest
 import requests
 
-from otpatch.engine.errors import DeviceUnreachable, InputError
+from otpatch.modules.contract.errors import DeviceUnreachable, InputError
 from otpatch.modules.mguard.lab import start_simulators
 from otpatch.modules.mguard.probe import probe
 from otpatch.modules.mguard.creds import CredentialsMissing

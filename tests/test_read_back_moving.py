@@ -14,7 +14,7 @@ from otpatch.engine import runner, runs
 from otpatch.engine.display import PlainDisplay
 from otpatch.engine.journal import Journal
 from otpatch.modules import registry
-from otpatch.modules.base import Module, ReadBack, Result
+from otpatch.modules.contract.module import Module, ReadBack, Result
 
 PLAYBOOK = """\
 apiVersion: otpatch/v1
@@ -76,7 +76,7 @@ class Scripted(Module):
 def crashed(tmp_path, monkeypatch):
     """A dry run killed inside `scripted.change`; gives resume(script) -> (progress, journal
     entries of the run)."""
-    monkeypatch.setitem(registry.MODULES, Scripted.name, Scripted)
+    monkeypatch.setitem(registry.modules(), Scripted.name, Scripted)
     monkeypatch.setattr(Scripted, "asked", [])
     monkeypatch.setattr(Scripted, "advanced", [])
     device = tmp_path / "plc.json"
@@ -141,7 +141,7 @@ def test_a_settled_answer_is_not_waited_on(crashed):
 
 
 def test_on_a_wall_clock_the_wait_sleeps_and_never_advances_a_simulator(monkeypatch):
-    monkeypatch.setitem(registry.MODULES, Scripted.name, Scripted)
+    monkeypatch.setitem(registry.modules(), Scripted.name, Scripted)
     monkeypatch.setattr(Scripted, "script", [moving("a", interval=5),
                                              ReadBack(True, Result(msg="done"))])
     monkeypatch.setattr(Scripted, "asked", [])

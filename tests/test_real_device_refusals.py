@@ -15,7 +15,7 @@ import pytest
 
 from otpatch.engine.runner import PreparedStep, invoke
 from otpatch.modules import registry
-from otpatch.modules.base import Result
+from otpatch.modules.contract.module import Result
 from otpatch.modules.m580 import simidentity
 from otpatch.modules.m580.sim import start_simulators
 from otpatch.modules.mguard.driver import MguardDriver

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from otpatch.engine.errors import PlaybookError
+from otpatch.modules.contract.errors import PlaybookError
 from otpatch.engine.inventory import load_inventory
 from otpatch.modules.risk.controls import (AppliesTo, Evidence, covering, load_controls,
                                            select_controls)

@@ -6,13 +6,13 @@ from datetime import datetime, timezone
 
 import pytest
 
-from otpatch.engine.errors import PlaybookError
-from otpatch.engine.schemas import schema_problems
-from otpatch.engine.yamlsrc import read_yaml
+from otpatch.modules.contract.errors import PlaybookError
+from otpatch.modules.contract.schemas import schema_problems
+from otpatch.modules.contract.yamlsrc import read_yaml
 from otpatch.modules.risk.controls import load_controls, select_controls
 from otpatch.modules.risk.due import due, parse_when
-from otpatch.modules.risk.register import (Decision, RiskRegister, dump_register,
-                                           load_register, register_entry, write_register)
+from otpatch.modules.risk.register import (Decision, RiskRegister, dump_register, load_register,
+                                           register_entry, write_register)
 from otpatch.modules.risk.scoring import RiskError, score
 
 from conftest import FIXTURES

@@ -7,7 +7,7 @@ import csv
 
 import pytest
 
-from otpatch.engine.errors import InputError
+from otpatch.modules.contract.errors import InputError
 from otpatch.modules.risk.controls import AppliesTo, Control
 from otpatch.modules.risk.scoring import RiskError, score, v2_scores
 

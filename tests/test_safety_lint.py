@@ -16,7 +16,6 @@ from otpatch.engine import guards
 from otpatch.engine.inventory import MaintenanceWindow, load_inventory
 from otpatch.engine.loader import catalogue, check_playbook
 from otpatch.engine.model import Requirement
-
 from conftest import FIXTURES, ROOT, otpatch_child, run_json
 
 SAFETY = FIXTURES / "safety"
@@ -206,9 +205,10 @@ def test_a_dry_run_assumes_a_window_open_only_until_it_ends():
     req = Requirement("window", window="production")
 
     def verdict(start: datetime, end: datetime, dry_run: bool = True) -> guards.Verdict:
-        view = guards.GateView(dry_run=dry_run, now=now.timestamp(), params={}, facts={},
-                               windows={"production": MaintenanceWindow("production", start,
-                                                                        end)})
+        view = guards.GateContext(policy=guards.POLICIES["dry_run" if dry_run else "execute"],
+                                  now=now.timestamp(), params={}, facts={},
+                                  windows={"production": MaintenanceWindow("production",
+                                                                           start, end)})
         return guards.window_open(req, view)
 
     later = verdict(now + timedelta(days=4), now + timedelta(days=4, hours=4))
@@ -364,9 +364,9 @@ def test_a_window_gate_refuses_when_too_little_of_the_window_is_left():
     req = Requirement("window", window="production")
 
     def at(now: datetime) -> guards.Verdict:
-        view = guards.GateView(dry_run=False, now=now.timestamp(), params={}, facts={},
-                               windows={"production": window}, state="production_gate",
-                               needs={"production_gate": 22 * 60})
+        view = guards.GateContext(policy=guards.POLICIES["execute"], now=now.timestamp(),
+                                  params={}, facts={}, windows={"production": window},
+                                  state="production_gate", needs={"production_gate": 22 * 60})
         return guards.window_open(req, view)
 
     late = at(window.end - timedelta(minutes=10))

@@ -5,3 +5,6 @@
 MODULES = {
     "advisories.match": "otpatch.modules.advisories.step:AdvisoriesMatch",
 }
+
+CLI = ["otpatch.modules.advisories.cli:register"]  # `otpatch advisories ...`
+SCHEMAS = ["csaf/csaf_json_schema.json"]

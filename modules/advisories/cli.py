@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import argparse
+from functools import partial
+from typing import Any
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add `advisories` and its sub-commands to the otpatch CLI."""
+def register(sub: argparse._SubParsersAction, host: Any) -> None:
+    """Add `advisories` and its sub-commands to the otpatch CLI; `host` (the contract's Host)
+    loads the inventory and the playbooks."""
     p = sub.add_parser("advisories", help="CSAF 2.0 advisories matched against an inventory")
     asub = p.add_subparsers(dest="advisories_command", required=True, metavar="ACTION")
     m = asub.add_parser(
@@ -31,13 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--next-cycle", metavar="DATE",
                    help="the next planned patch cycle: the deadline of low scores")
     m.add_argument("--json", action="store_true", help="print one JSON document")
-    m.set_defaults(func=match_command)
+    m.set_defaults(func=partial(match_command, host=host))
 
 
-def match_command(args: argparse.Namespace) -> int:
+def match_command(args: argparse.Namespace, host: Any) -> int:
     import json
 
-    from otpatch.engine.inventory import load_inventory
     from otpatch.modules.advisories.load import load_advisories
     from otpatch.modules.advisories.match import match
     from otpatch.modules.advisories.playbooks import load_playbooks
@@ -46,11 +48,11 @@ def match_command(args: argparse.Namespace) -> int:
     from otpatch.modules.risk.controls import load_controls
     from otpatch.modules.risk.due import parse_when
 
-    inventory = load_inventory(args.inventory)
+    inventory = host.load_inventory(args.inventory)
     controls = load_controls(args.controls) if args.controls else {}
     cycle = parse_when(args.next_cycle, "--next-cycle") if args.next_cycle else None
     loaded = load_advisories(args.paths)
-    refs, problems = load_playbooks(args.playbooks)
+    refs, problems = load_playbooks(args.playbooks, host.load_playbook)
     matches = match(inventory, loaded.advisories, controls, playbooks=refs,
                     due_from=args.due_from, next_cycle=cycle)
     run = Run(args.inventory, loaded, tuple(matches), DUE_BASIS[args.due_from],

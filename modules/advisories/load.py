@@ -10,10 +10,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Iterable
 
-from otpatch.engine.errors import InputError
-from otpatch.modules.advisories.model import (
-    Advisory, AdvisoryScore, Remediation, Skipped, Vulnerability,
-)
+from otpatch.modules.contract.errors import InputError
+from otpatch.modules.advisories.model import (Advisory, AdvisoryScore, Remediation, Skipped,
+                                              Vulnerability)
 from otpatch.modules.advisories.products import TreeTooDeep, flatten
 from otpatch.modules.advisories.schema import schema_problems
 from otpatch.modules.risk.due import in_range

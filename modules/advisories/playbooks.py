@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from otpatch.modules.advisories.vendors import vendor_key
 
@@ -24,11 +24,12 @@ class PlaybookRef:
         return f"{self.name}@{self.version}"
 
 
-def load_playbooks(folder: str | Path) -> tuple[list[PlaybookRef], list[str]]:
-    """The playbooks of a folder (*.yml, *.yaml, not recursive) and one line per playbook
-    that failed to load. A missing folder is no playbooks and a note."""
-    from otpatch.engine.errors import OtpatchError
-    from otpatch.engine.loader import load_playbook
+def load_playbooks(folder: str | Path, load_playbook: Callable[[Path], Any]
+                   ) -> tuple[list[PlaybookRef], list[str]]:
+    """The playbooks of a folder (*.yml, *.yaml, not recursive), each loaded by
+    `load_playbook` (the engine's, through the CLI's Host), and one line per playbook that
+    failed to load. A missing folder is no playbooks and a note."""
+    from otpatch.modules.contract.errors import OtpatchError
 
     root = Path(folder)
     if not root.is_dir():

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from otpatch.modules.base import Module, Result
+from otpatch.modules.contract.module import Module, Result
 from otpatch.modules.schema_defs import TARGET, TEXT
 
 
@@ -33,7 +33,7 @@ class AdvisoriesMatch(Module):
     }
 
     def run(self, args: Mapping[str, Any], ctx: Any) -> Result:
-        from otpatch.engine.errors import InputError
+        from otpatch.modules.contract.errors import InputError
 
         try:
             return _match(args, ctx)

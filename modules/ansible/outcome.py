@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from otpatch.modules.base import Result
+from otpatch.modules.contract.module import Result
 
 # ansible-runner's stats keys -> the names of Ansible's own PLAY RECAP
 RECAP_FIELDS = {"ok": "ok", "changed": "changed", "failures": "failures", "dark": "unreachable",

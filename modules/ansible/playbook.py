@@ -8,13 +8,14 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from otpatch.engine.model import format_duration, parse_duration, thaw
+from otpatch.modules.contract.durations import format_duration, parse_duration
+
+from otpatch.modules.contract.values import thaw
 from otpatch.modules.ansible.deadline import PlaybookStopper
-from otpatch.modules.ansible.environment import (ansible_envvars, inventory_secret_names,
-                                                 scrubbed)
+from otpatch.modules.ansible.environment import (ansible_envvars, inventory_secret_names, scrubbed)
 from otpatch.modules.ansible.events import EventLog
 from otpatch.modules.ansible.outcome import PlaybookOutcome, host_recap
-from otpatch.modules.base import Context, Module, ReadBack, Result
+from otpatch.modules.contract.module import Context, Module, ReadBack, Result
 from otpatch.modules.schema_defs import DURATION
 
 LOG = logging.getLogger(__name__)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from otpatch.engine.errors import DeviceUnreachable, ModuleFailed
-from otpatch.engine.model import format_duration, parse_duration
-from otpatch.modules.base import Module, Result
+from otpatch.modules.contract.errors import DeviceUnreachable, ModuleFailed
+from otpatch.modules.contract.durations import format_duration, parse_duration
+from otpatch.modules.contract.module import Module, Result
 from otpatch.modules.cip import objects
 from otpatch.modules.cip.session import CipSession
 from otpatch.modules.m580 import hosts as H

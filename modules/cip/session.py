@@ -7,7 +7,7 @@ import struct
 from pycomm3 import CIPDriver
 from pycomm3.exceptions import CommError
 
-from otpatch.engine.errors import DeviceUnreachable, OtpatchError
+from otpatch.modules.contract.errors import DeviceUnreachable, OtpatchError
 from otpatch.modules.cip import objects
 
 DEFAULT_TIMEOUT = 2.0  # seconds: a device on the plant LAN answers in milliseconds

@@ -1,12 +1,13 @@
 """core.assert: every `that:` expression over facts, params and registered results holds."""
 from __future__ import annotations
 
-from otpatch.engine.templating import TemplateProblem, evaluate
-from otpatch.modules.base import Module, Result
+from otpatch.modules.contract.errors import ExpressionError
+from otpatch.modules.contract.module import Module, Result
 
 
 class Assert(Module):
     name = "core.assert"
+    reaches_device = False  # no device: facts, expressions, time or a person
     replayable = True  # pure: facts and expressions only
     doc = ("Check conditions, Ansible-style: `that` is one expression or a list, each over "
            "facts, params and registered results; fails with fail_msg on the first false one.")
@@ -28,8 +29,8 @@ class Assert(Module):
         conditions = [args["that"]] if isinstance(args["that"], str) else list(args["that"])
         for condition in conditions:
             try:
-                holds = bool(evaluate(condition, ctx.namespace))
-            except TemplateProblem as e:
+                holds = bool(ctx.evaluate(condition))
+            except ExpressionError as e:
                 return Result(failed=True, msg=f"assertion {condition!r} cannot be evaluated: {e}")
             if not holds:
                 msg = args.get("fail_msg") or f"assertion failed: {condition}"

@@ -1,11 +1,12 @@
 """core.attest: a named human confirmation ("PID loops stable") by a person holding a role."""
 from __future__ import annotations
 
-from otpatch.modules.base import Module, Result
+from otpatch.modules.contract.module import Module, Result
 
 
 class Attest(Module):
     name = "core.attest"
+    reaches_device = False  # no device: facts, expressions, time or a person
     doc = ("Ask a person holding `role` to confirm a statement they checked by eye (RUN LED "
            "solid green, PID loops stable). Execute mode lists the inventory's approvers who "
            "hold the role; the person picks their number (or types their name) and answers "

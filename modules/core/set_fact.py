@@ -1,11 +1,12 @@
 """core.set_fact: record values as facts for later steps and the run record."""
 from __future__ import annotations
 
-from otpatch.modules.base import Module, Result
+from otpatch.modules.contract.module import Module, Result
 
 
 class SetFact(Module):
     name = "core.set_fact"
+    reaches_device = False  # no device: facts, expressions, time or a person
     replayable = True  # pure: facts and expressions only
     doc = "Set facts (key: value, values may be templates); they join `facts` for later steps."
     args_schema = {

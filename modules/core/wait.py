@@ -1,13 +1,14 @@
 """core.wait: let time pass (a soak, a settle time); virtual in a dry run."""
 from __future__ import annotations
 
-from otpatch.engine.model import format_duration, parse_duration
-from otpatch.modules.base import Module, Result
+from otpatch.modules.contract.durations import format_duration, parse_duration
+from otpatch.modules.contract.module import Module, Result
 from otpatch.modules.schema_defs import DURATION
 
 
 class Wait(Module):
     name = "core.wait"
+    reaches_device = False  # no device: facts, expressions, time or a person
     doc = "Wait for a duration (e.g. 4h soak, 60s settle). A dry run advances simulated time."
     args_schema = {
         "type": "object",

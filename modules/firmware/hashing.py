@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from otpatch.engine.files import format_size, open_regular
+from otpatch.modules.contract.files import format_size, open_regular
 
 ALGORITHMS = ("sha256", "md5")
 _CHUNK = 1024 * 1024

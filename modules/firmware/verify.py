@@ -4,7 +4,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from otpatch.modules.base import Module, Result
+from otpatch.modules.contract.module import Module, Result
 from otpatch.modules.firmware.hashing import file_digests, image_path, verify_file
 
 PARAM = {"type": "string", "pattern": "^[a-z_][a-z0-9_]*$",

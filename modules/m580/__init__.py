@@ -14,3 +14,6 @@ MODULES = {
 
 # probe(host) -> None (not this kind of device) | (answers as an otpatch simulator, detail)
 SIMULATOR_PROBES = ["otpatch.modules.m580.probe:probe"]
+
+# lab() -> (fault names, start(hosts, faults, options)): the simulators of `otpatch sim up`
+SIMULATORS = ["otpatch.modules.m580.sim:lab"]

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, TypeVar
 
-from otpatch.engine.errors import ModuleFailed
-from otpatch.engine.model import format_duration, parse_duration
+from otpatch.modules.contract.errors import ModuleFailed
+from otpatch.modules.contract.durations import format_duration, parse_duration
 from otpatch.modules.m580 import hosts as H
 from otpatch.modules.m580.driver import M580Driver
 from otpatch.modules.polling import poll_until

@@ -18,7 +18,7 @@ from pymodbus.client import ModbusTcpClient
 from pymodbus.constants import DeviceInformation
 from pymodbus.exceptions import ModbusException
 
-from otpatch.engine.errors import DeviceUnreachable, ModuleFailed
+from otpatch.modules.contract.errors import DeviceUnreachable, ModuleFailed
 from otpatch.modules.cip import objects
 from otpatch.modules.cip.session import CipSession, advance_clock
 from otpatch.modules.m580 import hosts as H
@@ -26,7 +26,7 @@ from otpatch.modules.m580 import registers as R
 from otpatch.modules.m580 import simidentity
 from otpatch.modules.m580.transport import (FirmwareTransport, SimulatorTransport,
                                             VendorToolTransport)
-from otpatch.modules.m580.versions import FirmwareVersion, parse_version
+from otpatch.modules.m580.versions import FirmwareVersion
 from otpatch.modules.simulator_only import SimulatorCheck
 
 TIMEOUT_S = 2.0
@@ -189,11 +189,3 @@ class M580Driver:
             address, port = H.endpoint(self.host, "enip")
             return SimulatorTransport(f"{address}:{port}", self.host.name, self.timeout)
         return VendorToolTransport(self.host.name)
-
-    # -- both paths --------------------------------------------------------------------------
-    def running_version(self) -> FirmwareVersion:
-        """From the CIP Identity revision when EtherNet/IP is there, else from FC 43."""
-        if H.has_endpoint(self.host, "enip"):
-            ident = self.cip_identity()
-            return FirmwareVersion(ident.revision_major, ident.revision_minor)
-        return parse_version(self.modbus_identity().revision)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from otpatch.engine.errors import InputError
+from otpatch.modules.contract.errors import InputError
 
 CPU, ADAPTER = "cpu", "adapter"
 _CPU_PARTS = ("BMEP58", "BMEH58")  # M580 CPUs, hot standby included

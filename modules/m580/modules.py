@@ -1,9 +1,9 @@
 """m580.identity, m580.status, m580.set_mode, m580.verify_version, m580.wait_run."""
 from __future__ import annotations
 
-from otpatch.engine.errors import DeviceUnreachable
-from otpatch.engine.model import format_duration
-from otpatch.modules.base import Module, ReadBack, Result
+from otpatch.modules.contract.errors import DeviceUnreachable
+from otpatch.modules.contract.durations import format_duration
+from otpatch.modules.contract.module import Module, ReadBack, Result
 from otpatch.modules.m580 import hosts as H
 from otpatch.modules.m580 import registers as R
 from otpatch.modules.m580.common import driver, duration_arg, schema, seconds, took, wait_for

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from otpatch.engine.errors import OtpatchError
+from otpatch.modules.contract.errors import OtpatchError
 from otpatch.modules.m580 import hosts as H
 from otpatch.modules.m580.driver import M580Driver
 from otpatch.modules.m580.simidentity import answer

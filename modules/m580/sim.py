@@ -61,7 +61,7 @@ import ipaddress
 import threading
 from typing import Any, Iterable
 
-from otpatch.engine.errors import InputError
+from otpatch.modules.contract.errors import InputError
 from otpatch.modules.m580 import hosts as H
 from otpatch.modules.m580.device import (FAULTS, DeviceConfig, SimClock, SimulatedAdapter,
                                          SimulatedCpu)
@@ -186,3 +186,11 @@ def start_simulators(hosts: Iterable[Any], faults: Iterable[str] = (),
     """Start one simulator per M580 CPU and X80 adapter host marked `simulator: true`; other
     hosts are left alone. Ports 0 in an endpoint are ephemeral: ask `endpoints(host)`."""
     return M580Lab(hosts, faults, time_scale, bind).start()
+
+
+def lab() -> tuple[frozenset[str], Any]:
+    """For the engine's simulator lab (package SIMULATORS): the faults the M580 simulators
+    know, and start(hosts, faults, options)."""
+    def start(hosts: list, faults: tuple, options: dict) -> M580Lab:
+        return start_simulators(hosts, faults, time_scale=options.get("time_scale"))
+    return FAULTS, start

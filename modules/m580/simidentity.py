@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from pymodbus.constants import DeviceInformation
 
-from otpatch.engine.errors import ModuleFailed
+from otpatch.modules.contract.errors import ModuleFailed
 from otpatch.modules.cip import objects
 from otpatch.modules.cip.session import CipServiceError, simulator_marker
 from otpatch.modules.m580 import hosts as H

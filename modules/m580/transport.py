@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass
 from typing import Protocol
 
-from otpatch.engine.canonical import sha256_hex
+from otpatch.modules.contract.canonical import sha256_hex
 from otpatch.modules.cip import objects
 from otpatch.modules.cip.session import CipSession
 from otpatch.modules.m580.registers import TransferState

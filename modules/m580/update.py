@@ -4,9 +4,9 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from otpatch.engine.canonical import sha256_hex
-from otpatch.engine.errors import DeviceUnreachable
-from otpatch.modules.base import Module, ReadBack, Result
+from otpatch.modules.contract.canonical import sha256_hex
+from otpatch.modules.contract.errors import DeviceUnreachable
+from otpatch.modules.contract.module import Module, ReadBack, Result
 from otpatch.modules.firmware.hashing import image_path, recheck_before_transfer
 from otpatch.modules.m580 import registers as R
 from otpatch.modules.m580.common import driver, duration_arg, schema, seconds, took, wait_for

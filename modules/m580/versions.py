@@ -45,12 +45,3 @@ def parse_version(text: str) -> FirmwareVersion:
         raise ValueError(f"not an M580 firmware version: {text!r} (use e.g. SV4.30, v04.30, "
                          "V4.3)")
     return FirmwareVersion(*version.release)
-
-
-def same_version(a: str | FirmwareVersion, b: str | FirmwareVersion) -> bool:
-    """Whether two spellings name the same version."""
-    return _as_version(a) == _as_version(b)
-
-
-def _as_version(value: str | FirmwareVersion) -> FirmwareVersion:
-    return value if isinstance(value, FirmwareVersion) else parse_version(value)

@@ -13,3 +13,6 @@ MODULES = {
 
 # probe(host) -> None (not this kind of device) | (answers as an otpatch simulator, detail)
 SIMULATOR_PROBES = ["otpatch.modules.mguard.probe:probe"]
+
+# lab() -> (fault names, start(hosts, faults, options)): the simulators of `otpatch sim up`
+SIMULATORS = ["otpatch.modules.mguard.lab:lab"]

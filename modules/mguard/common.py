@@ -12,9 +12,9 @@ from abc import abstractmethod
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Mapping
 
-from otpatch.engine.errors import DeviceUnreachable
-from otpatch.engine.model import format_duration, parse_duration
-from otpatch.modules.base import Module, ReadBack, Result
+from otpatch.modules.contract.errors import DeviceUnreachable
+from otpatch.modules.contract.durations import format_duration, parse_duration
+from otpatch.modules.contract.module import Module, ReadBack, Result
 from otpatch.modules.mguard.driver import (AuthRefused, CertificateRefused, DeviceAnswer,
                                            MguardDriver)
 from otpatch.modules.polling import poll_until

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from otpatch.engine.errors import InputError
+from otpatch.modules.contract.errors import InputError
 
 
 class CredentialsMissing(InputError):

@@ -24,7 +24,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from otpatch.engine.errors import DeviceUnreachable, RunError
+from otpatch.modules.contract.errors import DeviceUnreachable, RunError
 from otpatch.modules.mguard import creds
 from otpatch.modules.mguard.sim import SIM_ID
 from otpatch.modules.mguard.tls import PinnedAdapter, Trust, presented_fingerprint

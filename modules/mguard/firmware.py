@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from otpatch.modules.base import ReadBack, Result
+from otpatch.modules.contract.module import ReadBack, Result
 from otpatch.modules.firmware.hashing import image_path, recheck_before_transfer
-from otpatch.engine.model import parse_duration
-from otpatch.modules.mguard.common import (POLL_INTERVAL, READY_TIMEOUT, HostModule,
-                                           ReadyWait, read_back_hosts, schema)
+from otpatch.modules.contract.durations import parse_duration
+from otpatch.modules.mguard.common import (POLL_INTERVAL, READY_TIMEOUT, HostModule, ReadyWait,
+                                           read_back_hosts, schema)
 from otpatch.modules.mguard.driver import MguardDriver
 
 IMAGE = {"type": "object", "required": ["path", "algorithm", "hash"],

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
-from otpatch.engine.errors import InputError
+from otpatch.modules.contract.errors import InputError
 from otpatch.modules.mguard import creds
 from otpatch.modules.mguard.driver import endpoint_of
 from otpatch.modules.mguard.sim import MguardSimulator, loopback
@@ -125,3 +125,13 @@ def _address(value: tuple[str, int] | str) -> tuple[str, int]:
         address, _, port = value.rpartition(":")
         return address, int(port)
     return value[0], int(value[1])
+
+
+def lab() -> tuple[frozenset[str], Any]:
+    """For the engine's simulator lab (package SIMULATORS): the faults the mGuard simulators
+    know, and start(hosts, faults, options)."""
+    def start(hosts: list, faults: tuple, options: dict) -> LabHandle:
+        return start_simulators(hosts, faults, time_scale=options.get("time_scale"),
+                                syslog_to=options.get("syslog_to"),
+                                state_dir=options.get("state_dir"))
+    return FAULTS, start

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from otpatch.engine.errors import DeviceUnreachable, OtpatchError
+from otpatch.modules.contract.errors import DeviceUnreachable, OtpatchError
 from otpatch.modules.mguard.driver import CertificateRefused, MguardDriver, simulator_answer
 from otpatch.modules.mguard.lab import is_mguard
 from otpatch.modules.mguard.tls import TrustMissing

@@ -16,7 +16,7 @@ import tarfile
 from dataclasses import dataclass
 from typing import Any
 
-from otpatch.engine.canonical import canonical_hash
+from otpatch.modules.contract.canonical import canonical_hash
 from otpatch.modules.mguard.atv import AtvError, Document, Row, Table, parse, text_of
 
 NAMES = {

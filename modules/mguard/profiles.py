@@ -6,13 +6,12 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from otpatch.engine.canonical import sha256_hex
-from otpatch.modules.base import ReadBack, Result
+from otpatch.modules.contract.canonical import sha256_hex
+from otpatch.modules.contract.module import ReadBack, Result
 from otpatch.modules.mguard import profile
 from otpatch.modules.mguard.atv import AtvError
-from otpatch.modules.mguard.common import (POLL_INTERVAL, HostModule, duration_arg,
-                                           earlier_facts, how_long, read_back_hosts, schema,
-                                           stamp)
+from otpatch.modules.mguard.common import (POLL_INTERVAL, HostModule, duration_arg, earlier_facts,
+                                           how_long, read_back_hosts, schema, stamp)
 from otpatch.modules.mguard.driver import MguardDriver
 from otpatch.modules.polling import poll_until
 from otpatch.modules.schema_defs import DURATION, LABEL

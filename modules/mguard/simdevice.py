@@ -25,7 +25,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from otpatch.engine.canonical import sha256_hex
+from otpatch.modules.contract.canonical import sha256_hex
 from otpatch.modules.mguard import atv, profile
 from otpatch.modules.mguard.simprofile import plant_profile
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from otpatch.modules.base import Result
+from otpatch.modules.contract.module import Result
 from otpatch.modules.mguard import profile
 from otpatch.modules.mguard.common import (POLL_INTERVAL, READY_TIMEOUT, HostModule, ReadyWait,
                                            duration_arg, earlier_facts, how_long, schema)

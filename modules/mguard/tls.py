@@ -22,7 +22,7 @@ from typing import Any
 
 from requests.adapters import HTTPAdapter
 
-from otpatch.engine.errors import InputError
+from otpatch.modules.contract.errors import InputError
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 

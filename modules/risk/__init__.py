@@ -5,3 +5,6 @@
 MODULES = {
     "risk.assess": "otpatch.modules.risk.assess:Assess",
 }
+
+CLI = ["otpatch.modules.risk.cli:register"]  # register(subparsers, host): `otpatch risk ...`
+SCHEMAS = ["controls.schema.json", "risk-register.schema.json"]

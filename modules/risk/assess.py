@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from otpatch.modules.base import Module, Result
+from otpatch.modules.contract.module import Module, Result
 from otpatch.modules.schema_defs import TARGET, TEXT
 
 
@@ -36,7 +36,7 @@ class Assess(Module):
     }
 
     def run(self, args: Mapping[str, Any], ctx: Any) -> Result:
-        from otpatch.engine.errors import InputError
+        from otpatch.modules.contract.errors import InputError
 
         try:
             return _assess(args, ctx)

@@ -5,7 +5,7 @@ import argparse
 from typing import Any
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction, host: Any = None) -> None:
     """Add `risk` and its sub-commands to the otpatch CLI."""
     p = sub.add_parser("risk", help="CVSS risk scoring with compensating controls")
     rsub = p.add_subparsers(dest="risk_command", required=True, metavar="ACTION")

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
-from otpatch.engine.errors import PlaybookError, Problem
+from otpatch.modules.contract.errors import PlaybookError, Problem
 from otpatch.modules.risk.scoring import RiskError
 
 RULES = {
@@ -71,8 +71,8 @@ class Control:
 
 def load_controls(path: str | Path) -> dict[str, Control]:
     """The controls of a YAML file, by id; PlaybookError carrying every problem otherwise."""
-    from otpatch.engine.schemas import schema_problems
-    from otpatch.engine.yamlsrc import read_yaml
+    from otpatch.modules.contract.schemas import schema_problems
+    from otpatch.modules.contract.yamlsrc import read_yaml
 
     source = read_yaml(path)
     problems = schema_problems(source, "controls") + _duplicate_ids(source)

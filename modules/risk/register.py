@@ -15,7 +15,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from otpatch.engine.errors import PlaybookError, Problem
+from otpatch.modules.contract.errors import PlaybookError, Problem
 from otpatch.modules.risk.due import Due, category, parse_when, window
 from otpatch.modules.risk.scoring import RiskError, Score, same_base, score
 
@@ -130,8 +130,8 @@ def write_register(path: str | Path, register: RiskRegister) -> None:
 
 def load_register(path: str | Path) -> RiskRegister:
     """The register of a YAML file; PlaybookError carrying every problem otherwise."""
-    from otpatch.engine.schemas import schema_problems
-    from otpatch.engine.yamlsrc import read_yaml
+    from otpatch.modules.contract.schemas import schema_problems
+    from otpatch.modules.contract.yamlsrc import read_yaml
 
     source = read_yaml(path)
     problems = schema_problems(source, "risk-register")
@@ -236,6 +236,6 @@ def _due_problems(source: Any, at: tuple, body: Mapping[str, Any],
 
 
 def _show(path: tuple) -> str:
-    from otpatch.engine.yamlsrc import display_path
+    from otpatch.modules.contract.yamlsrc import display_path
 
     return display_path(path)

@@ -34,7 +34,7 @@ from cvss.constants3 import (ENVIRONMENTAL_METRICS, METRICS_ABBREVIATIONS, METRI
                              METRICS_VALUE_NAMES, TEMPORAL_METRICS)
 from cvss.exceptions import CVSS2Error, CVSS3Error
 
-from otpatch.engine.errors import InputError
+from otpatch.modules.contract.errors import InputError
 
 if TYPE_CHECKING:
     from otpatch.modules.risk.controls import Control

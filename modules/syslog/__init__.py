@@ -5,3 +5,6 @@
 MODULES = {
     "syslog.continuity": "otpatch.modules.syslog.continuity:Continuity",
 }
+
+# send(host, port, app, msgid, params, text): the journal's checkpoints to the SIEM
+SENDERS = {"siem": "otpatch.modules.syslog.sender:send_event"}

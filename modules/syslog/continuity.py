@@ -7,8 +7,8 @@ import socket
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
-from otpatch.engine.model import format_duration, parse_duration
-from otpatch.modules.base import Module, Result
+from otpatch.modules.contract.durations import format_duration, parse_duration
+from otpatch.modules.contract.module import Module, Result
 from otpatch.modules.polling import poll_until
 from otpatch.modules.schema_defs import DURATION, LABEL, TARGET
 from otpatch.modules.syslog.receiver import ListenFailed, Message, SyslogReceiver

@@ -12,7 +12,7 @@ ENTERPRISE = 32473  # RFC 5612: the enterprise number reserved for documentation
 MAX_DATAGRAM = 65000
 
 
-class SendFailed(Exception):
+class SendFailed(OSError):
     """The datagram could not be sent (no route, unknown host); one plain line."""
 
 
@@ -49,3 +49,10 @@ def _token(value: str) -> str:
     """HOSTNAME, APP-NAME and MSGID are printable US-ASCII without spaces, or '-'."""
     cleaned = "".join(c for c in value if 33 <= ord(c) <= 126)
     return cleaned[:48] or "-"
+
+
+def send_event(host: str, port: int, app: str, msgid: str, params: Mapping[str, str],
+               text: str) -> None:
+    """One RFC 5424 message (format_5424) to host:port over UDP; SendFailed (an OSError)
+    when it cannot leave this machine. Declared as the package's SENDERS["siem"]."""
+    send_udp(host, port, format_5424(app, msgid, params, text))

@@ -9,7 +9,7 @@ import json
 import os
 from pathlib import Path
 
-from otpatch.modules.base import Module, ReadBack, Result
+from otpatch.modules.contract.module import Module, ReadBack, Result
 
 
 def _log(device: Path, op: str, action: str) -> None:

@@ -12,8 +12,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from otpatch.engine.errors import Problem
-from otpatch.engine.yamlsrc import YamlSource, display_path
+from otpatch.modules.contract.errors import Problem
+from otpatch.modules.contract.yamlsrc import YamlSource, display_path
 
 MAX_SHOWN = 60  # characters of a user's value quoted in a message
 

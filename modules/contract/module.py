@@ -111,6 +111,16 @@ class Context(Protocol):
     def hosts(self, target: str) -> tuple[Any, ...]: ...
     def attest(self, statement: str, role: str, simulated_answer: bool) -> Attestation: ...
     def record(self, event_type: str, payload: Mapping[str, Any]) -> None: ...
+    def evaluate(self, expression: str) -> Any:
+        """The value of an expression over `namespace` (the engine's sandboxed templating);
+        ExpressionError (contract errors) when it cannot be evaluated."""
+
+
+class Host(Protocol):
+    """What the engine hands a package's CLI `register(subparsers, host)`: its loaders."""
+
+    def load_inventory(self, path: Any) -> Any: ...
+    def load_playbook(self, path: Any, inventory: Any = None) -> Any: ...
 
 
 ANY_ASPECT = "device"  # what a device-changing module that names nothing changes

@@ -3,6 +3,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+
+@dataclass(frozen=True)
+class Where:
+    """Where a node stands in its source file (1-based) and its YAML path."""
+
+    file: str
+    line: int = 1
+    col: int = 1
+    path: str = ""
+
 EXIT_OK = 0
 EXIT_NOT_COMPLETED = 1  # the run ended but not completed: rolled back, aborted, halted
 EXIT_BAD_INPUT = 2
@@ -79,12 +89,6 @@ class PersonNeeded(RunError):
     runner turns it into an awaiting result, the run pauses (exit 3), resume asks again."""
 
 
-class GateRefused(OtpatchError):
-    """A requirement (sign-off, verified hash, window) was not met; exit 3."""
-
-    exit_code = EXIT_GATE_REFUSED
-
-
 class JournalError(OtpatchError):
     """The journal cannot be read, written or trusted."""
 
@@ -98,3 +102,8 @@ class NotImplementedFeature(OtpatchError):
 
     def __init__(self, what: str):
         super().__init__(f"not implemented: {what}")
+
+
+class ExpressionError(ValueError):
+    """An expression or template that does not compile or does not evaluate; the message
+    says why (the engine's templating raises its subclass, TemplateProblem)."""

@@ -28,10 +28,10 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import ScalarNode
 from ruamel.yaml.reader import ReaderError
 
-from otpatch.engine.canonical import canonical_hash
-from otpatch.engine.errors import PlaybookError, Problem
-from otpatch.engine.files import open_regular
-from otpatch.engine.model import Where
+from otpatch.modules.contract.canonical import canonical_hash
+from otpatch.modules.contract.errors import PlaybookError, Problem
+from otpatch.modules.contract.files import open_regular
+from otpatch.modules.contract.errors import Where
 
 MAX_BYTES = 1024 * 1024
 MAX_REPEATS = 100_000  # nodes built again through aliases; a billion-laughs document needs 10**9

@@ -1,0 +1,24 @@
+"""What the engine offers a package's CLI commands: `register(subparsers, host)` receives
+one PackageHost, so a package loads inventories and playbooks without importing the engine."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+class PackageHost:
+    """The engine's loaders, as the contract's Host protocol names them."""
+
+    @staticmethod
+    def load_inventory(path: str | Path) -> Any:
+        """A validated inventory (engine/inventory.py); PlaybookError with file:line:col."""
+        from otpatch.engine.inventory import load_inventory
+
+        return load_inventory(path)
+
+    @staticmethod
+    def load_playbook(path: str | Path, inventory: Any = None) -> Any:
+        """A validated, frozen playbook (engine/loader.py); PlaybookError with file:line:col."""
+        from otpatch.engine.loader import load_playbook
+
+        return load_playbook(path, inventory)

@@ -1,0 +1,56 @@
+"""Small values the conductor records: plain JSON from module answers, the facts scope of a
+step, and the time spent against each budget."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, is_dataclass, replace
+from typing import Any
+
+from otpatch.modules import registry
+from otpatch.engine.model import TERMINALS, Playbook
+from otpatch.modules.contract.module import Result
+
+
+def budget_usage(pb: Playbook, progress: Any, now: float) -> dict[str, Any]:
+    """Time spent in each budget's states along the path taken, against its limit; a state
+    the run is still in (it halts there) counts until `now`."""
+    out = {}
+    for budget in pb.budgets.values():
+        used = sum(_left(v, now) - v.entered_at for v in progress.path
+                   if v.state in budget.states)
+        out[budget.name] = {"limit": budget.limit, "used": used, "over": used > budget.limit}
+    return out
+
+
+def _left(visit: Any, now: float) -> float:
+    if visit.left_at is not None:
+        return visit.left_at
+    return visit.entered_at if visit.state in TERMINALS else now
+
+
+def facts_scope(module: str, args: dict) -> str | None:
+    """The target a step's facts are kept under (its first target argument), if any."""
+    for name in registry.target_args(module):
+        if isinstance(args.get(name), str):
+            return args[name]
+    return None
+
+
+def plain_result(result: Result) -> Result:
+    """The module's Result with plain JSON values only (what the journal can hold)."""
+    return replace(result, facts=jsonable(result.facts),
+                   diff=None if result.diff is None else jsonable(result.diff))
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON values (what the journal stores) from what a module answered."""
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    if kind is dict or isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if kind is list or isinstance(value, (tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    if is_dataclass(value) and not isinstance(value, type):
+        return jsonable(asdict(value))
+    return str(value)

@@ -13,7 +13,7 @@ from typing import Any
 from otpatch.engine import events as E
 from otpatch.engine.clock import VirtualClock, WallClock
 from otpatch.engine.context import RunContext
-from otpatch.engine.platform import RunLock, lock_held
+from otpatch.modules.contract.platform import RunLock, lock_held
 from otpatch.engine.prompt import Prompter
 from otpatch.engine.record import FINAL, RunProgress, RunStatus, apply, fold
 from otpatch.modules.contract.errors import InputError
@@ -195,8 +195,9 @@ def _lock_path(home: Path, run_id: str) -> Path:
 
 
 def _run_lock(home: Path, run_id: str) -> RunLock:
-    """One process per run: an exclusive lock on the run's folder (engine/platform.py;
-    freed by the OS when the process dies, so a killed run can be resumed at once)."""
+    """One process per run: an exclusive lock on the run's folder
+    (modules/contract/platform.py; freed by the OS when the process dies, so a killed run
+    can be resumed at once)."""
     return RunLock(_lock_path(home, run_id), f"run {run_id} is running in another process")
 
 

@@ -1,5 +1,5 @@
-"""otpatch runs on Windows too: no POSIX-only call outside engine/platform.py (read from the
-source with ast), and its RunLock held and freed across real processes."""
+"""otpatch runs on Windows too: no POSIX-only call outside modules/contract/platform.py
+(read from the source with ast), and its RunLock held and freed across real processes."""
 from __future__ import annotations
 
 import ast
@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from otpatch.engine.platform import RunLock, lock_held
+from otpatch.modules.contract.platform import RunLock, lock_held
 from otpatch.modules.contract.errors import InputError
 
-PLATFORM_MODULE = "engine/platform.py"
+PLATFORM_MODULE = "modules/contract/platform.py"
 POSIX_MODULES = frozenset({"fcntl", "termios", "pwd", "grp", "msvcrt", "resource"})
 POSIX_NAMES = {
     "os": frozenset({"fork", "setsid", "getuid", "geteuid", "killpg"}),
@@ -24,7 +24,7 @@ POSIX_NAMES = {
                          "SIGCHLD", "SIGSTOP", "SIGCONT", "SIGPIPE", "alarm", "setitimer"}),
 }
 
-# What stays outside engine/platform.py, and why it may: (file, what) -> reason.
+# What stays outside modules/contract/platform.py, and why it may: (file, what) -> reason.
 ALLOWED = {
     ("engine/journal.py", "signal.SIGKILL"):
         "a test fault hook: SIGKILLs itself only when a test sets OTPATCH_FAULT_KILL",
@@ -60,7 +60,7 @@ def posix_only_uses(path: Path) -> list[tuple[int, str]]:
 
 
 def product_uses() -> list[tuple[str, int, str]]:
-    """(file, line, what) over every product module but engine/platform.py."""
+    """(file, line, what) over every product module but modules/contract/platform.py."""
     files = sorted(p for folder in ("engine", "modules") for p in (ROOT / folder).rglob("*.py"))
     return [(rel, line, what) for p in files
             if (rel := p.relative_to(ROOT).as_posix()) != PLATFORM_MODULE
@@ -70,7 +70,7 @@ def product_uses() -> list[tuple[str, int, str]]:
 def test_no_posix_only_call_outside_the_platform_module():
     offenders = [f"{rel}:{line}: {what}" for rel, line, what in product_uses()
                  if (rel, what) not in ALLOWED]
-    assert offenders == [], "POSIX-only, outside engine/platform.py: " + "; ".join(offenders)
+    assert offenders == [], "POSIX-only, outside modules/contract/platform.py: " + "; ".join(offenders)
 
 
 def test_every_allowed_use_still_exists():
@@ -87,7 +87,7 @@ CHECKER_CASES = [
     ("import os as o\no.geteuid()\n", [(2, "os.geteuid")]),
     ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n", [(2, "signal.SIGKILL")]),
     ("import os, signal\nos.kill(os.getpid(), signal.SIGTERM)\n", []),
-    ("import os\nos.getcwd()\nfrom otpatch.engine.platform import RunLock\n", []),
+    ("import os\nos.getcwd()\nfrom otpatch.modules.contract.platform import RunLock\n", []),
 ]
 
 
@@ -102,7 +102,7 @@ def test_the_checker_finds_posix_only_uses(tmp_path, source, expected):
 HOLDER = """
 import sys, time
 from pathlib import Path
-from otpatch.engine.platform import RunLock
+from otpatch.modules.contract.platform import RunLock
 with RunLock(sys.argv[1], "busy"):
     Path(sys.argv[2]).write_text("held")
     time.sleep(60)

@@ -28,6 +28,7 @@ from typing import Any, Callable, Mapping
 from otpatch.engine import keys
 from otpatch.modules.contract.canonical import canonical_json
 from otpatch.modules.contract.errors import InputError, JournalError
+from otpatch.modules.contract.platform import fsync_directory, open_for_append
 
 LOG = logging.getLogger(__name__)
 
@@ -175,25 +176,17 @@ def append_copy(path: Path, signed: SignedCheckpoint) -> None:
     """One line appended and fsynced: the copy must be on disk before the entry is."""
     new = not path.exists()
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = open_for_append(path)
         try:
             os.write(fd, (canonical_json(signed.to_dict()) + "\n").encode("utf-8"))
             os.fsync(fd)
         finally:
             os.close(fd)
         if new:
-            _fsync_dir(path.parent)
+            fsync_directory(path.parent)
     except OSError as e:
         raise JournalError(f"{path}: cannot write the checkpoint copy: "
                            f"{e.strerror or e}") from e
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # -- reading lists of checkpoints ----------------------------------------------------------

@@ -1,4 +1,8 @@
-"""Ed25519 keys: made and written 0600, loaded, signing and checking (host and people alike)."""
+"""Ed25519 keys: made and written 0600, loaded, signing and checking (host and people alike).
+
+On POSIX a private key must be its owner's alone (mode 0600): one readable by group or others
+is refused. On Windows file modes say nothing (the ACL does), so there a key is created with
+its folder's ACL and loaded without that check: keep it in a folder only its user can read."""
 from __future__ import annotations
 
 import base64
@@ -11,8 +15,9 @@ from typing import Any
 
 from otpatch.modules.contract.errors import InputError
 from otpatch.modules.contract.files import open_regular
+from otpatch.modules.contract.platform import create_private, is_private
 
-HOST_KEY_ENV = "OTPATCH_HOST_KEY"  # path of the otpatch host's private key (PEM, 0600)
+HOST_KEY_ENV = "OTPATCH_HOST_KEY"  # path of the otpatch host's private key (PEM, 0600 on POSIX)
 HOST_KEY_FILE = "host.key"  # else $OTPATCH_HOME/host.key, if it is there
 
 
@@ -67,8 +72,8 @@ def signature_valid(public_key: str, signature: str, message: bytes) -> bool:
 
 
 def generate(path: Path) -> str:
-    """Write a new Ed25519 private key to path (PEM, PKCS#8, mode 0600); refuse an existing
-    file. Returns the public key (base64)."""
+    """Write a new Ed25519 private key to path (PEM, PKCS#8, mode 0600 on POSIX; on Windows
+    the folder's ACL applies); refuse an existing file. Returns the public key (base64)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -76,14 +81,13 @@ def generate(path: Path) -> str:
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = create_private(path)  # 0600 whatever the umask
     except FileExistsError:
         raise InputError(f"{path}: already exists; not overwritten (a key in use would be "
                          "lost): choose another file") from None
     except OSError as e:
         raise InputError(f"{path}: cannot write the key: {e.strerror or e}") from e
     with os.fdopen(fd, "wb") as out:
-        os.fchmod(out.fileno(), 0o600)  # whatever the umask
         out.write(pem)
         out.flush()
         os.fsync(out.fileno())
@@ -91,18 +95,20 @@ def generate(path: Path) -> str:
 
 
 def load(path: Path, what: str) -> SigningKey:
-    """The private key at path; InputError if missing, readable by others, or not Ed25519."""
+    """The private key at path; InputError if missing, readable by others, or not Ed25519.
+    "Readable by others" is its POSIX mode; on Windows that is not checked (see the module)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     try:
-        mode = path.stat().st_mode
+        st = path.stat()
         with open_regular(path) as f:  # no FIFO or device: a key file is small
             data = f.read(64 * 1024)
     except OSError as e:
         raise InputError(f"{what} {path}: cannot read it: {e.strerror or e}") from e
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise InputError(f"{what} {path}: readable by others (mode {stat.S_IMODE(mode):04o}): "
+    if is_private(st) is False:  # None: not to be told from a mode here (Windows)
+        mode = stat.S_IMODE(st.st_mode)
+        raise InputError(f"{what} {path}: readable by others (mode {mode:04o}): "
                          f"chmod 600 {path}")
     try:
         key = serialization.load_pem_private_key(data, password=None)

@@ -2,10 +2,11 @@
 person at this process's terminal, and nobody."""
 from __future__ import annotations
 
-import os
 import sys
 from contextlib import AbstractContextManager, nullcontext
 from typing import Callable, Protocol, TextIO, runtime_checkable
+
+from otpatch.modules.contract.platform import terminal_name
 
 
 @runtime_checkable
@@ -45,9 +46,10 @@ class TerminalPrompter:
 
     @property
     def terminal(self) -> str | None:
-        """The terminal on stdin, if any: where the answers are typed."""
+        """The terminal on stdin, if any: where the answers are typed (None on Windows,
+        whose console has no device path: platform.terminal_name)."""
         try:
-            return os.ttyname(sys.stdin.fileno()) if _at_terminal() else None
+            return terminal_name(sys.stdin.fileno()) if _at_terminal() else None
         except (OSError, ValueError):  # stdin replaced by something with no file descriptor
             return None
 

@@ -130,7 +130,7 @@ def _write_bound_inventory(source: Path, lab: Lab, out_dir: Path) -> Path:
 
     yaml = YAML()
     yaml.preserve_quotes, yaml.width = True, 4096
-    document = yaml.load(source.read_text())
+    document = yaml.load(source.read_text(encoding="utf-8"))
     running = set(lab.hosts)
     for name, host_vars in _host_entries(document):
         if name in running and isinstance(host_vars, dict) and "endpoints" in host_vars:
@@ -139,7 +139,7 @@ def _write_bound_inventory(source: Path, lab: Lab, out_dir: Path) -> Path:
             host_vars.update(lab.trust_vars(name))
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / source.name
-    with open(target, "w") as f:
+    with open(target, "w", encoding="utf-8") as f:
         yaml.dump(document, f)
     return target
 

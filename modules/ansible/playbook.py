@@ -15,10 +15,16 @@ from otpatch.modules.ansible.deadline import PlaybookStopper
 from otpatch.modules.ansible.environment import (ansible_envvars, inventory_secret_names, scrubbed)
 from otpatch.modules.ansible.events import EventLog
 from otpatch.modules.ansible.outcome import PlaybookOutcome, host_recap
+from otpatch.modules.contract import platform
 from otpatch.modules.contract.module import Context, Module, ReadBack, Result
 from otpatch.modules.schema_defs import DURATION
 
 LOG = logging.getLogger(__name__)
+
+# ansible-runner imports fcntl (ansible_runner/utils), and "Windows without WSL is not natively
+# supported as a control node" (Ansible's installation guide, control node requirements)
+NOT_ON_WINDOWS = ("not available on Windows: Ansible's control node runs on Linux or macOS; "
+                  "run this step from a Linux otpatch host")
 
 
 class AnsiblePlaybook(Module):
@@ -43,7 +49,8 @@ class AnsiblePlaybook(Module):
         "*_SECRET are left out (so they are in no artifact either); hand a playbook a secret "
         "another way (a vault, a file). Nothing is printed to the terminal. Host key "
         "checking keeps Ansible's default (on) unless ANSIBLE_HOST_KEY_CHECKING is set in "
-        "otpatch's environment."
+        "otpatch's environment. Not available on an otpatch host running Windows (Ansible's "
+        "control node runs on Linux or macOS): there the step fails without starting."
     )
     read_back_doc = (
         "re-runs the playbook in Ansible check mode with the same arguments: no pending change "
@@ -122,7 +129,9 @@ def runs_in_check_mode(args: Mapping[str, Any], dry_run: bool) -> bool:
 
 def play(args: Mapping[str, Any], ctx: Context, *, check_mode: bool, phase: str) -> PlaybookOutcome:
     """One ansible-playbook run through ansible-runner; an outcome, never an exception for a
-    missing playbook or inventory."""
+    missing playbook or inventory, or on Windows (where ansible_runner cannot be imported)."""
+    if platform.on_windows():
+        return PlaybookOutcome.not_started(str(args["playbook"]), check_mode, NOT_ON_WINDOWS)
     playbook = resolve_playbook(args["playbook"], getattr(ctx, "playbook_dir", None))
     if not playbook.is_file():
         return PlaybookOutcome.not_started(str(playbook), check_mode,
@@ -208,7 +217,7 @@ def runner_kwargs(args: Mapping[str, Any], playbook: Path, inventory: Path, priv
 def write_private(path: Path, value: Any) -> None:
     """`value` as JSON in a file only this user can read (ansible-runner's env/ layout)."""
     path.parent.mkdir(mode=0o700, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = platform.create_private(path, replace=True)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         json.dump(value, out)
 

@@ -2,8 +2,9 @@
 atomically (a temporary file in the same folder, then os.replace) to a regular path.
 
 A FIFO, a device or a directory is refused from its stat, before anything opens it, and
-inputs are opened with O_NONBLOCK and checked again on the open descriptor, so neither a
-FIFO nor a path swapped between the two checks can block a command."""
+inputs are opened without blocking at the open (O_NONBLOCK on POSIX), in binary mode, and
+checked again on the open descriptor, so neither a FIFO nor a path swapped between the two
+checks can block a command (platform.open_for_reading)."""
 from __future__ import annotations
 
 import errno
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from otpatch.modules.contract.errors import InputError, clip
+from otpatch.modules.contract.platform import open_for_reading
 
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
@@ -35,12 +37,11 @@ def open_regular(path: str | os.PathLike) -> BinaryIO:
     before = os.stat(path)
     if not stat.S_ISREG(before.st_mode):
         raise _not_regular(path, before.st_mode)
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    fd = open_for_reading(path)
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):  # swapped since the stat
             raise _not_regular(path, mode)
-        os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)

@@ -1,9 +1,13 @@
-"""The one home of OS-specific facilities: a run lock that works on POSIX and on Windows."""
+"""The one home of OS-specific facilities (POSIX and Windows): a run lock, opening files for
+reading and creating private ones, directory fsync, terminal names and stop signals."""
 from __future__ import annotations
 
 import os
+import signal
+import stat
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from filelock import FileLock, Timeout
 
@@ -63,3 +67,134 @@ def lock_held(path: str | os.PathLike[str]) -> bool:
         return True
     probe.release()
     return False
+
+
+# -- which OS ------------------------------------------------------------------------------
+
+def on_windows() -> bool:
+    """Whether this is Windows. sys.platform is "win32" there, on 64-bit Windows too (Python
+    docs, sys.platform); the one place that asks, so each branch below reads it."""
+    return sys.platform == "win32"
+
+
+# -- opening and creating files ------------------------------------------------------------
+
+def _os_flags(*names: str) -> int:
+    """The os.open flags among `names` that this OS defines, OR-ed together. The Python docs
+    (os module, "open() flag constants") list O_NONBLOCK, O_NOCTTY and O_CLOEXEC as "only
+    available on Unix" and O_BINARY as "only available on Windows": each is asked by name."""
+    flags = 0
+    for name in names:
+        flags |= getattr(os, name, 0)
+    return flags
+
+
+# O_BINARY: "on Windows adding O_BINARY is needed to open files in binary mode" (Python docs,
+# os.open); without it the C runtime reads \r\n as \n and stops at 0x1A, so a firmware image
+# would be hashed altered. O_NONBLOCK: opening a FIFO returns at once instead of waiting for
+# a writer (POSIX open(2)); O_NOCTTY: a terminal opened by name never becomes ours.
+_READ_FLAGS = os.O_RDONLY | _os_flags("O_BINARY", "O_NONBLOCK", "O_NOCTTY", "O_CLOEXEC")
+_NONBLOCK = _os_flags("O_NONBLOCK")
+
+
+def read_flags() -> int:
+    """The flags open_for_reading opens with: read only, binary, and on POSIX without
+    blocking at the open and without taking a terminal."""
+    return _READ_FLAGS
+
+
+def open_for_reading(path: str | os.PathLike) -> int:
+    """A descriptor of `path` opened with read_flags(), in blocking mode again for reading.
+    The caller checks what it opened (os.fstat) before it reads."""
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        if _NONBLOCK:  # only where O_NONBLOCK exists: os.set_blocking is Unix only on 3.11
+            os.set_blocking(fd, True)  # (Python docs, os.set_blocking; pipes only on Windows)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+PRIVATE_FILE_MODE = 0o600
+
+
+def create_private(path: str | os.PathLike, *, replace: bool = False) -> int:
+    """A descriptor of a new binary file at `path` for writing, mode 0600 on POSIX whatever
+    the umask. FileExistsError if the file exists, unless `replace`: then it is truncated.
+
+    On Windows the file is created with the folder's ACL: os.chmod (and os.fchmod from 3.13)
+    "only supports setting the file's read-only flag" there (Python docs, os.chmod), so
+    there is no mode to set; who may read the file is the ACL's to say."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if replace else os.O_EXCL)
+    fd = os.open(path, flags | _os_flags("O_BINARY"), PRIVATE_FILE_MODE)
+    try:
+        if not on_windows():  # os.fchmod: Unix; Windows only from 3.13, read-only flag only
+            os.fchmod(fd, PRIVATE_FILE_MODE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_for_append(path: str | os.PathLike, mode: int = 0o644) -> int:
+    """A descriptor of `path` for appending bytes, created with `mode` if missing: binary on
+    Windows too (os.O_BINARY, Python docs for os.open: "Windows only"), so a line written
+    ends in LF there as here."""
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _os_flags("O_BINARY"), mode)
+
+
+def is_private(st: os.stat_result) -> bool | None:
+    """Whether the file `st` describes is closed to group and others: its POSIX mode bits.
+    None on Windows, where it cannot be told from them: os.stat reports 0o666 (0o444 if
+    read-only) for every file, since permissions there are the file's ACL (Python docs,
+    os.chmod: "All other bits are ignored")."""
+    if on_windows():
+        return None
+    return not st.st_mode & (stat.S_IRWXG | stat.S_IRWXO)
+
+
+def fsync_directory(folder: str | os.PathLike) -> None:
+    """Make a new entry in `folder` durable (POSIX fsync(2) of the directory: "an explicit
+    fsync() on a file descriptor for the directory is also needed").
+
+    Nothing on Windows: os.open cannot open a directory there (the C runtime's CreateFile
+    lacks FILE_FLAG_BACKUP_SEMANTICS, which Microsoft's CreateFileW docs require for a
+    directory handle; Python raises PermissionError), and NTFS journals its own metadata."""
+    if on_windows():
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# -- the terminal and the signals a person sends -------------------------------------------
+
+def terminal_name(fd: int) -> str | None:
+    """The device path of the terminal on `fd` (/dev/pts/3); None if `fd` is not a terminal
+    or this OS does not name terminals: os.ttyname is Unix only (Python docs, os.ttyname),
+    and a Windows console has no device path to record."""
+    if on_windows():
+        return None
+    try:
+        return os.ttyname(fd)
+    except OSError:  # "If fd is not associated with a terminal device, an exception is raised"
+        return None
+
+
+class StopSignals(NamedTuple):
+    """The signals a foreground command stops on here, and how a person sends them."""
+
+    signals: tuple[signal.Signals, ...]
+    words: str  # "Ctrl-C or SIGTERM"
+
+
+def stop_signals() -> StopSignals:
+    """SIGINT and SIGTERM on POSIX. On Windows SIGINT and SIGBREAK (Ctrl-C, Ctrl-Break): a
+    console delivers only those two, and os.kill with SIGTERM there is TerminateProcess,
+    which no handler sees (Python docs, signal.SIGBREAK, signal.signal and os.kill)."""
+    if on_windows():
+        return StopSignals((signal.SIGINT, signal.SIGBREAK), "Ctrl-C or Ctrl-Break")
+    return StopSignals((signal.SIGINT, signal.SIGTERM), "Ctrl-C or SIGTERM")

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 from otpatch.modules.contract.canonical import sha256_hex
 from otpatch.modules.contract.module import ReadBack, Result
+from otpatch.modules.contract.platform import create_private
 from otpatch.modules.mguard import profile
 from otpatch.modules.mguard.atv import AtvError
 from otpatch.modules.mguard.common import (POLL_INTERVAL, HostModule, duration_arg, earlier_facts,
@@ -60,7 +61,7 @@ def _save(folder: Path, name: str, data: bytes) -> Path:
     while True:
         path = folder / name
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = create_private(path)
             break
         except FileExistsError:
             n += 1

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from otpatch.modules.contract.platform import create_private
 from otpatch.modules.mguard.tls import fingerprint_of_pem
 
 CERT_NAME = "https-cert.pem"
@@ -83,7 +84,7 @@ def write_pair(folder: Path, cert_pem: bytes, key_pem: bytes) -> CertFiles:
     """Write a certificate and its key (the key readable by its owner only)."""
     folder.mkdir(parents=True, exist_ok=True)
     files = CertFiles(folder / CERT_NAME, folder / KEY_NAME)
-    fd = os.open(files.key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = create_private(files.key, replace=True)
     with os.fdopen(fd, "wb") as f:
         f.write(key_pem)
     files.cert.write_bytes(cert_pem)

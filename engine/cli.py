@@ -10,7 +10,6 @@ from otpatch.modules.contract.errors import (EXIT_BAD_INPUT, EXIT_NOT_COMPLETED,
                                              OtpatchError, clip)
 
 COMMANDS_NOT_BUILT = {
-    "approve": "signed approvals (Ed25519 sign-offs over an approval request)",
     "report": "change-control reports (JSON, Markdown, HTML) from the journal",
     "firewall": "mGuard profile review against a policy",
 }
@@ -23,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of every command: the engine's, then each package's (its CLI
     declaration, modules/registry.py), from the registry load_registry made."""
     from otpatch.engine import commands as c
-    from otpatch.engine import moduledoc
+    from otpatch.engine import approve_cli, moduledoc
     from otpatch.engine.host import PackageHost
     from otpatch.modules.registry import current, resolve
 
@@ -40,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     _run_commands(sub, c)
     _lab_and_journal_commands(sub, c)
     moduledoc.register(sub)
+    approve_cli.register(sub)
     for where in current().cli:
         resolve(where)(sub, PackageHost())
     for name, what in COMMANDS_NOT_BUILT.items():
@@ -77,10 +77,12 @@ def _run_commands(sub: Any, c: Any) -> None:
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--dry-run", dest="mode", action="store_const", const="dry_run")
     mode.add_argument("--execute", dest="mode", action="store_const", const="execute")
+    _operator(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=c.run)
     p = sub.add_parser("resume", help="continue an interrupted or waiting run")
     p.add_argument("run_id", metavar="RUN_ID")
+    _operator(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=c.resume)
     p = sub.add_parser("status", help="list runs, or show one")
@@ -121,6 +123,12 @@ def _lab_and_journal_commands(sub: Any, c: Any) -> None:
     k.add_argument("-o", "--output", required=True, metavar="KEYFILE",
                    help="where to write the private key (0600; never overwritten)")
     k.set_defaults(func=c.keygen)
+
+
+def _operator(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--operator", metavar="NAME",
+                   help="who runs it (recorded; an operator cannot approve their own run; "
+                        "execute runs at a sign-off gate need it)")
 
 
 def _run_inputs(p: argparse.ArgumentParser) -> None:

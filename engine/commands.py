@@ -129,7 +129,7 @@ def run(args) -> int:
     given = parse_assignments(args.extra)
     home = _home()
     request = api.RunRequest(args.playbook, args.inventory, given, mode=args.mode, home=home,
-                             host_key=_host_key(home))
+                             host_key=_host_key(home), operator=args.operator)
     shown = display.for_terminal(args.json)
     outcome = api.run(request, observer=shown, prompter=shown.prompter())
     return _finished(outcome.progress, args.json)
@@ -140,7 +140,8 @@ def resume(args) -> int:
 
     home = _home()
     shown = display.for_terminal(args.json)
-    outcome = api.resume(api.ResumeRequest(args.run_id, home, _host_key(home)),
+    outcome = api.resume(api.ResumeRequest(args.run_id, home, _host_key(home),
+                                           operator=args.operator),
                          observer=shown, prompter=shown.prompter())
     return _finished(outcome.progress, args.json)
 
@@ -281,7 +282,7 @@ def keygen(args) -> int:
     from otpatch.engine import keys
 
     if not args.host:
-        raise NotImplementedFeature("keys for people (`keygen --name`): signed approvals")
+        return _keygen_person(args)
     public = keys.generate(Path(args.output))
     print(f"wrote {args.output} (Ed25519 private key, mode 0600): point ${keys.HOST_KEY_ENV} "
           f"at it, or keep it at $OTPATCH_HOME/{keys.HOST_KEY_FILE}")
@@ -290,21 +291,39 @@ def keygen(args) -> int:
     return EXIT_OK
 
 
+def _keygen_person(args) -> int:
+    """`keygen --name NAME`: an approver's key; the line for the inventory's approvers."""
+    import json as _json
+
+    from otpatch.engine import keys
+
+    name = " ".join(args.name.split())
+    if not name:
+        raise InputError("keygen --name: a person's name, as the inventory's approvers list it")
+    public = keys.generate(Path(args.output))
+    print(f"wrote {args.output} (Ed25519 private key, mode 0600): keep it on {name}'s own "
+          "machine; it signs approvals (otpatch approve --key)")
+    print("add them to the inventory, under all.vars.approvers (their roles as agreed):")
+    print(f"  - {{name: {_json.dumps(name)}, roles: [ROLE], public_key: {public}}}")
+    return EXIT_OK
+
+
 def sim_up(args) -> int:
     import signal
     import threading
 
     from otpatch.engine.simlab import start_lab
+    from otpatch.modules.contract.platform import stop_signals
 
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    stop, stops = threading.Event(), stop_signals()
+    for sig in stops.signals:
         signal.signal(sig, lambda *_: stop.set())
     with start_lab(args.inventory, args.fault, time_scale=args.time_scale) as lab:
         for host in lab.hosts:
             ends = ", ".join(f"{k} {v}" for k, v in sorted(lab.endpoints(host).items()))
             print(f"{host}: {ends}")
         faults = ", ".join(args.fault) or "none"
-        print(f"simulators up (faults: {faults}); Ctrl-C or SIGTERM stops them", flush=True)
+        print(f"simulators up (faults: {faults}); {stops.words} stops them", flush=True)
         stop.wait()
     print("simulators stopped")
     return EXIT_OK

@@ -205,15 +205,28 @@ class Conductor:
         evidence = {}
         for visit in p.path:
             stage = self._stage_of(visit.state)
-            if stage is not None and visit.left_entry:
-                evidence[stage.value] = visit.left_entry
+            if stage is not None and visit.done_entry:
+                evidence[stage.value] = visit.done_entry
         return guards.GateContext(
             policy=self.policy, now=self.ctx.clock.now(), params=cfg.params, facts=p.facts,
             windows=self.windows, state=dest, needs=self._window_needs,
             playbook_hash=cfg.playbook_hash,
             targets={t: tuple(h.name for h in hosts) for t, hosts in self.ctx.targets.items()},
             verified_firmware=dict(p.facts.get("verified") or {}), evidence=evidence,
-            journal_head=self._head)
+            journal_head=self._head, **self._signoff_context(dest))
+
+    def _signoff_context(self, dest: str) -> dict[str, Any]:
+        """What a sign-off gate at `dest` judges approvals against (engine/approvals.py)."""
+        from otpatch.engine import approvals
+
+        if approvals.signoff_of(self.pb, dest) is None:
+            return {}
+        p = self.progress
+        return {"binding": approvals.binding(p, self.pb, self.ctx.inventory, self.ctx.targets,
+                                             dest),
+                "approvals": p.approvals, "revoked": p.revoked,
+                "approvers": tuple(self.ctx.inventory.approvers),
+                "operator": p.config.operator}
 
     # -- ends -----------------------------------------------------------------------------
     def _pause(self, message: str, step: dict | None = None) -> None:

@@ -197,7 +197,8 @@ class RunEnded(Event):
 
 @dataclass(frozen=True)
 class Transition(Event):
-    """An edge taken: recorded before the machine commits it."""
+    """An edge taken, its gates passed: the journal's record of the move is what counts
+    (the Machine only holds the edge table and the state in memory)."""
 
     kind = "transition"
     category = "state"
@@ -330,6 +331,28 @@ class ChainCheckpoint(Event):
     signature: str
     why: str  # run_end | interval
     sent_to: str | None  # the SIEM receiver it was sent to, host:port
+
+
+# -- approvals -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ApprovalAdded(Event):
+    """A signed approval recorded for the run (engine/approvals.py): the document as signed;
+    the gate judges it each time it is evaluated."""
+
+    kind: ClassVar[str] = "approval_added"
+    category: ClassVar[str] = "approval"
+    approval: dict
+    added_by: str | None = None  # who recorded it on this host, when named
+
+
+@dataclass(frozen=True)
+class ApprovalRevoked(Event):
+    """A signed withdrawal of an approval, by the key that signed it."""
+
+    kind: ClassVar[str] = "approval_revoked"
+    category: ClassVar[str] = "approval"
+    revocation: dict
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,14 @@ class GateContext:
     verified_firmware: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     evidence: Mapping[str, str] = field(default_factory=dict)  # stage -> entry hash
     journal_head: str = ""  # hash of the newest entry when the gate was evaluated
+    # sign-off gates: what an approval must bind here (engine/approvals.py binding), the
+    # signed approvals and withdrawals the journal holds for the run, the inventory's
+    # people, and who operates the run (None: not named)
+    binding: Mapping[str, Any] | None = None
+    approvals: tuple[Mapping[str, Any], ...] = ()
+    revoked: frozenset[str] = frozenset()
+    approvers: tuple[Any, ...] = ()
+    operator: str | None = None
 
 
 def hash_verified(req: Requirement, gate: GateContext) -> Verdict:
@@ -75,8 +83,19 @@ def signoffs_present(req: Requirement, gate: GateContext) -> Verdict:
     if gate.policy.simulated_signoffs:
         return Verdict(True, f"simulation sign-off for {roles} (not valid for production)",
                        simulated=True)
-    return Verdict(False, f"not implemented: signed approvals (otpatch approve) for {roles}; "
-                          "an execute run cannot pass a sign-off gate yet")
+    if not gate.operator:
+        return Verdict(False, f"sign-off {roles}: the run's operator is not named (otpatch "
+                              "run --execute --operator NAME): an approval cannot be checked "
+                              "against the person who runs the change")
+    if gate.binding is None or (req.over and gate.binding.get("evidence") is None):
+        return Verdict(False, f"sign-off {roles}: the evidence state {req.over} has not been "
+                              "completed in this run: nothing to approve yet")
+    from otpatch.engine.approvals import evaluate
+
+    passed, detail = evaluate(req.roles, gate.approvals, gate.binding, gate.approvers,
+                              gate.operator, datetime.fromtimestamp(gate.now, timezone.utc),
+                              set(gate.revoked))
+    return Verdict(passed, detail)
 
 
 def window_open(req: Requirement, gate: GateContext) -> Verdict:

@@ -39,7 +39,9 @@ class Visit:
     left_at: float | None = None
     event: str | None = None  # the event that left it: succeed | fail | roll_back
     reason: str | None = None  # why it was left by fail or roll_back
-    left_entry: str | None = None  # hash of the journal entry that recorded leaving it
+    # hash of the journal entry of its last successful step (of the transition into it while
+    # it has none): what a sign-off over this state approves (engine/approvals.py)
+    done_entry: str | None = None
 
 
 @dataclass
@@ -62,6 +64,8 @@ class RunProgress:
     checkpoints: dict[str, Any] = field(default_factory=dict)
     message: str = ""
     failure: str | None = None  # the current state failed (a step, a timeout): take its edge
+    approvals: tuple[dict, ...] = ()  # signed approvals recorded for the run, in order
+    revoked: frozenset[str] = frozenset()  # document ids of approvals withdrawn
 
     @property
     def state_started_at(self) -> float:
@@ -118,24 +122,25 @@ def _result(p: RunProgress, event: E.StepResult, at: str) -> RunProgress:
         facts = merged(facts, new)
     results = {**p.results, event.register: thaw(event.result.to_dict())} \
         if event.register else p.results
+    path = p.path
+    if path and not event.failure:
+        path = [*path[:-1], replace(path[-1], done_entry=at)]
     return replace(p, facts=facts, results=results, step_index=event.index + 1,
-                   pending=None, failure=event.failure)
+                   pending=None, failure=event.failure, path=path)
 
 
-def _left(path: list[Visit], at: float, event: str | None, reason: str | None,
-          entry: str) -> list[Visit]:
-    """The path with its last visit closed (if open), the entry hash that closed it kept."""
+def _left(path: list[Visit], at: float, event: str | None, reason: str | None) -> list[Visit]:
+    """The path with its last visit closed."""
     if not path:
         return []
-    last = replace(path[-1], left_at=at, event=event, reason=reason, left_entry=entry)
-    return [*path[:-1], last]
+    return [*path[:-1], replace(path[-1], left_at=at, event=event, reason=reason)]
 
 
 def _transition(p: RunProgress, event: E.Transition, at: str) -> RunProgress:
-    path = _left(p.path, event.elapsed, event.trigger, event.reason, at)
+    path = _left(p.path, event.elapsed, event.trigger, event.reason)
     return replace(p, state=event.to, step_index=0, failure=None,
                    active_rollback=event.rollback, rolling_back=event.rolling_back,
-                   path=[*path, Visit(event.to, event.elapsed)],
+                   path=[*path, Visit(event.to, event.elapsed, done_entry=at)],
                    status=moved(p, RunStatus.RUNNING))
 
 
@@ -168,6 +173,21 @@ def _ended(p: RunProgress, event: E.RunEnded, at: str) -> RunProgress:
                    path=path)
 
 
+def _approval(p: RunProgress, event: E.ApprovalAdded, at: str) -> RunProgress:
+    return replace(p, approvals=(*p.approvals, event.approval))
+
+
+def _revoked(p: RunProgress, event: E.ApprovalRevoked, at: str) -> RunProgress:
+    from otpatch.engine.approvals import document_id, signature_ok
+
+    # a revocation counts only when it verifies and its key signed the approval it names
+    rev = event.revocation
+    signer = {document_id(a): a.get("public_key") for a in p.approvals}.get(rev.get("approval"))
+    if signer is None or signer != rev.get("public_key") or not signature_ok(rev):
+        return p
+    return replace(p, revoked=p.revoked | {rev["approval"]})
+
+
 def _nothing(p: RunProgress, event: Any, at: str) -> RunProgress:
     """Recorded for the audit trail; the run's position does not depend on it."""
     return p
@@ -176,7 +196,8 @@ def _nothing(p: RunProgress, event: Any, at: str) -> RunProgress:
 APPLY = {E.Transition: _transition, E.StepIntent: _intent, E.StepResult: _result,
          E.Checkpoint: _checkpoint, E.RunPaused: _paused, E.RunResumed: _resumed,
          E.RunEnded: _ended, E.Requirement: _nothing, E.ReadBackDone: _read_back,
-         E.ModuleRecord: _nothing, E.ChainCheckpoint: _nothing}
+         E.ModuleRecord: _nothing, E.ChainCheckpoint: _nothing,
+         E.ApprovalAdded: _approval, E.ApprovalRevoked: _revoked}
 
 
 def apply(progress: RunProgress, event: Any, at: str = "") -> RunProgress:

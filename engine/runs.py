@@ -126,7 +126,7 @@ def resume(run_id: str, home: Path, display: Any, *, host_key: Path | None = Non
                              "nothing to resume")
         cfg = progress.config
         loaded = load_files(cfg.playbook, cfg.inventory)
-        _same_files(loaded, cfg)
+        same_files(loaded, cfg)
         require_trusted(checked.signed, trust_root(host_key, loaded.inventory), doing,
                         journal.path)
         journal.anchor_with(Anchor.for_run(host_key, loaded.inventory))
@@ -173,7 +173,7 @@ def _config(loaded: Loaded, mode: str, params: dict, clock_start: float,
         pid=os.getpid(), clock_start=clock_start, operator=operator)
 
 
-def _same_files(loaded: Loaded, cfg: E.RunStarted) -> None:
+def same_files(loaded: Loaded, cfg: E.RunStarted) -> None:
     """A resumed run must run exactly what it started with."""
     if loaded.playbook.content_hash != cfg.playbook_hash:
         raise InputError(f"{cfg.playbook}: changed since the run started "

@@ -76,7 +76,7 @@ def test_exit_code_follows_the_outcome(home, tmp_path, extra, code, status):
 def test_refused_gate_exits_3(home):
     done = otpatch_child(home, "run", GATED, "--execute")
     assert done.returncode == 3
-    assert "not implemented: signed approvals" in done.stdout
+    assert "the run's operator is not named" in done.stdout
 
 
 def test_plain_output_when_piped_names_the_record(home, lab):
@@ -127,7 +127,7 @@ def test_status_lists_and_shows_runs(home, tmp_path):
     (["run", "missing.yml", "--dry-run"], "missing.yml"),
     (["run", CHANGE, "--dry-run", "-e", "nonsense"], "otpatch: -e 'nonsense': expected name=value"),
     (["run", READINESS, "--dry-run"], "give an inventory with -i"),
-    (["approve", "r-20260101T000000-abcdef"], "otpatch: not implemented: signed approvals"),
+    (["report", "r-20260101T000000-abcdef"], "otpatch: not implemented: change-control"),
     (["journal", "verify"], "otpatch: no journal at"),
 ], ids=["bad run id", "no journal", "missing playbook", "bad -e", "no inventory",
         "not built yet", "verify without journal"])

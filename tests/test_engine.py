@@ -117,7 +117,7 @@ def test_execute_mode_refuses_signoff_gate_plainly(home):
     progress = runs.start(GATED, None, "execute", {}, home, PlainDisplay(io.StringIO()))
     assert progress.status is RunStatus.AWAITING
     assert progress.state == "prepare"
-    assert "not implemented: signed approvals" in progress.message
+    assert "the run's operator is not named" in progress.message
 
 
 def test_dry_run_takes_simulation_signoff_but_not_an_unverified_hash(home):

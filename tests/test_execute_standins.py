@@ -41,7 +41,7 @@ def test_execute_runs_the_lab_for_real_and_stops_at_the_production_gate(tmp_path
         progress = fold(run.run_id, journal.entries(run.run_id))
         assert journal.verify().ok
     assert progress.config.mode == "execute" and progress.state == "staging_verify"
-    assert "not implemented: signed approvals" in progress.message
+    assert "the run's operator is not named" in progress.message  # sign-offs need one
     assert progress.facts["lab_plc"]["revision"] == "v04.30"  # really transferred
     assert progress.facts["staging_plc"]["running_version"] == "v04.30"
     attestation = progress.facts["attestation"]

@@ -378,8 +378,6 @@ def test_keygen_host_writes_a_0600_key_once_and_prints_its_inventory_line(home, 
     again = otpatch_child(home, "keygen", "--host", "-o", str(key))
     assert again.returncode == 2 and "already exists; not overwritten" in again.stderr
     assert key.read_bytes() == before
-    people = otpatch_child(home, "keygen", "--name", "Alice Chen", "-o", str(tmp_path / "a.key"))
-    assert people.returncode == 2 and "not implemented" in people.stderr
 
 
 def test_a_host_key_readable_by_others_or_not_trusted_stops_the_run_before_it_starts(

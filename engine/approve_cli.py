@@ -1,0 +1,323 @@
+"""`otpatch approve` and `otpatch approvals`: sign a run's sign-off gate, list, add and
+revoke approvals (engine/approvals.py says what is signed and what a gate accepts).
+
+On the run's host: `approve RUN_ID --role R --key K --reason T` signs and records at once.
+A private key need not travel: `approve RUN_ID --request-out FILE` writes the request,
+`approve --request FILE --role R --key K --reason T -o SIGNED` signs it on the approver's own
+machine, and `approvals add SIGNED` records it on the run's host."""
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from otpatch.modules.contract.errors import EXIT_OK, InputError, clip
+
+DEFAULT_EXPIRY = "24h"
+MAX_DOCUMENT = 256 * 1024  # bytes of a request or signed approval file
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("approve", help="sign the sign-off gate a run waits at (Ed25519)")
+    p.add_argument("run_id", nargs="?", metavar="RUN_ID")
+    p.add_argument("--role", metavar="ROLE", help="the role you sign as")
+    p.add_argument("--key", metavar="KEYFILE", help="your private key (otpatch keygen --name)")
+    p.add_argument("--reason", metavar="TEXT", help="why you approve (recorded and signed)")
+    p.add_argument("--expires", default=DEFAULT_EXPIRY, metavar="DURATION",
+                   help=f"how long the approval stands (default {DEFAULT_EXPIRY})")
+    p.add_argument("--request-out", metavar="FILE", help="write the request to sign elsewhere")
+    p.add_argument("--request", metavar="FILE", help="sign a request file (no journal needed)")
+    p.add_argument("-o", "--output", metavar="FILE", help="where --request writes the signed one")
+    p.set_defaults(func=approve)
+    a = sub.add_parser("approvals", help="a run's approvals: RUN_ID | add SIGNED | revoke RUN_ID")
+    a.add_argument("words", nargs="+", metavar="RUN_ID | add FILE | revoke RUN_ID")
+    a.add_argument("--key", metavar="KEYFILE", help="revoke: the key that signed it")
+    a.add_argument("--reason", metavar="TEXT", help="revoke: why")
+    a.add_argument("--role", metavar="ROLE", help="revoke: only the approval for this role")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(func=approvals_command)
+
+
+# -- approve --------------------------------------------------------------------------------
+
+def approve(args: argparse.Namespace) -> int:
+    if args.request:
+        return _sign_offline(args)
+    if not args.run_id:
+        raise InputError("approve: give RUN_ID (or --request FILE -o SIGNED)")
+    gate = _gate_of(args.run_id)
+    req = _approvals().request(gate.binding)
+    if args.request_out:
+        _write(args.request_out, req, "approve --request-out")
+        print(f"{args.request_out}: the request for {gate.dest} of run {args.run_id} "
+              f"(roles {', '.join(gate.binding['roles'])}); sign it with otpatch approve "
+              "--request FILE --role ROLE --key KEYFILE --reason TEXT -o SIGNED")
+        return EXIT_OK
+    signed = _sign(req, args)
+    _record(args.run_id, signed)
+    print(f"approved: run {args.run_id} at {gate.dest} as {args.role}, until "
+          f"{signed['expires']}")
+    print(_judgement(args.run_id))
+    return EXIT_OK
+
+
+def _sign_offline(args: argparse.Namespace) -> int:
+    if not args.output:
+        raise InputError("approve --request FILE: give -o SIGNED (where the signed approval goes)")
+    req = _read(args.request, "approve --request")
+    if req.get("kind") != _approvals().REQUEST_KIND or not isinstance(req.get("binding"), dict):
+        raise InputError(f"approve --request {args.request}: not an otpatch approval request")
+    signed = _sign(req, args)
+    _write(args.output, signed, "approve -o")
+    b = req["binding"]
+    print(f"{args.output}: signed as {args.role} for run {b.get('run_id')} at {b.get('gate')}, "
+          f"until {signed['expires']}; record it on the run's host with otpatch approvals add")
+    return EXIT_OK
+
+
+def _sign(req: dict, args: argparse.Namespace) -> dict:
+    from otpatch.engine import keys
+    from otpatch.modules.contract.durations import parse_duration
+
+    for flag in ("role", "key", "reason"):
+        if not getattr(args, flag) or not str(getattr(args, flag)).strip():
+            raise InputError(f"approve: --{flag} is required to sign")
+    if args.role not in req["binding"].get("roles", []):
+        raise InputError(f"approve --role {clip(args.role)}: the gate asks for "
+                         f"{', '.join(req['binding'].get('roles', [])) or 'no role'}")
+    try:
+        lasts = parse_duration(args.expires)
+    except ValueError as e:
+        raise InputError(f"approve --expires: {e}") from None
+    if lasts <= 0:
+        raise InputError("approve --expires: a duration longer than 0s")
+    key = keys.load(Path(args.key), "approver key")
+    now = datetime.now(timezone.utc)
+    return _approvals().sign_approval(req, key, role=args.role, reason=" ".join(
+        args.reason.split()), expires=now + timedelta(seconds=lasts), now=now)
+
+
+# -- approvals --------------------------------------------------------------------------------
+
+def approvals_command(args: argparse.Namespace) -> int:
+    words = args.words
+    if words[0] == "add" and len(words) == 2:
+        return _add(words[1])
+    if words[0] == "revoke" and len(words) == 2:
+        return _revoke(words[1], args)
+    if len(words) == 1 and words[0] not in ("add", "revoke"):
+        return _list(words[0], args.json)
+    raise InputError("approvals: expected RUN_ID, add SIGNED, or revoke RUN_ID")
+
+
+def _list(run_id: str, as_json: bool) -> int:
+    if as_json:
+        gate = _gate_of(run_id, required=False)
+        progress = gate.progress
+        doc = {"run_id": run_id, "gate": gate.dest, "roles": gate.binding["roles"]
+               if gate.binding else [],
+               "approvals": [_judged_json(j) for j in _judged(gate)],
+               "revoked": sorted(progress.revoked)}
+        print(json.dumps(doc, indent=2, sort_keys=True))
+        return EXIT_OK
+    print(_judgement(run_id))
+    return EXIT_OK
+
+
+def _add(path: str) -> int:
+    signed = _read(path, "approvals add")
+    ap = _approvals()
+    if signed.get("kind") != ap.APPROVAL_KIND or not isinstance(signed.get("binding"), dict):
+        raise InputError(f"approvals add {path}: not a signed otpatch approval")
+    if not ap.signature_ok(signed):
+        raise InputError(f"approvals add {path}: its signature does not verify (altered?)")
+    run_id = str(signed["binding"].get("run_id"))
+    _record(run_id, signed)
+    print(f"recorded: {path} for run {run_id}")
+    print(_judgement(run_id))
+    return EXIT_OK
+
+
+def _revoke(run_id: str, args: argparse.Namespace) -> int:
+    from otpatch.engine import events as E
+    from otpatch.engine import keys
+
+    if not args.key or not args.reason:
+        raise InputError("approvals revoke RUN_ID: --key KEYFILE and --reason TEXT are required")
+    ap = _approvals()
+    progress = _view(run_id)
+    key = keys.load(Path(args.key), "approver key")
+    mine = [a for a in progress.approvals if a.get("public_key") == key.public_key
+            and (not args.role or a.get("role") == args.role)
+            and ap.document_id(a) not in progress.revoked]
+    if not mine:
+        raise InputError(f"approvals revoke {run_id}: no standing approval signed by "
+                         f"{keys.short(key.public_key)}"
+                         + (f" as {clip(args.role)}" if args.role else ""))
+    now = datetime.now(timezone.utc)
+    for approval in mine:
+        revocation = ap.sign_revocation(approval, key, reason=" ".join(args.reason.split()),
+                                        now=now)
+        _append(run_id, E.ApprovalRevoked(elapsed=progress.elapsed, revocation=revocation),
+                f"approver:{key.public_key[:12]}")
+    print(f"revoked: {len(mine)} approval(s) of run {run_id} signed by "
+          f"{keys.short(key.public_key)}")
+    print(_judgement(run_id))
+    return EXIT_OK
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+class _Gate:
+    """The sign-off gate a run waits at: its progress, the state and what is bound there."""
+
+    def __init__(self, progress: Any, dest: str | None, binding: dict | None, loaded: Any):
+        self.progress, self.dest, self.binding, self.loaded = progress, dest, binding, loaded
+
+
+def _approvals() -> Any:
+    from otpatch.engine import approvals
+
+    return approvals
+
+
+def _home() -> Path:
+    from otpatch.engine.journal import default_home
+
+    return default_home()
+
+
+def _view(run_id: str) -> Any:
+    from otpatch.engine import runs
+    from otpatch.engine.keys import host_key_path
+
+    home = _home()
+    return runs.view(run_id, home, host_key=host_key_path(home))
+
+
+def _gate_of(run_id: str, required: bool = True) -> _Gate:
+    """The run's next edge, if it leads into a sign-off gate, with what it binds."""
+    from dataclasses import replace
+
+    from otpatch.engine import decide, runs
+    from otpatch.engine.record import FINAL, RunStatus
+    from otpatch.modules import registry
+
+    progress = _view(run_id)
+    cfg = progress.config
+    loaded = runs.load_files(cfg.playbook, cfg.inventory)
+    runs.same_files(loaded, cfg)
+    if required and cfg.mode != "execute":
+        raise InputError(f"run {run_id} is a dry run: its sign-offs are simulated (a "
+                         "rehearsal, never an approval); nothing to sign")
+    if progress.status in FINAL:
+        if required:
+            raise InputError(f"run {run_id} already ended ({progress.status.value}): "
+                             "nothing to approve")
+        return _Gate(progress, None, None, loaded)
+    waiting = replace(progress, status=RunStatus.RUNNING)
+    action = decide.next_action(loaded.playbook, waiting,
+                                lambda m: registry.get(m).changes_device)
+    dest = getattr(action, "dest", None)
+    if dest is None or _approvals().signoff_of(loaded.playbook, dest) is None:
+        if required:
+            raise InputError(f"run {run_id} is not waiting at a sign-off gate (it stands at "
+                             f"{progress.state}, {progress.status.value})")
+        return _Gate(progress, None, None, loaded)
+    bound = _approvals().binding(progress, loaded.playbook, loaded.inventory, loaded.targets,
+                                 dest)
+    req = _approvals().signoff_of(loaded.playbook, dest)
+    if required and req.over and bound["evidence"] is None:
+        raise InputError(f"run {run_id}: the evidence state {req.over} of gate {dest} is not "
+                         "completed yet: nothing to approve")
+    return _Gate(progress, dest, bound, loaded)
+
+
+def _judged(gate: _Gate) -> list[Any]:
+    ap = _approvals()
+    if gate.binding is None:
+        return []
+    now = datetime.now(timezone.utc)
+    return [ap.judge(d, gate.binding, gate.loaded.inventory.approvers,
+                     gate.progress.config.operator, now, set(gate.progress.revoked))
+            for d in gate.progress.approvals]
+
+
+def _judged_json(j: Any) -> dict:
+    return {"role": j.role, "person": j.person, "counts": not j.refused,
+            "refused": j.refused or None, "reason": j.doc.get("reason"),
+            "signed_at": j.doc.get("signed_at"), "expires": j.doc.get("expires")}
+
+
+def _judgement(run_id: str) -> str:
+    """What stands and what is missing at the gate the run waits at (what the gate says)."""
+    from otpatch.modules.contract.errors import InputError as _Refused
+
+    try:
+        gate = _gate_of(run_id, required=False)
+    except _Refused as e:
+        return f"run {run_id}: {e}"
+    if gate.binding is None:
+        return (f"run {run_id}: not waiting at a sign-off gate ({gate.progress.status.value} "
+                f"at {gate.progress.state}); {len(gate.progress.approvals)} approval(s) recorded")
+    ap = _approvals()
+    lines = [f"run {run_id}: gate {gate.dest} needs {' + '.join(gate.binding['roles'])}"]
+    for j in _judged(gate):
+        state = "counts" if not j.refused else f"does not count: {j.refused}"
+        lines.append(f"  {j.role} by {j.person or 'an unknown key'}, signed "
+                     f"{j.doc.get('signed_at')}, until {j.doc.get('expires')}: {state}")
+    passed, detail = ap.evaluate(gate.binding["roles"], gate.progress.approvals, gate.binding,
+                                 gate.loaded.inventory.approvers, gate.progress.config.operator,
+                                 datetime.now(timezone.utc), set(gate.progress.revoked))
+    lines.append(f"  {'ready: otpatch resume ' + run_id if passed else detail}")
+    return "\n".join(lines)
+
+
+def _record(run_id: str, signed: dict) -> None:
+    """Record a signed approval for the run (every verifiable one is kept: who tried to
+    approve what is part of the record); InputError (exit 2) after recording one the gate
+    would not accept now, saying why: a wrong key, role, operator, binding or expiry."""
+    from otpatch.engine import events as E
+
+    gate = _gate_of(run_id)
+    if not _approvals().signature_ok(signed):
+        raise InputError(f"approval for run {run_id}: its signature does not verify: "
+                         "not recorded")
+    _append(run_id, E.ApprovalAdded(elapsed=gate.progress.elapsed, approval=signed),
+            f"approver:{str(signed.get('public_key'))[:12]}")
+    judged = _approvals().judge(signed, gate.binding, gate.loaded.inventory.approvers,
+                                gate.progress.config.operator, datetime.now(timezone.utc),
+                                set(gate.progress.revoked))
+    if judged.refused:
+        raise InputError(f"approval for run {run_id} at {gate.dest} recorded, but it does "
+                         f"not count: {judged.refused}")
+
+
+def _append(run_id: str, event: Any, source: str) -> None:
+    from otpatch.engine.journal import Journal
+
+    with Journal.open(_home(), create=False) as journal:
+        journal.record(run_id, event, source=source)
+
+
+def _read(path: str, what: str) -> dict:
+    from otpatch.modules.contract.files import read_regular
+
+    try:
+        raw = read_regular(path, MAX_DOCUMENT, what)
+        doc = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InputError(f"{what} {path}: not UTF-8 text") from None
+    except ValueError as e:
+        raise InputError(f"{what} {path}: not JSON ({clip(str(e))})") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"{what} {path}: not a JSON object")
+    return doc
+
+
+def _write(path: str, doc: dict, what: str) -> None:
+    from otpatch.modules.contract.files import write_atomic
+
+    write_atomic(path, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode(), what)

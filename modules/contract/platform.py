@@ -9,16 +9,17 @@ import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from filelock import FileLock, Timeout
-
 from otpatch.modules.contract.errors import InputError
 
 LOCK_FILE_MODE = 0o600  # the lock file is the run's own, as the rest of its folder
 
 
-def _native_lock(path: Path) -> FileLock:
+def _native_lock(path: Path) -> Any:
     """filelock's OS lock on `path`: flock on POSIX, LockFileEx on Windows; either is freed by
-    the OS when its process dies. Never a soft lock (a marker file outlives a SIGKILLed run)."""
+    the OS when its process dies. Never a soft lock (a marker file outlives a SIGKILLed run).
+    Imported here, not at the top: reading a file (this module's other use) needs none of it."""
+    from filelock import FileLock
+
     return FileLock(
         path, timeout=0, blocking=False, mode=LOCK_FILE_MODE,
         thread_local=False,  # held by this object, whichever thread enters or leaves it
@@ -43,6 +44,8 @@ class RunLock:
     def __enter__(self) -> "RunLock":
         if self._lock.is_locked:  # filelock re-enters its own holds; a run lock never does
             raise InputError(self.busy_message)
+        from filelock import Timeout
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._lock.acquire()
@@ -60,6 +63,8 @@ def lock_held(path: str | os.PathLike[str]) -> bool:
     path = Path(path)
     if not path.exists():
         return False
+    from filelock import Timeout
+
     probe = _native_lock(path)
     try:
         probe.acquire()

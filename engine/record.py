@@ -5,7 +5,7 @@ object from the journal alone, so a run killed at any instant continues where th
 says it stood. Folding is a table from event type to one small apply function."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import Enum
 from collections.abc import Mapping
 from typing import Any, Iterable
@@ -70,6 +70,16 @@ class RunProgress:
     @property
     def state_started_at(self) -> float:
         return self.path[-1].entered_at if self.path else 0.0
+
+
+def replace(obj: Any, **changes: Any) -> Any:
+    """A copy of a RunProgress or Visit with `changes`: dataclasses.replace without its
+    per-call field walk (these plain dataclasses have no __post_init__ to run); the
+    original is left as it was."""
+    new = object.__new__(type(obj))
+    new.__dict__.update(obj.__dict__)
+    new.__dict__.update(changes)
+    return new
 
 
 def merge_facts(into: dict[str, Any], new: Mapping[str, Any]) -> None:
@@ -206,8 +216,12 @@ def apply(progress: RunProgress, event: Any, at: str = "") -> RunProgress:
     through here, so a resumed run stands exactly where the live one stood.
     StatusMoveRefused for an event that would move the status off STATUS_MOVES."""
     new = APPLY.get(type(event), _nothing)(progress, event, at)
-    elapsed = max(progress.elapsed, event.elapsed)
-    return new if new.elapsed == elapsed else replace(new, elapsed=elapsed)
+    if event.elapsed <= new.elapsed:
+        return new
+    if new is progress:
+        return replace(progress, elapsed=event.elapsed)
+    new.elapsed = event.elapsed  # a copy this call made: nobody else holds it yet
+    return new
 
 
 def fold(run_id: str, entries: Iterable[Any]) -> RunProgress:

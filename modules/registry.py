@@ -26,6 +26,9 @@ from otpatch.modules.contract.values import is_template
 KINDS = ("MODULES", "SIMULATOR_PROBES", "SIMULATORS", "CLI", "SCHEMAS", "SENDERS")
 
 
+_ABSENT = object()
+
+
 class _Modules(dict):
     """name -> Module class; a "module:Class" value is imported on first use."""
 
@@ -37,7 +40,10 @@ class _Modules(dict):
         return value
 
     def get(self, name: str, default: Any = None) -> Any:
-        return self[name] if name in self else default
+        value = dict.get(self, name, _ABSENT)
+        if value is _ABSENT:
+            return default
+        return self[name] if isinstance(value, str) else value
 
     def items(self):
         return ((name, self[name]) for name in self)

@@ -11,7 +11,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from otpatch.engine import decide
+from otpatch.engine import decide, entry
 from otpatch.engine import events as E
 from otpatch.engine import guards, machine, runner
 from otpatch.modules import registry
@@ -27,6 +27,8 @@ LOG = logging.getLogger(__name__)
 
 class _Walker:
     """The model object `transitions` drives; it holds only the machine's state."""
+
+
 
 
 def _changes_device(module: str) -> bool:
@@ -71,7 +73,7 @@ class Conductor:
         if prepared.changes_device and prepared.problem is None:
             # only a device change needs its intent on disk first: a resume reads the device
             # back; any other step without a recorded result simply runs again
-            self._emit(E.StepIntent, state=state.name, index=index, step=step.label,
+            self.emit(E.StepIntent, state=state.name, index=index, step=step.label,
                        module=step.module,
                        args=jsonable(prepared.args) if templated else prepared.args)
         elif not prepared.replayable:
@@ -103,7 +105,7 @@ class Conductor:
         """durable=False (a replayable step): the result joins the next commit; a crash
         before it loses only steps that run again, unchanged, on resume."""
         now = self.ctx.clock.elapsed()
-        self._emit(E.StepResult, durable=durable, state=state.name, index=index,
+        self.emit(E.StepResult, durable=durable, state=state.name, index=index,
                    step=step.label, module=step.module, result=plain_result(result),
                    register=step.register, facts_scope=facts_scope(step.module, args),
                    duration=now - started, reverified=reverified,
@@ -121,7 +123,7 @@ class Conductor:
         started = self.ctx.clock.elapsed()
         answer = runner.read_back(action.module, pending.args, self.ctx)
         check = answer.check
-        self._emit(E.ReadBackDone, state=state.name, index=action.index, module=action.module,
+        self.emit(E.ReadBackDone, state=state.name, index=action.index, module=action.module,
                    applied=check.applied, result=jsonable(check.result.to_dict()),
                    moving=answer.moving, waited=answer.waited)
         if check.applied is True or check.moving:
@@ -143,6 +145,8 @@ class Conductor:
         if action.trigger == "succeed":
             self._expected_time(self.pb.states[source])
         refusals = self._gates(action.dest)
+        if not refusals and entry.enters_production_change(self, action):
+            refusals = entry.prove(self, action.dest)
         if refusals:
             self._pause("; ".join(refusals))
             return
@@ -151,7 +155,7 @@ class Conductor:
         if not moved:  # the decision named an edge the playbook does not have: a bug
             raise RuntimeError(f"no {action.trigger} edge from {source} to {action.dest}")
         rollback, rolling = self._rollback_after(action)
-        self._emit(E.Transition, durable=False, source=source, trigger=action.trigger,
+        self.emit(E.Transition, durable=False, source=source, trigger=action.trigger,
                    to=action.dest, rollback=rollback, rolling_back=rolling,
                    reason=action.reason or None)
         if action.dest in TERMINALS:
@@ -162,7 +166,7 @@ class Conductor:
                            self.progress)
         checkpoint = self.pb.states[action.dest].checkpoint
         if checkpoint:
-            self._emit(E.Checkpoint, durable=False, state=action.dest, name=checkpoint,
+            self.emit(E.Checkpoint, durable=False, state=action.dest, name=checkpoint,
                        facts=jsonable(self.progress.facts))
 
     def _expected_time(self, state: Any) -> None:
@@ -189,10 +193,10 @@ class Conductor:
         state = self.pb.states.get(dest)
         if state is None or not state.requires:
             return []
-        gate, refusals = self._gate_context(dest), []
+        gate, refusals = self.gate_context(dest), []
         for req in state.requires:
             verdict = guards.evaluate(req, gate)
-            self._emit(E.Requirement, durable=False, state=dest, requirement=req.describe(),
+            self.emit(E.Requirement, durable=False, state=dest, requirement=req.describe(),
                        requirement_kind=req.kind, passed=verdict.passed,
                        detail=verdict.detail, simulated=verdict.simulated)
             self.display.gate(dest, req, verdict)
@@ -200,7 +204,7 @@ class Conductor:
                 refusals.append(f"{dest}: {verdict.detail}")
         return refusals
 
-    def _gate_context(self, dest: str) -> guards.GateContext:
+    def gate_context(self, dest: str) -> guards.GateContext:
         p, cfg = self.progress, self.progress.config
         evidence = {}
         for visit in p.path:
@@ -231,18 +235,18 @@ class Conductor:
     # -- ends -----------------------------------------------------------------------------
     def _pause(self, message: str, step: dict | None = None) -> None:
         """Stop awaiting: at a refused gate, or mid-state at a `step` that needs a person."""
-        self._emit(E.RunPaused, state=self.progress.state, message=message, step=step)
+        self.emit(E.RunPaused, state=self.progress.state, message=message, step=step)
         self.display.ended(self.progress)
 
     def _end(self, action: decide.End) -> None:
         p = self.progress
-        self._emit(E.RunEnded, status=action.status.value, state=p.state,
+        self.emit(E.RunEnded, status=action.status.value, state=p.state,
                    message=action.message,
                    budgets=budget_usage(self.pb, p, self.ctx.clock.elapsed()))
         self.display.ended(self.progress)
 
     # -- helpers --------------------------------------------------------------------------
-    def _emit(self, kind: type, durable: bool = True, **fields: Any) -> Any:
+    def emit(self, kind: type, durable: bool = True, **fields: Any) -> Any:
         """Journal one typed event at the run clock's now and fold it into the progress."""
         event = kind(elapsed=self.ctx.clock.elapsed(), **fields)
         entry = self.journal.record(self.progress.run_id, event, durable=durable)

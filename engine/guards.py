@@ -146,3 +146,58 @@ GUARDS: dict[str, Callable[[Requirement, GateContext], Verdict]] = {
 
 def evaluate(req: Requirement, gate: GateContext) -> Verdict:
     return GUARDS[req.kind](req, gate)
+
+
+@dataclass(frozen=True)
+class DowntimeUse:
+    """One downtime budget at a device change: its limit, the time already spent in its
+    states, and the worst case of what remains (a failure, then the rollback)."""
+
+    name: str
+    limit: float
+    spent: float
+    worst: float
+    worst_how: str  # "production_verify fails, then rollback -> production_restore"
+
+
+def entry_proof(state: str, gate: GateContext, window: Any, need: float,
+                downtime: tuple[DowntimeUse, ...]) -> Verdict:
+    """Before a production state that changes a device: now inside the window (assumed in a
+    dry run), the worst case of the path from here ending before the window closes, and
+    every downtime budget's spent time plus its worst case within its limit. Each figure of
+    the arithmetic is in the detail, passed or not."""
+    now = datetime.fromtimestamp(gate.now, timezone.utc)
+    parts, refused = [], False
+    if window is None:
+        return Verdict(False, "no maintenance window was passed on the way here: a "
+                              "production device change needs one")
+    left = (window.end - now).total_seconds()
+    if now < window.start and not gate.policy.window_assumed_open:
+        parts.append(f"window {window.name} opens {window.start.isoformat()}: not yet")
+        refused = True
+    elif left <= 0:
+        parts.append(f"window {window.name} closed {window.end.isoformat()}")
+        refused = True
+    else:
+        fits = need <= left
+        refused |= not fits
+        parts.append(f"window {window.name} ends {window.end.isoformat()}: {_span(left)} "
+                     f"left, the path from {state} needs {_span(need)} in the worst case "
+                     f"({'fits' if fits else 'does not fit'})")
+    for use in downtime:
+        total, fits = use.spent + use.worst, use.spent + use.worst <= use.limit
+        refused |= not fits
+        name = "downtime" if use.name == "downtime" else f"downtime budget {use.name}"
+        parts.append(f"{name}: {_span(use.spent)} spent + {_span(use.worst)} worst case "
+                     f"({use.worst_how}) = {_span(total)}, "
+                     + (f"within the {_span(use.limit)} approved" if fits
+                        else f"over the {_span(use.limit)} approved"))
+    detail = "; ".join(parts) + ("; not entered" if refused else "")
+    return Verdict(not refused, detail, simulated=gate.policy.window_assumed_open)
+
+
+def _span(seconds: float) -> str:
+    """A duration as a person reads it: `8m`, `1h30m`, or whole days past two of them."""
+    from otpatch.modules.contract.durations import format_duration
+
+    return f"{seconds / 86400:.0f} days" if seconds > 2 * 86400 else format_duration(seconds)

@@ -159,7 +159,8 @@ class _Builder:
     def budget(self, name: str, spec: dict) -> Budget:
         return Budget(name=name, limit=self.duration(("budgets", name, "limit"), spec["limit"]),
                       states=tuple(spec["states"]), description=spec.get("description", ""),
-                      where=self.source.where(("budgets", name)))
+                      where=self.source.where(("budgets", name)),
+                      downtime=bool(spec.get("downtime", False)))
 
     def state(self, name: str, spec: dict) -> State:
         path = ("states", name)

@@ -144,6 +144,7 @@ class Budget:
     states: tuple[str, ...]
     description: str = ""
     where: Where = field(default_factory=lambda: Where(""))
+    downtime: bool = False  # the approved maximum downtime: checked before each device change
 
 
 @dataclass(frozen=True)

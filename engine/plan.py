@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from otpatch.engine.model import NO_ROLLBACK, TERMINALS, Budget, Playbook, State, Step
 from otpatch.modules.contract.durations import format_duration
@@ -162,14 +162,18 @@ def budget_check(playbook: Playbook, budget: Budget) -> BudgetCheck:
     return _budget(budget, path, _rollback_walks(playbook, path))
 
 
-def path_need(playbook: Playbook, start: str, name: str, limit: float) -> BudgetCheck:
+def path_need(playbook: Playbook, start: str, name: str, limit: float,
+              within: Iterable[str] | None = None) -> BudgetCheck:
     """What the path from `start` (a window's gate) to its end needs: expected time, and the
-    worst case of a failure at the end of one of its states followed by its rollback."""
+    worst case of a failure at the end of one of its states followed by its rollback.
+    `within`: count only these of its states (a downtime budget's)."""
     walk = walk_next(playbook, playbook.initial)
     if start not in walk.states:
         walk = walk_next(playbook, start)
     path = _path(playbook, walk)
     names = walk.states[walk.states.index(start):]
+    if within is not None:
+        names = tuple(n for n in names if n in set(within))
     return _budget(Budget(name=name, limit=limit, states=names), path,
                    _rollback_walks(playbook, path))
 

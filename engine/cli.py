@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of every command: the engine's, then each package's (its CLI
     declaration, modules/registry.py), from the registry load_registry made."""
     from otpatch.engine import commands as c
-    from otpatch.engine import approve_cli, moduledoc
+    from otpatch.engine import approve_cli, attest_cli, moduledoc
     from otpatch.engine.host import PackageHost
     from otpatch.modules.registry import current, resolve
 
@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     _lab_and_journal_commands(sub, c)
     moduledoc.register(sub)
     approve_cli.register(sub)
+    attest_cli.register(sub)
     for where in current().cli:
         resolve(where)(sub, PackageHost())
     for name, what in COMMANDS_NOT_BUILT.items():

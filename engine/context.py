@@ -29,6 +29,8 @@ class RunContext:
     recorder: Callable[[str, Mapping[str, Any]], None] | None = None
     module_name: str = ""
     prompter: Prompter | None = None  # asks a person (execute mode); None: nobody to ask
+    attestations: tuple = ()  # signed attestation files recorded for the run
+    step_at: Mapping[str, Any] | None = None  # {state, index} of the step running now
     stage: Any = None  # the running state's stage: a module reaches only hosts of it
 
     @property
@@ -48,6 +50,15 @@ class RunContext:
             raise ModuleFailed(f"not sent: target {target} -> {names}, but this state runs in "
                                f"{self.stage.value}: a state reaches only hosts of its stage")
         return hosts
+
+    def _signed_attestation(self, statement: str, role: str, approvers: tuple) -> Any:
+        """A signed attestation file recorded for the step now running (`otpatch attest`)."""
+        from otpatch.engine.approvals import attestation_for
+
+        where = self.step_at or {}
+        return attestation_for(self.attestations, run_id=self.run_id,
+                               state=where.get("state"), index=where.get("index"),
+                               statement=statement, role=role, approvers=approvers)
 
     def evaluate(self, expression: str) -> Any:
         """The expression's value over the namespace (engine/templating.py's sandbox);
@@ -78,6 +89,12 @@ class RunContext:
         if self.dry_run:
             return Attestation(statement, simulated_answer, "simulation",
                                iso(self.clock.now()), simulated=True, role=role, host=host)
+        signed = self._signed_attestation(statement, role, approvers)
+        if signed is not None:
+            doc, person = signed
+            return Attestation(statement, bool(doc["confirmed"]), person.name,
+                               str(doc["signed_at"]), simulated=False, role=role, host=host,
+                               signed=str(doc["public_key"]))
         where = self.inventory.path or "the inventory"
         answer = Dialogue(prompter, role, statement, approvers, where).run()
         return Attestation(statement, answer.confirmed, answer.person, iso(self.clock.now()),

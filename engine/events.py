@@ -347,6 +347,15 @@ class ApprovalAdded(Event):
 
 
 @dataclass(frozen=True)
+class AttestationSigned(Event):
+    """A signed attestation file for a waiting core.attest step (`otpatch attest`)."""
+
+    kind: ClassVar[str] = "attestation_signed"
+    category: ClassVar[str] = "approval"
+    attestation: dict
+
+
+@dataclass(frozen=True)
 class ApprovalRevoked(Event):
     """A signed withdrawal of an approval, by the key that signed it."""
 

@@ -66,6 +66,7 @@ class RunProgress:
     failure: str | None = None  # the current state failed (a step, a timeout): take its edge
     approvals: tuple[dict, ...] = ()  # signed approvals recorded for the run, in order
     revoked: frozenset[str] = frozenset()  # document ids of approvals withdrawn
+    attestations: tuple[dict, ...] = ()  # signed attestation files for waiting steps
 
     @property
     def state_started_at(self) -> float:
@@ -187,6 +188,10 @@ def _approval(p: RunProgress, event: E.ApprovalAdded, at: str) -> RunProgress:
     return replace(p, approvals=(*p.approvals, event.approval))
 
 
+def _attested(p: RunProgress, event: E.AttestationSigned, at: str) -> RunProgress:
+    return replace(p, attestations=(*p.attestations, event.attestation))
+
+
 def _revoked(p: RunProgress, event: E.ApprovalRevoked, at: str) -> RunProgress:
     from otpatch.engine.approvals import document_id, signature_ok
 
@@ -207,7 +212,8 @@ APPLY = {E.Transition: _transition, E.StepIntent: _intent, E.StepResult: _result
          E.Checkpoint: _checkpoint, E.RunPaused: _paused, E.RunResumed: _resumed,
          E.RunEnded: _ended, E.Requirement: _nothing, E.ReadBackDone: _read_back,
          E.ModuleRecord: _nothing, E.ChainCheckpoint: _nothing,
-         E.ApprovalAdded: _approval, E.ApprovalRevoked: _revoked}
+         E.ApprovalAdded: _approval, E.ApprovalRevoked: _revoked,
+         E.AttestationSigned: _attested}
 
 
 def apply(progress: RunProgress, event: Any, at: str = "") -> RunProgress:

@@ -311,3 +311,54 @@ def test_a_dry_run_has_nothing_to_sign(home, keys, tmp_path):
     refused = approve(home, run_id, "process_owner", keys["alice-chen"])
     assert refused.returncode == 2
     assert "is a dry run: its sign-offs are simulated" in refused.stderr
+
+
+# -- signed attestation files (issue 11, item 9) ------------------------------------------------
+
+ATTEST = str(FIXTURES / "engine" / "attest.yml")
+
+
+def waiting_for_a_person(home: Path) -> str:
+    done = otpatch_child(home, "run", ATTEST, "-i", LAB, "--execute")
+    assert done.returncode == 3 and "needs a person at a terminal" in done.stdout
+    return run_json(otpatch_child(home, "status", "--json"))["runs"][-1]["run_id"]
+
+
+def test_a_signed_attestation_answers_the_waiting_step_and_the_record_says_so(home, keys):
+    run_id = waiting_for_a_person(home)
+    done = otpatch_child(home, "attest", run_id, "--role", "operator", "--key",
+                         str(keys["chen-wei"]), "--statement", "All PID loops are stable")
+    assert done.returncode == 0, done.stderr
+    resumed = otpatch_child(home, "resume", run_id, "--json")
+    doc = run_json(resumed)
+    assert resumed.returncode == 0 and doc["status"] == "completed"
+    record = doc["facts"]["attestation"]
+    assert (record["person"], record["role"], record["confirmed"], record["simulated"]) == (
+        "Chen Wei", "operator", True, False)
+    assert record["signed_by_key"] == _key(ROOT / "inventory" / "lab-keys" /
+                                           "chen-wei.key").public_key
+    assert record["terminal"] is None
+
+
+def test_a_signed_no_fails_the_step(home, keys):
+    run_id = waiting_for_a_person(home)
+    assert otpatch_child(home, "attest", run_id, "--role", "operator", "--key",
+                         str(keys["dana-okafor"]), "--no").returncode == 0
+    doc = run_json(otpatch_child(home, "resume", run_id, "--json"))
+    assert doc["status"] == "aborted" and "Dana Okafor" in doc["message"]
+
+
+@pytest.mark.parametrize("role,person,statement,says", [
+    ("process_owner", "alice-chen", None, "the run asks operator to confirm"),
+    ("operator", "alice-chen", None, "is no inventory person's who holds operator"),
+    ("operator", "chen-wei", "Something else", "the run asks to confirm 'All PID loops"),
+], ids=["other role", "key without the role", "other statement"])
+def test_a_wrong_attestation_is_refused_and_the_run_still_waits(home, keys, role, person,
+                                                                statement, says):
+    run_id = waiting_for_a_person(home)
+    extra = ["--statement", statement] if statement else []
+    done = otpatch_child(home, "attest", run_id, "--role", role, "--key", str(keys[person]),
+                         *extra)
+    assert done.returncode == 2 and says in done.stderr, done.stderr
+    status = run_json(otpatch_child(home, "status", run_id, "--json"))
+    assert status["status"] == "awaiting"

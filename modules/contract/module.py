@@ -75,7 +75,8 @@ class ReadBack:
 @dataclass(frozen=True)
 class Attestation:
     """A named human confirmation: who, holding which role, said what, when, where, and
-    whether it was simulated. Recorded in the journal, not signed (yet)."""
+    whether it was simulated, and whether it came as a signed attestation file (`otpatch
+    attest`) rather than an answer at a terminal."""
 
     statement: str
     confirmed: bool
@@ -86,6 +87,7 @@ class Attestation:
     host: str = ""  # the otpatch host's name
     terminal: str | None = None  # the terminal the person answered at, if known
     refused: tuple[str, ...] = ()  # names typed first that do not hold the role
+    signed: str | None = None  # the signing key (base64) of a signed attestation file
 
 
 class Clock(Protocol):

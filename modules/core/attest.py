@@ -16,8 +16,9 @@ class Attest(Module):
            "ask at, the run pauses, awaiting 'a person at a terminal', and `otpatch resume` asks "
            "again. A dry run takes the recorded simulation answer (`simulated_answer`, "
            "default yes), marked simulated. The journal records person, role, host, "
-           "terminal, time, statement and answer; attestations are recorded, not signed, "
-           "yet (signed approvals come with the approvals issue, #11).")
+           "terminal, time, statement and answer. Instead of a terminal, the person may sign "
+           "an attestation file for the waiting step (`otpatch attest RUN_ID --role ROLE "
+           "--key KEYFILE`): the resumed step takes it, and the record says so.")
     args_schema = {
         "type": "object",
         "properties": {
@@ -37,6 +38,8 @@ class Attest(Module):
                   "confirmed": att.confirmed, "simulated": att.simulated}
         if att.refused:
             record["refused"] = list(att.refused)
+        if att.signed:
+            record["signed_by_key"] = att.signed  # a signed attestation file, not a terminal
         who = f"{att.person} ({att.role}{', simulated' if att.simulated else ''})"
         if not att.confirmed:
             return Result(failed=True, msg=f"{who} answered no: {att.statement}",

@@ -84,9 +84,12 @@ def _sign(req: dict, args: argparse.Namespace) -> dict:
     for flag in ("role", "key", "reason"):
         if not getattr(args, flag) or not str(getattr(args, flag)).strip():
             raise InputError(f"approve: --{flag} is required to sign")
-    if args.role not in req["binding"].get("roles", []):
+    roles = req["binding"].get("roles")
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise InputError("approve: the request names no roles: not an otpatch request")
+    if args.role not in roles:
         raise InputError(f"approve --role {clip(args.role)}: the gate asks for "
-                         f"{', '.join(req['binding'].get('roles', [])) or 'no role'}")
+                         f"{', '.join(roles) or 'no role'}")
     try:
         lasts = parse_duration(args.expires)
     except ValueError as e:

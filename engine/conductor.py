@@ -220,7 +220,16 @@ class Conductor:
             playbook_hash=cfg.playbook_hash,
             targets={t: tuple(h.name for h in hosts) for t, hosts in self.ctx.targets.items()},
             verified_firmware=dict(p.facts.get("verified") or {}), evidence=evidence,
-            journal_head=self._head, **self._signoff_context(dest))
+            journal_head=self._head, **self._signoff_context(dest), **self._clock_context())
+
+    def _clock_context(self) -> dict[str, Any]:
+        """The site's time policy and, when it requires one, the OS's word on the clock."""
+        policy = getattr(self.ctx.inventory, "time_sync", None)
+        if policy is None or not policy.required or self.ctx.dry_run:
+            return {"time_policy": policy}
+        from otpatch.modules.contract.platform import clock_sync
+
+        return {"time_policy": policy, "clock": clock_sync()}
 
     def _signoff_context(self, dest: str) -> dict[str, Any]:
         """What a sign-off gate at `dest` judges approvals against (engine/approvals.py)."""

@@ -140,9 +140,10 @@ class RunStarted(Event):
     clock_start: float
     waivers: list = field(default_factory=list)  # [{rule, reason}] the playbook declares
     operator: str | None = None  # who started it, when the caller says (engine/api.py)
+    clock: dict | None = None  # the host clock's synchronisation as the OS reports it
 
     def payload(self) -> dict[str, Any]:
-        return _unless_none(super().payload(), "operator")
+        return _unless_none(super().payload(), "operator", "clock")
 
 
 @dataclass(frozen=True)
@@ -157,12 +158,13 @@ class RunResumed(Event):
         return _unless_none(super().payload(), "operator")
 
 
-def _unless_none(payload: dict[str, Any], key: str) -> dict[str, Any]:
-    """An optional field added after entries were first written stays out of the payload
-    while unset: entries without it read as before (no version change), and a run that
+def _unless_none(payload: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """Optional fields added after entries were first written stay out of the payload
+    while unset: entries without them read as before (no version change), and a run that
     names no operator writes exactly the entries older otpatch versions wrote."""
-    if payload.get(key) is None:
-        del payload[key]
+    for key in keys:
+        if payload.get(key) is None:
+            del payload[key]
     return payload
 
 

@@ -60,6 +60,10 @@ class GateContext:
     revoked: frozenset[str] = frozenset()
     approvers: tuple[Any, ...] = ()
     operator: str | None = None
+    # the site's time policy (inventory all.vars.time_sync) and what the OS reports of the
+    # host clock now (modules/contract/platform.py clock_sync); None: no policy / not read
+    time_policy: Any = None
+    clock: Any = None
 
 
 def hash_verified(req: Requirement, gate: GateContext) -> Verdict:
@@ -119,7 +123,27 @@ def window_open(req: Requirement, gate: GateContext) -> Verdict:
                               "may assume it open")
     if not window.contains(now):
         return Verdict(False, f"window {req.window} ({span}) is not open at {now.isoformat()}")
+    unsure = clock_refusal(gate)
+    if unsure:
+        return Verdict(False, f"window {req.window} ({span}): {unsure}")
     return Verdict(True, f"window {req.window} ({span}) open")
+
+
+def clock_refusal(gate: GateContext) -> str:
+    """Why the host clock cannot be trusted for a window check, when the site's time policy
+    requires a synchronised clock (execute runs; a dry run keeps simulated time); "" if it
+    can, or nothing is required."""
+    policy, clock = gate.time_policy, gate.clock
+    if gate.policy.window_assumed_open or policy is None or not policy.required:
+        return ""
+    if clock is None or clock.synchronised is not True:
+        how = clock.how if clock is not None else "not read"
+        return (f"the host clock is not synchronised ({how}), and the site's time policy "
+                "requires it (all.vars.time_sync.required)")
+    if clock.max_error is not None and clock.max_error > policy.max_error:
+        return (f"the host clock's error may be {clock.max_error:g}s, over the "
+                f"{policy.max_error:g}s the site's time policy allows")
+    return ""
 
 
 def _time_left_short(req: Requirement, window: Any, gate: GateContext, now: datetime) -> str:
@@ -171,6 +195,9 @@ def entry_proof(state: str, gate: GateContext, window: Any, need: float,
     if window is None:
         return Verdict(False, "no maintenance window was passed on the way here: a "
                               "production device change needs one")
+    unsure = clock_refusal(gate)
+    if unsure:
+        return Verdict(False, f"{unsure}; not entered")
     left = (window.end - now).total_seconds()
     if now < window.start and not gate.policy.window_assumed_open:
         parts.append(f"window {window.name} opens {window.start.isoformat()}: not yet")

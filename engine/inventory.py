@@ -37,7 +37,8 @@ from otpatch.modules.contract.values import freeze
 from otpatch.modules.contract.schemas import schema_problems
 from otpatch.modules.contract.yamlsrc import YamlSource, read_yaml
 
-SITE_KEYS = ("approvers", "maintenance_windows", "journal_hosts", "siem")  # all.vars only
+SITE_KEYS = ("approvers", "maintenance_windows", "journal_hosts", "siem",
+             "time_sync")  # all.vars only
 RULES = {
     "credential-inline": "a password, secret or token written in the inventory itself",
     "window-order": "a maintenance window that ends before it starts",
@@ -118,6 +119,15 @@ class Siem:
 
 
 @dataclass(frozen=True)
+class TimeSync:
+    """The site's time policy: window and expiry checks of execute runs need the host clock
+    synchronised, within `max_error` seconds (IEC 62443-3-3 SR 2.11)."""
+
+    required: bool
+    max_error: float = 1.0
+
+
+@dataclass(frozen=True)
 class Inventory:
     path: str | None
     hosts: Mapping[str, Host]
@@ -127,6 +137,7 @@ class Inventory:
     content_hash: str
     journal_hosts: tuple[JournalHost, ...] = ()
     siem: Siem | None = None
+    time_sync: TimeSync | None = None
 
     def group_hosts(self, group: str) -> tuple[Host, ...]:
         return tuple(self.hosts[name] for name in self.groups.get(group, ()))
@@ -157,7 +168,17 @@ def load_inventory(path: str | Path) -> Inventory:
                      groups=MappingProxyType(groups.members), approvers=_approvers(source),
                      windows=MappingProxyType(windows), content_hash=source.content_hash,
                      journal_hosts=journal_hosts,
-                     siem=Siem(siem["host"], siem.get("port", 514)) if siem else None)
+                     siem=Siem(siem["host"], siem.get("port", 514)) if siem else None,
+                     time_sync=_time_sync(_site(source).get("time_sync")))
+
+
+def _time_sync(spec: Any) -> TimeSync | None:
+    from otpatch.modules.contract.durations import parse_duration
+
+    if not spec:
+        return None
+    return TimeSync(bool(spec.get("required", False)),
+                    parse_duration(spec.get("max_error", "1s")))
 
 
 def resolve_targets(playbook: Playbook, inventory: Inventory) -> dict[str, tuple[Host, ...]]:

@@ -170,7 +170,15 @@ def _config(loaded: Loaded, mode: str, params: dict, clock_start: float,
         inventory_hash=inv.content_hash, mode=mode, params=params,
         targets={t: [h.name for h in hosts] for t, hosts in loaded.targets.items()},
         waivers=[{"rule": w.rule, "reason": w.reason} for w in pb.waivers],
-        pid=os.getpid(), clock_start=clock_start, operator=operator)
+        pid=os.getpid(), clock_start=clock_start, operator=operator,
+        clock=_clock() if mode == "execute" else None)
+
+
+def _clock() -> dict[str, Any]:
+    """The host clock's synchronisation as the OS reports it (IEC 62443-3-3 SR 2.11)."""
+    from otpatch.modules.contract.platform import clock_sync
+
+    return clock_sync()._asdict()
 
 
 def same_files(loaded: Loaded, cfg: E.RunStarted) -> None:

@@ -128,3 +128,43 @@ def test_the_execute_verdict_before_a_device_change(offset, spent, passed, says)
     seen = verdict(start + offset, start, start + timedelta(hours=4), spent)
     assert seen.passed is passed and says in seen.detail and not seen.simulated
     assert seen.detail.endswith("not entered") is not passed
+
+
+# -- time you can trust (issue 11, item 8) --------------------------------------------------------
+
+def test_the_os_reports_the_clock_on_linux():
+    import sys
+
+    from otpatch.modules.contract.platform import clock_sync
+
+    seen = clock_sync()
+    if not sys.platform.startswith("linux"):
+        assert seen.synchronised is None and "not read" in seen.how
+        return
+    assert isinstance(seen.synchronised, bool) and seen.how.startswith("adjtimex: state ")
+    assert seen.max_error is not None and seen.max_error >= 0
+
+
+def test_a_site_that_requires_synchronised_time_gets_the_os_s_word_at_the_window(home, tmp_path):
+    """No clock is faked: this host's kernel says whether it is synchronised (adjtimex), and
+    the window gate of an execute run follows it; the run records what the OS said."""
+    from otpatch.engine.journal import Journal
+    from otpatch.modules.contract.platform import clock_sync
+
+    inventory = Path(site(tmp_path, 600))
+    inventory.write_text(inventory.read_text() + "    time_sync: {required: true, max_error: 1s}\n")
+    done = otpatch_child(home, "run", WINDOWED, "-i", str(inventory), "--execute",
+                         "--operator", "Chen Wei", "-e", f"device={tmp_path / 'plc.json'}")
+    assert done.returncode == 3  # the sign-off is missing in any case
+    run_id = run_json(otpatch_child(home, "status", "--json"))["runs"][-1]["run_id"]
+    with Journal.open(home, create=False) as journal:
+        events = [e.event() for e in journal.entries(run_id)]
+    started = events[0]
+    (window,) = [e for e in events if getattr(e, "requirement_kind", "") == "window"]
+    now = clock_sync()
+    assert started.clock["how"].split(",")[0] == now.how.split(",")[0]
+    if now.synchronised and now.max_error is not None and now.max_error <= 1:
+        assert window.passed and "open" in window.detail
+    else:
+        assert not window.passed
+        assert "the site's time policy" in window.detail

@@ -139,20 +139,23 @@ def sign_attestation(step: Mapping[str, Any], key: Any, *, confirmed: bool,
     """A person's signed answer to the attestation a waiting step asks for: the run, the
     state and step, the statement and role exactly as asked, yes or no."""
     body = {"kind": ATTESTATION_KIND, "version": VERSION, "run_id": step["run_id"],
-            "state": step["state"], "index": step["index"], "statement": step["statement"],
+            "state": step["state"], "visit": step["visit"], "index": step["index"],
+            "statement": step["statement"],
             "role": step["role"], "confirmed": confirmed, "signed_at": _iso(now),
             "public_key": key.public_key}
     return {**body, "signature": key.sign(canonical(body))}
 
 
 def attestation_for(docs: Iterable[Mapping[str, Any]], *, run_id: str, state: str,
-                    index: int, statement: str, role: str,
+                    visit: int, index: int, statement: str, role: str,
                     approvers: Iterable[Any]) -> tuple[Mapping[str, Any], Any] | None:
-    """The newest signed attestation for exactly this step, statement and role, by a key
-    an inventory person holding the role has: (document, person); None if there is none."""
+    """The newest signed attestation for exactly this step (in this visit of its state: a
+    state entered again asks again), statement and role, by a key an inventory person
+    holding the role has: (document, person); None if there is none."""
     for doc in reversed(list(docs)):
         same = (doc.get("kind") == ATTESTATION_KIND and doc.get("run_id") == run_id
-                and doc.get("state") == state and doc.get("index") == index
+                and doc.get("state") == state and doc.get("visit") == visit
+                and doc.get("index") == index
                 and doc.get("statement") == statement and doc.get("role") == role)
         person = next((a for a in approvers if approver_key(a) == doc.get("public_key")
                        and role in a.roles), None)

@@ -78,9 +78,11 @@ def _waiting_step(home: Path, run_id: str) -> dict[str, Any]:
     with Journal.open(home, read_only=True) as journal:
         paused = [e.event() for e in journal.entries(run_id) if e.event_type == "run_paused"]
     step = paused[-1].step if paused else None
-    if not step or step.get("module") != ATTEST_MODULE or "args" not in step:
+    if not step or step.get("module") != ATTEST_MODULE or "args" not in step \
+            or "visit" not in step:
         raise InputError(f"run {run_id} is not waiting at an attestation (core.attest)")
-    return {"run_id": run_id, "state": step["state"], "index": step["index"],
+    return {"run_id": run_id, "state": step["state"], "visit": step["visit"],
+            "index": step["index"],
             "statement": step["args"]["statement"], "role": step["args"]["role"],
             "elapsed": paused[-1].elapsed}
 

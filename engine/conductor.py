@@ -82,11 +82,13 @@ class Conductor:
         started = self.ctx.clock.elapsed()
         self.ctx.module_name, self.ctx.facts = step.module, self.progress.facts
         self.ctx.attestations = self.progress.attestations
-        self.ctx.step_at = {"state": state.name, "index": index}
+        visit = sum(v.state == state.name for v in self.progress.path)
+        self.ctx.step_at = {"state": state.name, "index": index, "visit": visit}
         result = runner.invoke(prepared, self.ctx)
         if result.awaiting:  # no result is recorded: a resume runs the step again
             self._pause(result.awaiting, step={"state": state.name, "index": index,
-                                               "step": step.label, "module": step.module,
+                                               "visit": visit, "step": step.label,
+                                               "module": step.module,
                                                "args": jsonable(prepared.args)})
             return
         self._record_result(state, index, step, prepared.args, result, started,

@@ -30,7 +30,7 @@ class RunContext:
     module_name: str = ""
     prompter: Prompter | None = None  # asks a person (execute mode); None: nobody to ask
     attestations: tuple = ()  # signed attestation files recorded for the run
-    step_at: Mapping[str, Any] | None = None  # {state, index} of the step running now
+    step_at: Mapping[str, Any] | None = None  # {state, index, visit} of the running step
     stage: Any = None  # the running state's stage: a module reaches only hosts of it
 
     @property
@@ -57,7 +57,8 @@ class RunContext:
 
         where = self.step_at or {}
         return attestation_for(self.attestations, run_id=self.run_id,
-                               state=where.get("state"), index=where.get("index"),
+                               state=where.get("state"), visit=where.get("visit"),
+                               index=where.get("index"),
                                statement=statement, role=role, approvers=approvers)
 
     def evaluate(self, expression: str) -> Any:

@@ -362,3 +362,21 @@ def test_a_wrong_attestation_is_refused_and_the_run_still_waits(home, keys, role
     assert done.returncode == 2 and says in done.stderr, done.stderr
     status = run_json(otpatch_child(home, "status", run_id, "--json"))
     assert status["status"] == "awaiting"
+
+
+def test_a_signed_attestation_answers_one_visit_of_its_state_only():
+    """A state entered again (a bounded cycle) asks again: the answer binds the visit."""
+    from otpatch.engine import approvals
+    from otpatch.engine.inventory import load_inventory
+
+    key = _key(ROOT / "inventory" / "lab-keys" / "chen-wei.key")
+    step = {"run_id": "r-20261201T000000-abcdef", "state": "confirm", "visit": 1, "index": 0,
+            "statement": "All PID loops are stable", "role": "operator"}
+    doc = approvals.sign_attestation(step, key, confirmed=True, now=datetime.now(timezone.utc))
+    people = load_inventory(LAB).approvers
+    ask = {k: v for k, v in step.items() if k != "visit"}
+    found = approvals.attestation_for([doc], visit=1, approvers=people, **ask)
+    assert found is not None and found[1].name == "Chen Wei"
+    assert approvals.attestation_for([doc], visit=2, approvers=people, **ask) is None
+    assert approvals.attestation_for([doc], visit=1, approvers=people,
+                                     **{**ask, "statement": "Other"}) is None

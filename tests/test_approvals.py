@@ -380,3 +380,16 @@ def test_a_signed_attestation_answers_one_visit_of_its_state_only():
     assert approvals.attestation_for([doc], visit=2, approvers=people, **ask) is None
     assert approvals.attestation_for([doc], visit=1, approvers=people,
                                      **{**ask, "statement": "Other"}) is None
+
+
+def test_approvals_json_lists_each_approval_with_its_verdict(home, keys):
+    run_id = start(home, "--operator", OPERATOR)
+    assert approve(home, run_id, "process_owner", keys["alice-chen"]).returncode == 0
+    assert approve(home, run_id, "ot_security_officer", keys["dana-okafor"]).returncode == 2
+    listed = otpatch_child(home, "approvals", run_id, "--json")
+    doc = run_json(listed)
+    assert doc["gate"] == GATE and doc["roles"] == ["process_owner", "ot_security_officer"]
+    verdicts = [(a["role"], a["person"], a["counts"]) for a in doc["approvals"]]
+    assert verdicts == [("process_owner", "Alice Chen", True),
+                        ("ot_security_officer", "Dana Okafor", False)]
+    assert "does not hold the role ot_security_officer" in doc["approvals"][1]["refused"]

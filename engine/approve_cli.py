@@ -56,7 +56,7 @@ def approve(args: argparse.Namespace) -> int:
               "--request FILE --role ROLE --key KEYFILE --reason TEXT -o SIGNED")
         return EXIT_OK
     signed = _sign(req, args)
-    _record(args.run_id, signed)
+    _record(gate, signed)
     print(f"approved: run {args.run_id} at {gate.dest} as {args.role}, until "
           f"{signed['expires']}")
     print(_judgement(args.run_id))
@@ -137,7 +137,7 @@ def _add(path: str) -> int:
     if not ap.signature_ok(signed):
         raise InputError(f"approvals add {path}: its signature does not verify (altered?)")
     run_id = str(signed["binding"].get("run_id"))
-    _record(run_id, signed)
+    _record(_gate_of(run_id), signed)
     print(f"recorded: {path} for run {run_id}")
     print(_judgement(run_id))
     return EXIT_OK
@@ -278,13 +278,17 @@ def _judgement(run_id: str) -> str:
     return "\n".join(lines)
 
 
-def _record(run_id: str, signed: dict) -> None:
-    """Record a signed approval for the run (every verifiable one is kept: who tried to
-    approve what is part of the record); InputError (exit 2) after recording one the gate
-    would not accept now, saying why: a wrong key, role, operator, binding or expiry."""
+def _record(gate: _Gate, signed: dict) -> None:
+    """Record a signed approval for the run waiting at `gate` (every verifiable one is kept:
+    who tried to approve what is part of the record); InputError (exit 2) after recording
+    one the gate would not accept now, saying why: a wrong key, role, operator, binding or
+    expiry."""
     from otpatch.engine import events as E
 
-    gate = _gate_of(run_id)
+    run_id = gate.progress.run_id
+    if signed["binding"].get("run_id") != run_id:
+        raise InputError(f"the approval is for run {signed['binding'].get('run_id')}, "
+                         f"not {run_id}: not recorded")
     if not _approvals().signature_ok(signed):
         raise InputError(f"approval for run {run_id}: its signature does not verify: "
                          "not recorded")

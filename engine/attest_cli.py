@@ -30,7 +30,7 @@ def attest(args: argparse.Namespace) -> int:
     from otpatch.engine import events as E
     from otpatch.engine.journal import Journal, default_home
 
-    home = _home_checked(args.run_id)
+    home, progress = _waiting_run(args.run_id)
     step = _waiting_step(home, args.run_id)
     if args.role != step["role"]:
         raise InputError(f"attest --role {clip(args.role)}: the run asks {step['role']} "
@@ -40,7 +40,7 @@ def attest(args: argparse.Namespace) -> int:
         raise InputError(f"attest --statement: the run asks to confirm {step['statement']!r}, "
                          f"not {clip(args.statement)!r}")
     key = keys.load(Path(args.key), "attester key")
-    person = [a for a in _approvers(home, args.run_id)
+    person = [a for a in _approvers(progress.config)
               if approvals.approver_key(a) == key.public_key and args.role in a.roles]
     if not person:
         raise InputError(f"attest: the key {keys.short(key.public_key)} is no inventory "
@@ -57,7 +57,9 @@ def attest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _home_checked(run_id: str) -> Path:
+def _waiting_run(run_id: str) -> tuple[Path, Any]:
+    """The journal's home and the run's progress (the journal checked first); InputError
+    unless it is an execute run waiting."""
     from otpatch.engine import runs
     from otpatch.engine.journal import default_home
     from otpatch.engine.keys import host_key_path
@@ -68,7 +70,7 @@ def _home_checked(run_id: str) -> Path:
     if progress.status is not RunStatus.AWAITING or progress.config.mode != "execute":
         raise InputError(f"run {run_id} is not an execute run waiting for a person "
                          f"({progress.config.mode}, {progress.status.value})")
-    return home
+    return home, progress
 
 
 def _waiting_step(home: Path, run_id: str) -> dict[str, Any]:
@@ -87,11 +89,10 @@ def _waiting_step(home: Path, run_id: str) -> dict[str, Any]:
             "elapsed": paused[-1].elapsed}
 
 
-def _approvers(home: Path, run_id: str) -> tuple[Any, ...]:
+def _approvers(cfg: Any) -> tuple[Any, ...]:
+    """The people of the run's own inventory (refused if it changed since the run began)."""
     from otpatch.engine import runs
-    from otpatch.engine.keys import host_key_path
 
-    cfg = runs.view(run_id, home, host_key=host_key_path(home)).config
     loaded = runs.load_files(cfg.playbook, cfg.inventory)
     runs.same_files(loaded, cfg)
     return tuple(loaded.inventory.approvers)

@@ -12,6 +12,7 @@ from typing import Any
 
 from otpatch.engine import events as E
 from otpatch.engine import guards
+from otpatch.engine.runvalues import time_in
 from otpatch.modules import registry
 
 
@@ -65,8 +66,8 @@ def _downtime(c: Any, dest: str, budget: Any) -> guards.DowntimeUse | None:
         return None
     how = (f"{ahead.worst_fails_in} fails, then rollback -> {ahead.worst_rollback}"
            if ahead.worst_rollback else f"{ahead.worst_fails_in} runs its course")
-    return guards.DowntimeUse(budget.name, budget.limit, _spent_in(c, budget.states),
-                              ahead.worst_case, how)
+    spent = time_in(c.progress.path, budget.states, c.ctx.clock.elapsed())
+    return guards.DowntimeUse(budget.name, budget.limit, spent, ahead.worst_case, how)
 
 
 def _window_passed(c: Any, dest: str) -> Any:
@@ -78,10 +79,3 @@ def _window_passed(c: Any, dest: str) -> Any:
             if req.kind == "window":
                 return c.windows.get(req.window)
     return None
-
-
-def _spent_in(c: Any, states: tuple[str, ...]) -> float:
-    """Run-clock seconds the run has spent in these states (the one it is in, until now)."""
-    now = c.ctx.clock.elapsed()
-    return sum((v.left_at if v.left_at is not None else now) - v.entered_at
-               for v in c.progress.path if v.state in states)

@@ -16,10 +16,15 @@ def budget_usage(pb: Playbook, progress: Any, now: float) -> dict[str, Any]:
     the run is still in (it halts there) counts until `now`."""
     out = {}
     for budget in pb.budgets.values():
-        used = sum(_left(v, now) - v.entered_at for v in progress.path
-                   if v.state in budget.states)
+        used = time_in(progress.path, budget.states, now)
         out[budget.name] = {"limit": budget.limit, "used": used, "over": used > budget.limit}
     return out
+
+
+def time_in(path: Any, states: Any, now: float) -> float:
+    """Run-clock seconds the path spent in these states; a state the run is still in counts
+    until `now`."""
+    return sum(_left(v, now) - v.entered_at for v in path if v.state in states)
 
 
 def _left(visit: Any, now: float) -> float:

@@ -7,9 +7,7 @@ import os
 import re
 import secrets
 import signal
-import stat
 import sqlite3
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
@@ -19,7 +17,7 @@ from otpatch.modules.contract.errors import InputError, JournalError, clip
 from otpatch.engine.journalfile import (  # noqa: F401 (Entry, FILENAME... are used by callers)
     BUSY_TIMEOUT_S, ENTRY_COLUMNS, FILENAME, GENESIS_HASH, HEAD_COLUMNS, INSERT_ENTRY, SCHEMA,
     SELECT_ENTRIES, SELECT_HEAD, SELECT_RUNS, UPDATE_HEAD, WAL_PAGES, Entry, RunSummary,
-    VerifyReport, connect, content_text)
+    VerifyReport, check_home, connect, content_text, this_host)
 
 FAULT_ENV = "OTPATCH_FAULT_KILL"
 
@@ -32,33 +30,8 @@ def default_home() -> Path:
     """Where the journal lives: $OTPATCH_HOME, else ./.otpatch; InputError for a path that
     cannot be one (not UTF-8, a name over 255 bytes, an existing file that is no folder)."""
     home = Path(os.environ.get("OTPATCH_HOME") or ".otpatch")
-    _check_home(home)
+    check_home(home)
     return home
-
-
-NAME_MAX = 255  # bytes in one file name, on every file system otpatch runs on
-
-
-def _check_home(home: Path) -> None:
-    shown = f"OTPATCH_HOME={clip(os.fsencode(home).decode('utf-8', 'backslashreplace'))}"
-    try:
-        names = [part.encode("utf-8") for part in home.parts]
-    except UnicodeEncodeError:
-        raise InputError(f"{shown}: not UTF-8 text") from None
-    if too_long := [n for n in names if len(n) > NAME_MAX]:
-        raise InputError(f"{shown}: a name in it is {len(too_long[0])} bytes long, over "
-                         f"the {NAME_MAX}-byte limit for a file name")
-    try:
-        mode = home.stat().st_mode
-    except FileNotFoundError:
-        return
-    except OSError as e:
-        raise InputError(f"{shown}: cannot use it: {e.strerror or e}") from None
-    if not stat.S_ISDIR(mode):
-        from otpatch.modules.contract.files import kind_of
-
-        what = "a regular file" if stat.S_ISREG(mode) else kind_of(mode)
-        raise InputError(f"{shown}: not a directory ({what})")
 
 
 def new_run_id() -> str:
@@ -107,6 +80,8 @@ class Journal:
         self._staged = 0
         self._run_ids: set[str] = set()  # run ids already checked
         self.commits = 0  # commits of entries performed by this object
+        self.operator: str | None = None  # who acts, named in every entry (acting_as)
+        self.host = this_host()
 
     @classmethod
     def open(cls, home: Path, *, create: bool = True, read_only: bool = False) -> Journal:
@@ -122,6 +97,15 @@ class Journal:
                 raise JournalError(f"{home}: cannot make the journal directory: {e}") from e
         path = home / FILENAME
         return cls(connect(path, create=create, read_only=read_only), path, fault)
+
+    def acting_as(self, operator: str | None, host: str | None = None) -> Journal:
+        """Who acts through this journal from now on (IEC 62443-3-3 SR 2.8): the person by
+        name (None: nobody was named) and where (default login@hostname of this process);
+        every entry appended after it, checkpoints included, names both."""
+        self.operator = operator
+        if host is not None:
+            self.host = host
+        return self
 
     def __enter__(self) -> Journal:
         return self
@@ -145,15 +129,16 @@ class Journal:
             self._begin()
         seq, ts = self._head[0] + 1, datetime.now(timezone.utc).isoformat(timespec="microseconds")
         prev_hash = self._head[1]
+        operator, host = self.operator, self.host
         content = content_text(seq, run_id, ts, source, category, event_type, result,
-                                payload_text, prev_hash)
+                                payload_text, prev_hash, operator, host)
         # The payload handed back is the caller's: callers build a fresh dict per entry.
         entry = Entry(seq, run_id, ts, source, category, event_type, result, payload,
-                      prev_hash, sha256_hex(content))
+                      prev_hash, sha256_hex(content), operator, host)
         try:
             self._conn.execute(INSERT_ENTRY, (seq, run_id, ts, source, category,
                                               event_type, result, payload_text,
-                                              entry.prev_hash, entry.hash))
+                                              entry.prev_hash, entry.hash, operator, host))
         except sqlite3.Error as e:
             self._abandon()
             raise JournalError(f"{self.path}: cannot append entry #{seq}: {e}") from e
@@ -186,9 +171,14 @@ class Journal:
         self.commits, self._staged = n, 0
         self._kill_if(("after", n))
 
-    def entries(self, run_id: str | None = None) -> list[Entry]:
-        """Entries in seq order, all or one run's; InputError if the run has none."""
-        if run_id is None:
+    def entries(self, run_id: str | None = None, *,
+                seqs: tuple[int, int] | None = None) -> list[Entry]:
+        """Entries in seq order: all, one run's (InputError if the run has none), or those
+        numbered first to last (`seqs`, both included: a span of the chain)."""
+        if seqs is not None:
+            rows = self._conn.execute(SELECT_ENTRIES + " WHERE seq BETWEEN ? AND ? ORDER BY "
+                                      "seq", seqs).fetchall()
+        elif run_id is None:
             rows = self._conn.execute(SELECT_ENTRIES + " ORDER BY seq").fetchall()
         else:
             check_run_id(run_id)
@@ -196,6 +186,15 @@ class Journal:
                                       (run_id,)).fetchall()
             if not rows:
                 raise InputError(f"no run {run_id!r} in {self.path}")
+        return self._decoded(rows)
+
+    def entry_hashed(self, entry_hash: str) -> Entry | None:
+        """The entry whose hash is `entry_hash` (hex), or None: how a record is found."""
+        rows = self._conn.execute(SELECT_ENTRIES + " WHERE hash = ? ORDER BY seq LIMIT 1",
+                                  (entry_hash,)).fetchall()
+        return self._decoded(rows)[0] if rows else None
+
+    def _decoded(self, rows: list[tuple[Any, ...]]) -> list[Entry]:
         try:
             return [Entry(*r[:7], json.loads(r[7]), *r[8:]) for r in rows]
         except ValueError as e:

@@ -77,7 +77,7 @@ def verify_quick(path: Path, run_ids: Iterable[str] | None = ()) -> VerifyReport
         later = [(w, s) for w, s in copies if s.entries >= start]
         found, bad = _check_all(later, hash_at, end[0], None)
         for row in _rows_before(conn, run_ids, start):
-            trouble += _check_content(row)
+            trouble += check_content(row)
         conn.execute("COMMIT")
     finally:
         conn.close()
@@ -267,7 +267,7 @@ def _check_entry(row: tuple[Any, ...], last: tuple[int, str]) -> list[str]:
     if seq > last[0] + 1:
         gap = f"#{last[0] + 1}" if seq == last[0] + 2 else f"#{last[0] + 1}-#{seq - 1}"
         problems.append(f"{'entry' if '-' not in gap else 'entries'} {gap} missing (seq gap)")
-    problems += _check_content(row)
+    problems += check_content(row)
     if prev_hash != last[1]:
         before = f"entry #{last[0]}" if last[0] else "the start of the chain"
         problems.append(f"entry #{seq}: prev_hash does not match {before} "
@@ -275,13 +275,16 @@ def _check_entry(row: tuple[Any, ...], last: tuple[int, str]) -> list[str]:
     return problems
 
 
-def _check_content(row: tuple[Any, ...]) -> list[str]:
-    """Whether a stored row's hash is the hash of its content (payload canonical JSON)."""
+def check_content(row: tuple[Any, ...]) -> list[str]:
+    """Whether a stored row's hash is the hash of its content (payload canonical JSON,
+    operator and host included: engine/journalfile.py Entry.content), and whether the
+    entry fits its type; `row` as SELECT_ENTRIES reads it (an exported entry too,
+    engine/evidence_store.py)."""
     payload_text, stored = row[7], row[9]
     name = f"entry #{row[0]} (run {row[1]}, {row[5]})"
     try:
         payload = json.loads(payload_text)
-        entry = Entry(*row[:7], payload, row[8], stored)
+        entry = Entry(*row[:7], payload, row[8], stored, *row[10:12])
         if not isinstance(payload, dict) or canonical_json(payload) != payload_text:
             return [f"{name}: payload is not a canonical JSON object (edited)"]
         if canonical_hash(entry.content()) != stored:

@@ -143,9 +143,11 @@ def test_the_os_reports_the_clock_on_linux():
         return
     assert isinstance(seen.synchronised, bool) and seen.how.startswith("adjtimex: state ")
     assert seen.max_error is not None and seen.max_error >= 0
+    assert seen.offset is not None and abs(seen.offset) < 3600  # the kernel's own figure
 
 
-def test_a_site_that_requires_synchronised_time_gets_the_os_s_word_at_the_window(home, tmp_path):
+def test_a_site_that_requires_synchronised_time_gets_the_os_s_word_at_the_window(
+        home, tmp_path, site_register):
     """No clock is faked: this host's kernel says whether it is synchronised (adjtimex), and
     the window gate of an execute run follows it; the run records what the OS said."""
     from otpatch.engine.journal import Journal
@@ -153,6 +155,7 @@ def test_a_site_that_requires_synchronised_time_gets_the_os_s_word_at_the_window
 
     inventory = Path(site(tmp_path, 600))
     inventory.write_text(inventory.read_text() + "    time_sync: {required: true, max_error: 1s}\n")
+    site_register.sign(inventory)  # an execute run needs the site register signed
     done = otpatch_child(home, "run", WINDOWED, "-i", str(inventory), "--execute",
                          "--operator", "Chen Wei", "-e", f"device={tmp_path / 'plc.json'}")
     assert done.returncode == 3  # the sign-off is missing in any case

@@ -93,6 +93,7 @@ def test_the_conductor_cannot_write_an_event_of_the_wrong_shape():
 
 
 COLUMNS = ("seq", "run_id", "ts", "source", "category", "event_type", "result")
+AUDIT = ("operator", "host")
 
 
 def reseal(db: sqlite3.Connection, seq: int, payload: dict) -> None:
@@ -100,11 +101,13 @@ def reseal(db: sqlite3.Connection, seq: int, payload: dict) -> None:
     the chain links again (what an unkeyed chain cannot tell from the real one)."""
     db.executescript("DROP TRIGGER entries_no_update; DROP TRIGGER head_forward_only;")
     rows = db.execute("SELECT seq, run_id, ts, source, category, event_type, result, payload, "
-                      "prev_hash FROM entries WHERE seq >= ? ORDER BY seq", (seq,)).fetchall()
+                      "prev_hash, operator, host FROM entries WHERE seq >= ? ORDER BY seq",
+                      (seq,)).fetchall()
     prev = rows[0][8]
     for row in rows:
         body = payload if row[0] == seq else json.loads(row[7])
-        digest = canonical_hash(dict(zip(COLUMNS, row[:7]), payload=body, prev_hash=prev))
+        digest = canonical_hash(dict(zip(COLUMNS, row[:7]), payload=body, prev_hash=prev,
+                                     **dict(zip(AUDIT, row[9:11]))))
         db.execute("UPDATE entries SET payload = ?, prev_hash = ?, hash = ? WHERE seq = ?",
                    (canonical_json(body), prev, digest, row[0]))
         prev = digest

@@ -131,10 +131,11 @@ def test_verify_names_the_tampered_entry(ten: Path, statements: list[str], named
 def test_swapped_contents_are_caught_on_both_entries(ten: Path) -> None:
     conn = raw(ten)
     rows = {r[0]: r[1:] for r in conn.execute("SELECT * FROM entries WHERE seq IN (3, 4)")}
-    columns = "run_id, ts, source, category, event_type, result, payload, prev_hash, hash"
+    columns = ("run_id, ts, source, category, event_type, result, payload, prev_hash, hash, "
+               "operator, host")
     conn.execute("DELETE FROM entries WHERE seq IN (3, 4)")
     for seq, other in ((3, 4), (4, 3)):
-        conn.execute(f"INSERT INTO entries (seq, {columns}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        conn.execute(f"INSERT INTO entries (seq, {columns}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                      (seq, *rows[other]))
     conn.close()
     with Journal.open(ten) as journal:

@@ -70,7 +70,8 @@ def tamperer(home: Path) -> sqlite3.Connection:
 
 def rows(conn: sqlite3.Connection) -> list[tuple]:
     return conn.execute("SELECT seq, run_id, ts, source, category, event_type, result, "
-                        "payload, prev_hash, hash FROM entries ORDER BY seq").fetchall()
+                        "payload, prev_hash, hash, operator, host FROM entries ORDER BY seq"
+                        ).fetchall()
 
 
 def reseal(home: Path, edit_seq: int, change: dict, resign: keys.SigningKey | None = None
@@ -82,7 +83,8 @@ def reseal(home: Path, edit_seq: int, change: dict, resign: keys.SigningKey | No
     hashes: dict[int, str] = {}
     copies = []
     prev = None
-    for seq, run_id, ts, source, category, event_type, result, text, prev_hash, _ in rows(conn):
+    for (seq, run_id, ts, source, category, event_type, result, text, prev_hash, _,
+         operator, host) in rows(conn):
         payload = json.loads(text)
         if seq == edit_seq:
             payload.update(change)
@@ -93,7 +95,8 @@ def reseal(home: Path, edit_seq: int, change: dict, resign: keys.SigningKey | No
         prev_hash = prev or prev_hash
         digest = canonical_hash({"seq": seq, "run_id": run_id, "ts": ts, "source": source,
                                  "category": category, "event_type": event_type,
-                                 "result": result, "payload": payload, "prev_hash": prev_hash})
+                                 "result": result, "payload": payload, "prev_hash": prev_hash,
+                                 "operator": operator, "host": host})
         conn.execute("UPDATE entries SET payload = ?, prev_hash = ?, hash = ? WHERE seq = ?",
                      (canonical_json(payload), prev_hash, digest, seq))
         hashes[seq] = prev = digest
@@ -189,7 +192,7 @@ def test_an_edited_entry_re_hashed_to_the_end_is_named(home, tmp_path, host_key)
 
 
 def test_a_checkpoint_signed_by_a_key_the_inventory_does_not_trust_is_named(
-        home, tmp_path, host_key):
+        home, tmp_path, host_key, site_register):
     """Re-sealed and re-signed with the tamperer's own key, copy rewritten too: every
     signature verifies, but not by a journal host the site trusts."""
     trusted = keys.load(host_key, "host key")
@@ -197,6 +200,7 @@ def test_a_checkpoint_signed_by_a_key_the_inventory_does_not_trust_is_named(
     inventory.write_text((ROOT / "inventory" / "lab.yml").read_text().replace(
         "all:\n  vars:\n", "all:\n  vars:\n    journal_hosts:\n"
         f"      - {{name: eng-1, public_key: {trusted.public_key}}}\n", 1))
+    site_register.sign(inventory)  # an execute run needs the site register signed
     paused = otpatch_child(home, "run", GATED, "-i", str(inventory), "--execute", "--json",
                            OTPATCH_HOST_KEY=str(host_key))
     assert paused.returncode == 3, paused.stderr

@@ -82,6 +82,14 @@ def on_windows() -> bool:
     return sys.platform == "win32"
 
 
+def runs_as_root() -> bool | None:
+    """Whether this process runs as root (effective uid 0); None on Windows, which has no
+    uids (os.geteuid: "Availability: Unix", Python docs)."""
+    if on_windows():
+        return None
+    return os.geteuid() == 0
+
+
 # -- opening and creating files ------------------------------------------------------------
 
 def _os_flags(*names: str) -> int:
@@ -210,15 +218,19 @@ def stop_signals() -> StopSignals:
 class ClockSync(NamedTuple):
     """What the OS reports of the host clock's synchronisation (IEC 62443-3-3 SR 2.11):
     synchronised True/False, or None when this OS reports nothing otpatch reads; the error
-    bound it gives (seconds, None if none); how it was read."""
+    bound it gives (seconds, None if none); how it was read; the offset still being
+    corrected (seconds, None if not reported). Windows (w32tm) and macOS (timed) keep this
+    to their own services, with no read-only kernel call: there it is "not read"."""
 
     synchronised: bool | None
     max_error: float | None
     how: str
+    offset: float | None = None  # seconds the kernel's PLL still corrects, as it reports it
 
 
 _TIME_ERROR = 5  # adjtimex(2): "the system clock is not synchronized to a reliable server"
 _STA_UNSYNC = 0x0040  # adjtimex(2) status bit: clock unsynchronized
+_STA_NANO = 0x2000  # adjtimex(2) status bit: offset and other times in nanoseconds
 
 
 def clock_sync() -> ClockSync:
@@ -236,8 +248,9 @@ def clock_sync() -> ClockSync:
     if state < 0:
         return ClockSync(None, None, f"adjtimex failed: errno {ctypes.get_errno()}")
     unsynced = state == _TIME_ERROR or bool(tx.status & _STA_UNSYNC)
+    unit = 1e9 if tx.status & _STA_NANO else 1e6  # offset in ns with STA_NANO, else in us
     return ClockSync(not unsynced, tx.maxerror / 1e6,
-                     f"adjtimex: state {state}, status {tx.status:#x}")
+                     f"adjtimex: state {state}, status {tx.status:#x}", tx.offset / unit)
 
 
 def _timex_type() -> Any:

@@ -14,11 +14,10 @@ from otpatch.engine.journal import Journal
 from otpatch.engine.record import RunStatus
 from otpatch.modules.contract.errors import InputError
 
-from conftest import FIXTURES, ROOT
+from conftest import FIXTURES
 
 CHANGE = FIXTURES / "engine" / "change-and-verify.yml"
 ATTEST = FIXTURES / "engine" / "attest.yml"
-LAB = ROOT / "inventory" / "lab.yml"
 STATEMENT = "All PID loops are stable"
 
 
@@ -128,10 +127,12 @@ def test_a_plan_refuses_an_undeclared_param():
 
 # -- execute: a person attests ----------------------------------------------------------------
 
-def test_an_attestation_answered_by_the_prompter_completes_the_run(home):
+def test_an_attestation_answered_by_the_prompter_completes_the_run(home, signed_lab,
+                                                                   site_register):
     prompter = ScriptedPrompter(["Mickey Mouse", "2", "yes"])
-    outcome = api.run(api.RunRequest(ATTEST, LAB, mode="execute", operator="Chen Wei",
-                                     home=home), prompter=prompter)
+    outcome = api.run(api.RunRequest(ATTEST, signed_lab, mode="execute", operator="Chen Wei",
+                                     home=home, register_keys=site_register.pinned),
+                      prompter=prompter)
     assert outcome.status is RunStatus.COMPLETED, outcome.message
     record = outcome.progress.facts["attestation"]
     assert (record["person"], record["role"], record["confirmed"], record["refused"]) == (
@@ -143,8 +144,11 @@ def test_an_attestation_answered_by_the_prompter_completes_the_run(home):
     assert started.event_type == "run_started" and started.payload["operator"] == "Chen Wei"
 
 
-def test_nobody_to_answer_pauses_then_resume_with_an_answer_completes(home):
-    request = api.RunRequest(ATTEST, LAB, mode="execute", home=home)
+def test_nobody_to_answer_pauses_then_resume_with_an_answer_completes(home, signed_lab,
+                                                                     site_register):
+    pinned = site_register.pinned  # the API reads no environment: the keys are named
+    request = api.RunRequest(ATTEST, signed_lab, mode="execute", home=home,
+                             register_keys=pinned)
     paused = api.run(request, prompter=ScriptedPrompter([]))
     needs = f"needs a person at a terminal: operator: {STATEMENT}"
     assert (paused.status, paused.state, paused.message) == (
@@ -152,10 +156,12 @@ def test_nobody_to_answer_pauses_then_resume_with_an_answer_completes(home):
     assert api.status(home, paused.run_id).status is RunStatus.AWAITING
     assert "operator" not in entries(home, paused.run_id)[0].payload  # none given
 
-    again = api.resume(api.ResumeRequest(paused.run_id, home))  # default: nobody to ask
+    # default prompter: nobody to ask
+    again = api.resume(api.ResumeRequest(paused.run_id, home, register_keys=pinned))
     assert again.status is RunStatus.AWAITING and again.head.seq > paused.head.seq
 
-    done = api.resume(api.ResumeRequest(paused.run_id, home, operator="Bernd Maier"),
+    done = api.resume(api.ResumeRequest(paused.run_id, home, operator="Bernd Maier",
+                                        register_keys=pinned),
                       prompter=ScriptedPrompter(["1", "yes"]))
     assert done.status is RunStatus.COMPLETED and done.run_id == paused.run_id
     assert states(done.progress) == ["prepare", "confirm", "after", "completed"]

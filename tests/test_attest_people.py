@@ -93,6 +93,13 @@ def test_no_one_to_answer_is_a_pause_not_a_failure(approvers, answers, expected)
 
 
 # -- real runs --------------------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def lab_signed(signed_lab, monkeypatch):
+    """Execute runs need the site register signed (engine/siteregister.py): LAB is a copy
+    of inventory/lab.yml whose register the lab signers signed, their keys pinned."""
+    monkeypatch.setattr(sys.modules[__name__], "LAB", str(signed_lab))
+
+
 def spawn(home, *args: str) -> pexpect.spawn:
     return pexpect.spawn(sys.executable, ["-m", "otpatch.engine.cli", *args], cwd=str(ROOT),
                          env=child_env(home), encoding="utf-8", timeout=30,

@@ -27,12 +27,22 @@ def ansible_home(tmp_path, monkeypatch):
     monkeypatch.setenv("ANSIBLE_REMOTE_TEMP", str(tmp_path / "ansible-home" / "tmp"))
 
 
+@pytest.fixture
+def workstation(site_register) -> str:
+    """A copy of the workstation inventory whose site register is signed (execute runs
+    need it: engine/siteregister.py)."""
+    inventory = site_register.copy(INVENTORY)
+    site_register.sign(inventory)
+    return str(inventory)
+
+
 @pytest.mark.parametrize("mode,written", [("dry_run", False), ("execute", True)])
-def test_ansible_step_runs_in_check_mode_in_a_dry_run(home, tmp_path, mode, written):
+def test_ansible_step_runs_in_check_mode_in_a_dry_run(home, tmp_path, mode, written,
+                                                      workstation, site_register):
     marker_dir = tmp_path / "ews"
     marker_dir.mkdir()
-    progress = runs.start(PLAYBOOK, INVENTORY, mode, {"marker_dir": str(marker_dir)}, home,
-                          PlainDisplay(io.StringIO()))
+    progress = runs.start(PLAYBOOK, workstation, mode, {"marker_dir": str(marker_dir)}, home,
+                          PlainDisplay(io.StringIO()), register_keys=site_register.pinned)
     assert progress.status is RunStatus.COMPLETED, progress.message
     assert (marker_dir / "marker.txt").exists() is written
     assert progress.results["marker"]["changed"] is True  # would change / changed
@@ -43,11 +53,14 @@ def test_ansible_step_runs_in_check_mode_in_a_dry_run(home, tmp_path, mode, writ
     assert any(e.payload.get("task") == "Write the marker file" for e in events)
 
 
-def test_verify_check_mode_confirms_the_change_by_an_ansible_check_run(home, tmp_path):
+def test_verify_check_mode_confirms_the_change_by_an_ansible_check_run(home, tmp_path,
+                                                                     workstation,
+                                                                     site_register):
     marker_dir = tmp_path / "ews"
     marker_dir.mkdir()
-    progress = runs.start(PLAYBOOK, INVENTORY, "execute", {"marker_dir": str(marker_dir)}, home,
-                          PlainDisplay(io.StringIO()))
+    progress = runs.start(PLAYBOOK, workstation, "execute", {"marker_dir": str(marker_dir)},
+                          home, PlainDisplay(io.StringIO()),
+                          register_keys=site_register.pinned)
     assert progress.status is RunStatus.COMPLETED, progress.message
     assert "verified in check mode: nothing pending" in progress.results["marker"]["msg"]
 
@@ -65,7 +78,9 @@ NEVER_SETTLES = """\
 """
 
 
-def test_verify_check_mode_fails_a_change_still_pending_and_rolls_back(home, tmp_path):
+def test_verify_check_mode_fails_a_change_still_pending_and_rolls_back(home, tmp_path,
+                                                                       workstation,
+                                                                       site_register):
     marker_dir = tmp_path / "ews"
     marker_dir.mkdir()
     (tmp_path / "ansible").mkdir()
@@ -75,8 +90,9 @@ def test_verify_check_mode_fails_a_change_still_pending_and_rolls_back(home, tmp
     (tmp_path / "engine" / "ansible").mkdir(parents=True)
     playbook = tmp_path / "engine" / "ansible" / "ews-marker.yml"
     playbook.write_text(Path(PLAYBOOK).read_text())
-    progress = runs.start(str(playbook), INVENTORY, "execute", {"marker_dir": str(marker_dir)},
-                          home, PlainDisplay(io.StringIO()))
+    progress = runs.start(str(playbook), workstation, "execute",
+                          {"marker_dir": str(marker_dir)}, home, PlainDisplay(io.StringIO()),
+                          register_keys=site_register.pinned)
     assert progress.status is RunStatus.ROLLED_BACK, progress.message
     assert "verify (check mode)" in progress.message and "not in effect" in progress.message
     assert not (marker_dir / "marker.txt").exists()  # the rollback removed it, and checked
@@ -90,7 +106,8 @@ SECRETS = {  # variable -> why it must not reach ansible-runner's artifacts
 
 
 def test_no_secret_is_written_under_otpatch_home_and_artifacts_are_private(home, tmp_path,
-                                                                            monkeypatch):
+                                                                            monkeypatch,
+                                                                            site_register):
     inventory = tmp_path / "workstation.yml"
     credentials = "\n          credentials: {username: ews, password_env: EWS_LOGIN}"
     inventory.write_text(Path(INVENTORY).read_text().replace(
@@ -101,8 +118,9 @@ def test_no_secret_is_written_under_otpatch_home_and_artifacts_are_private(home,
     values["OTPATCH_LAB_MGUARD_PASSWORD"] = os.environ["OTPATCH_LAB_MGUARD_PASSWORD"]
     marker_dir = tmp_path / "ews"
     marker_dir.mkdir()
+    site_register.sign(inventory)
     progress = runs.start(PLAYBOOK, str(inventory), "execute", {"marker_dir": str(marker_dir)},
-                          home, PlainDisplay(io.StringIO()))
+                          home, PlainDisplay(io.StringIO()), register_keys=site_register.pinned)
     assert progress.status is RunStatus.COMPLETED, progress.message
     files = [p for p in home.rglob("*") if p.is_file()]
     assert any(p.name == "command" for p in files)  # ansible-runner's record of its env

@@ -19,10 +19,12 @@ TIME_SCALE = 0.002  # wall seconds per simulated second: the 8-minute transfer t
 
 
 @pytest.mark.slow
-def test_execute_runs_the_lab_for_real_and_stops_at_the_production_gate(tmp_path):
+def test_execute_runs_the_lab_for_real_and_stops_at_the_production_gate(tmp_path,
+                                                                       site_register):
     home = tmp_path / "home"
     with start_lab(ROOT / "inventory" / "lab.yml", ephemeral=True, time_scale=TIME_SCALE,
                    out_dir=tmp_path / "lab") as lab:
+        site_register.sign(lab.inventory)  # an execute run needs the site register signed
         child = pexpect.spawn(sys.executable, ["-m", "otpatch.engine.cli", "run", M580, "-i",
                                                str(lab.inventory), "--execute", "-e", "soak=0s"],
                               cwd=str(ROOT), env=child_env(home), encoding="utf-8",

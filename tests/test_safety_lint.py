@@ -276,8 +276,10 @@ states:
 
 
 def test_a_templated_target_of_another_stage_is_refused_at_run_time(tmp_path, home,
-                                                                    plc_listener):
+                                                                    plc_listener,
+                                                                    site_register):
     inventory = site_copy(tmp_path, plc_listener.port)
+    site_register.sign(inventory)  # an execute run needs the site register signed
     playbook = tmp_path / "templated.yml"
     playbook.write_text(TEMPLATED_TARGET)
     doc = run_json(otpatch_child(home, "run", str(playbook), "-i", str(inventory),

@@ -21,19 +21,44 @@ def known_faults() -> frozenset[str]:
 
 
 def check_faults(faults: Iterable[str]) -> tuple[str, ...]:
+    """The faults as given, each `NAME` (every simulator) or `NAME@HOST` / `NAME@STAGE`
+    (the simulators of one host, or of one stage's hosts); InputError for an unknown name."""
+    faults = tuple(faults)
     known = known_faults()
-    unknown = sorted(set(faults) - known)
+    unknown = sorted({f.partition("@")[0] for f in faults} - known)
     if unknown:
-        raise InputError(f"unknown fault(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return tuple(faults)
+        raise InputError(f"unknown fault(s) {', '.join(unknown)}; known: "
+                         f"{', '.join(sorted(known))}")
+    empty = [f for f in faults if f.endswith("@")]
+    if empty:
+        raise InputError(f"fault {empty[0]!r}: name a host or a stage after @")
+    return faults
+
+
+def faults_for(host: Any, faults: Iterable[str]) -> tuple[str, ...]:
+    """The fault names that apply to `host`: unscoped ones, and those scoped to its name
+    or to its stage."""
+    out = []
+    for fault in faults:
+        name, _, scope = fault.partition("@")
+        if not scope or scope in (host.name, host.stage.value):
+            out.append(name)
+    return tuple(dict.fromkeys(out))
+
+
+def _unmatched_scopes(hosts: list[Any], faults: tuple[str, ...]) -> list[str]:
+    names = {h.name for h in hosts} | {h.stage.value for h in hosts}
+    return [f for f in faults if "@" in f and f.partition("@")[2] not in names]
 
 
 class Lab:
     """Running simulators; `inventory` is the file dry runs should use (a copy with the
     bound ports when the lab was started on ephemeral ports)."""
 
-    def __init__(self, inventory: Path, handles: list[Any]) -> None:
+    def __init__(self, inventory: Path, handles: list[Any],
+                 hosts: dict[str, Any] | None = None) -> None:
         self.inventory, self.handles = inventory, handles
+        self._hosts = hosts or {}  # name -> Host: where a scoped fault applies
 
     def endpoints(self, host: str) -> dict[str, str]:
         for handle in self.handles:
@@ -60,8 +85,14 @@ class Lab:
         several runs (the crash tests), as if each had its own. Only while no run talks
         to it."""
         faults = check_faults(faults)
+        if unmatched := _unmatched_scopes(list(self._hosts.values()), faults):
+            raise InputError(f"fault {unmatched[0]!r}: no simulator host or stage of that name")
         for handle in self.handles:
-            handle.reset(faults)
+            if not any("@" in f for f in faults):
+                handle.reset(faults)
+                continue
+            for name in handle.hosts:  # scoped faults: each host its own
+                handle.reset(faults_for(self._hosts[name], faults), only=[name])
 
     @property
     def hosts(self) -> tuple[str, ...]:
@@ -90,20 +121,27 @@ def start_lab(inventory: str | Path, faults: Iterable[str] = (), *, ephemeral: b
 
     faults = check_faults(faults)
     hosts = [h for h in load_inventory(inventory).hosts.values() if h.simulator]
+    if unmatched := _unmatched_scopes(hosts, faults):
+        raise InputError(f"fault {unmatched[0]!r}: {inventory} has no simulator host or "
+                         "stage of that name")
     if ephemeral:
         hosts = [_ephemeral(h) for h in hosts]
     options = {"time_scale": time_scale, "syslog_to": syslog_to, "state_dir": state_dir}
+    groups: dict[tuple[str, ...], list[Any]] = {}  # the hosts that share the same faults
+    for host in hosts:
+        groups.setdefault(faults_for(host, faults), []).append(host)
     handles: list[Any] = []
     try:
-        for _, start in _starters():
-            handles.append(start(hosts, faults, options))
+        for group_faults, group in groups.items():
+            for _, start in _starters():
+                handles.append(start(group, group_faults, options))
     except OSError as e:  # a port in use, an address that is not this machine's
         Lab(Path(inventory), handles).stop()
         raise InputError(f"{inventory}: cannot start the simulators: {e}") from e
     except BaseException:
         Lab(Path(inventory), handles).stop()
         raise
-    lab = Lab(Path(inventory), handles)
+    lab = Lab(Path(inventory), handles, {h.name: h for h in hosts})
     if ephemeral:
         lab.inventory = _write_bound_inventory(Path(inventory), lab, out_dir or Path("."))
     return lab

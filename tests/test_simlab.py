@@ -69,3 +69,30 @@ def test_port_in_use_is_one_line(tmp_path, lab_copy):
         done = otpatch_child(tmp_path / "home", "sim", "up", "-i", str(lab_copy))
     assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
     assert "cannot start the simulators" in done.stderr
+
+
+def test_a_fault_scoped_to_a_host_or_a_stage_reaches_only_those_simulators(tmp_path):
+    """`--fault NAME@HOST` and `NAME@STAGE`: the other simulators stay healthy, at start and
+    after a reset, so one lab serves a fault at every stage in turn."""
+    from otpatch.engine.simlab import start_lab
+
+    with start_lab(ROOT / "inventory" / "lab.yml", ["reboot_hang@prod-plc-1"], ephemeral=True,
+                   out_dir=tmp_path / "lab") as lab:
+        assert "reboot_hang" in lab.device("prod-plc-1").faults
+        assert not lab.device("lab-plc-1").faults and not lab.device("staging-plc-1").faults
+        lab.reset(["transfer_abort@staging"])
+        assert "transfer_abort" in lab.device("staging-plc-1").faults
+        assert not lab.device("prod-plc-1").faults and not lab.device("lab-plc-1").faults
+        lab.reset(["io_connection_loss"])  # unscoped: every simulator that knows it
+        assert "io_connection_loss" in lab.device("lab-x80-1").faults
+        assert "io_connection_loss" in lab.device("prod-x80-2").faults
+        with pytest.raises(Exception, match="fault 'reboot_hang@nowhere': no simulator host"):
+            lab.reset(["reboot_hang@nowhere"])
+
+
+def test_a_fault_scoped_to_nothing_is_one_line(tmp_path, lab_copy):
+    done = otpatch_child(tmp_path / "home", "sim", "up", "-i", str(lab_copy), "--fault",
+                         "reboot_hang@nowhere")
+    assert done.returncode == 2
+    assert done.stderr.startswith("otpatch: fault 'reboot_hang@nowhere': ")
+    assert "has no simulator host or stage of that name" in done.stderr

@@ -131,12 +131,16 @@ class M580Lab:
         """The simulated device itself, in process (its state and action counts)."""
         return self._sims[host_name].model
 
-    def reset(self, faults: Iterable[str] = ()) -> None:
-        """Every device back to as configured, with these faults (theirs; others ignored).
-        Call it while no client is talking to the lab."""
-        self.faults = frozenset(faults) & FAULTS
-        for sim in self._sims.values():
-            sim.model.reset(self.faults)
+    def reset(self, faults: Iterable[str] = (), only: Iterable[str] | None = None) -> None:
+        """Every device (or those of the hosts named in `only`) back to as configured, with
+        these faults (theirs; others ignored). Call it while no client talks to the lab."""
+        chosen = frozenset(faults) & FAULTS
+        if only is None:
+            self.faults = chosen
+        names = set(only) if only is not None else None
+        for name, sim in self._sims.items():
+            if names is None or name in names:
+                sim.model.reset(chosen)
 
     def start(self) -> "M580Lab":
         if self._thread.ident is not None:  # already started (start_simulators, then `with`)

@@ -62,10 +62,13 @@ class LabHandle:
         """The simulated device itself, in process (its state and action counts)."""
         return self._sim(host_name).device
 
-    def reset(self, faults: Iterable[str] = ()) -> None:
-        """Every device as delivered, with these faults (its own; others ignored)."""
-        for sim in self.simulators.values():
-            sim.reset(frozenset(faults) & FAULTS)
+    def reset(self, faults: Iterable[str] = (), only: Iterable[str] | None = None) -> None:
+        """Every device (or those of the hosts named in `only`) as delivered, with these
+        faults (its own; others ignored)."""
+        names = set(only) if only is not None else None
+        for name, sim in self.simulators.items():
+            if names is None or name in names:
+                sim.reset(frozenset(faults) & FAULTS)
 
     def stop(self) -> None:
         for sim in self.simulators.values():

@@ -65,6 +65,10 @@ class RunRequest:
     operator: str | None = None
     home: Path
     host_key: Path | None = None
+    stage: str | None = None  # a stage run: only that stage's states (lab|staging|production)
+    evidence: tuple[str, ...] = ()  # record hashes of the runs its sign-offs approve
+    register_keys: Path | None = None  # the pinned register keys (None: none, so an
+    # execute run is refused; the CLI passes engine/registerkeys.py pinned_keys_path())
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -83,6 +87,8 @@ class ResumeRequest:
     home: Path
     host_key: Path | None = None
     operator: str | None = None
+    evidence: tuple[str, ...] = ()  # record hashes of evidence runs to add
+    register_keys: Path | None = None  # as RunRequest's
 
     def __post_init__(self) -> None:
         _set_paths(self)
@@ -104,6 +110,8 @@ def _set_paths(request: Any) -> None:
     object.__setattr__(request, "home", Path(request.home))
     if request.host_key is not None:
         object.__setattr__(request, "host_key", Path(request.host_key))
+    if request.register_keys is not None:
+        object.__setattr__(request, "register_keys", Path(request.register_keys))
 
 
 def _check_operator(operator: str | None) -> None:
@@ -170,7 +178,9 @@ def run(request: RunRequest, *, observer: Observer | None = None,
     progress = runs.start(
         os.fspath(request.playbook), _optional_path(request.inventory), request.mode,
         dict(request.params), request.home, observer or NullDisplay(),
-        host_key=request.host_key, prompter=prompter or NOBODY, operator=request.operator)
+        host_key=request.host_key, prompter=prompter or NOBODY, operator=request.operator,
+        stage=request.stage, evidence=tuple(request.evidence),
+        register_keys=request.register_keys)
     return _outcome(progress, request.home)
 
 
@@ -180,7 +190,8 @@ def resume(request: ResumeRequest, *, observer: Observer | None = None,
     if it already ended, if its files changed, or another process is running it."""
     progress = runs.resume(request.run_id, request.home, observer or NullDisplay(),
                            host_key=request.host_key, prompter=prompter or NOBODY,
-                           operator=request.operator)
+                           operator=request.operator, evidence=tuple(request.evidence),
+                           register_keys=request.register_keys)
     return _outcome(progress, request.home)
 
 

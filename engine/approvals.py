@@ -43,9 +43,13 @@ def document_id(doc: Mapping[str, Any]) -> str:
 # -- what is bound ---------------------------------------------------------------------------
 
 def binding(run: Any, playbook: Any, inventory: Any, targets: Mapping[str, tuple[Any, ...]],
-            gate: str) -> dict[str, Any]:
-    """What an approval at `gate` binds, from the run's progress, its playbook, inventory
-    and resolved targets; the conductor and `otpatch approve` compute it the same way."""
+            gate: str, gathered: Any) -> dict[str, Any]:
+    """What an approval at `gate` binds, from the run's progress, its playbook, inventory,
+    resolved targets and the evidence gathered for it (engine/evidence.py `gather`); the
+    conductor and `otpatch approve` (through engine/runs.py `gate_binding`) compute it the
+    same way."""
+    from otpatch.engine.model import DEFAULT_EVIDENCE_AGE
+
     cfg = run.config
     req = signoff_of(playbook, gate)
     return {
@@ -58,7 +62,9 @@ def binding(run: Any, playbook: Any, inventory: Any, targets: Mapping[str, tuple
         "firmware": {name: {"algorithm": str(v.get("algorithm")), "hash": str(v.get("hash"))}
                      for name, v in sorted(cfg.params.items())
                      if isinstance(v, Mapping) and "hash" in v},
-        "evidence": evidence(run, playbook, req.over if req else None),
+        "evidence": list(gathered.items) if gathered.complete and gathered.items else None,
+        "evidence_age": (req.evidence_age or DEFAULT_EVIDENCE_AGE) if req and req.over
+        else None,
         "windows": {w.name: {"start": w.start.isoformat(), "end": w.end.isoformat()}
                     for w in (inventory.windows.get(n) for n in _windows_named(playbook))
                     if w is not None},
@@ -241,6 +247,7 @@ FIELD_NAMES = {"mode": "another mode (a dry run's request: a rehearsal, never an
                "roles": "other roles", "playbook": "another playbook version",
                "params": "other params", "targets": "other targets or assets",
                "firmware": "another firmware hash", "evidence": "other evidence",
+               "evidence_age": "another evidence age limit",
                "windows": "another maintenance window", "budgets": "other downtime budgets"}
 
 
@@ -273,12 +280,7 @@ def evaluate(roles: Iterable[str], docs: Iterable[Mapping[str, Any]],
     """(passed, detail): every role signed by a distinct person, each approval valid."""
     approvers = tuple(approvers)
     judged = [judge(d, bound, approvers, operator, now, revoked) for d in docs]
-    chosen: dict[str, Judged] = {}
-    for role in roles:
-        valid = [j for j in judged if j.role == role and not j.refused
-                 and j.person not in {c.person for c in chosen.values()}]
-        if valid:
-            chosen[role] = valid[-1]
+    chosen = counting(roles, judged)
     missing = [r for r in roles if r not in chosen]
     if not missing:
         return True, "signed: " + "; ".join(
@@ -286,6 +288,19 @@ def evaluate(roles: Iterable[str], docs: Iterable[Mapping[str, Any]],
             for r, j in chosen.items())
     parts = [_missing_role(r, judged, chosen, approvers, operator) for r in missing]
     return False, "awaiting sign-off: " + "; ".join(parts)
+
+
+def counting(roles: Iterable[str], judged: Iterable[Judged]) -> dict[str, Judged]:
+    """role -> the approval that counts for it: valid, and by a person not already counted
+    for another role (the newest such one); roles nobody validly signed are left out. The
+    gate's dual approval and the emergency path (engine/emergency.py) count alike."""
+    judged, chosen = list(judged), {}
+    for role in roles:
+        valid = [j for j in judged if j.role == role and not j.refused
+                 and j.person not in {c.person for c in chosen.values()}]
+        if valid:
+            chosen[role] = valid[-1]
+    return chosen
 
 
 def _missing_role(role: str, judged: list[Judged], chosen: Mapping[str, Judged],

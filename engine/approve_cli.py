@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from otpatch.engine import gates
 from otpatch.modules.contract.errors import EXIT_OK, InputError, clip
 
 DEFAULT_EXPIRY = "24h"
@@ -47,19 +48,22 @@ def approve(args: argparse.Namespace) -> int:
         return _sign_offline(args)
     if not args.run_id:
         raise InputError("approve: give RUN_ID (or --request FILE -o SIGNED)")
-    gate = _gate_of(args.run_id)
-    req = _approvals().request(gate.binding)
+    gate = gates.gate_of(args.run_id, role=args.role)
+    req = gates.approvals_module().request(gate.binding)
     if args.request_out:
         _write(args.request_out, req, "approve --request-out")
         print(f"{args.request_out}: the request for {gate.dest} of run {args.run_id} "
-              f"(roles {', '.join(gate.binding['roles'])}); sign it with otpatch approve "
+              f"(roles {', '.join(gate.asks)}"
+              f"{', retrospectively, for the emergency change' if gate.emergency else ''}); "
+              "sign it with otpatch approve "
               "--request FILE --role ROLE --key KEYFILE --reason TEXT -o SIGNED")
         return EXIT_OK
     signed = _sign(req, args)
     _record(gate, signed)
-    print(f"approved: run {args.run_id} at {gate.dest} as {args.role}, until "
+    after = " (retrospectively, for the emergency change)" if gate.emergency else ""
+    print(f"approved: run {args.run_id} at {gate.dest} as {args.role}{after}, until "
           f"{signed['expires']}")
-    print(_judgement(args.run_id))
+    print(gates.judgement(args.run_id))
     return EXIT_OK
 
 
@@ -67,7 +71,8 @@ def _sign_offline(args: argparse.Namespace) -> int:
     if not args.output:
         raise InputError("approve --request FILE: give -o SIGNED (where the signed approval goes)")
     req = _read(args.request, "approve --request")
-    if req.get("kind") != _approvals().REQUEST_KIND or not isinstance(req.get("binding"), dict):
+    kind = gates.approvals_module().REQUEST_KIND
+    if req.get("kind") != kind or not isinstance(req.get("binding"), dict):
         raise InputError(f"approve --request {args.request}: not an otpatch approval request")
     signed = _sign(req, args)
     _write(args.output, signed, "approve -o")
@@ -98,7 +103,7 @@ def _sign(req: dict, args: argparse.Namespace) -> dict:
         raise InputError("approve --expires: a duration longer than 0s")
     key = keys.load(Path(args.key), "approver key")
     now = datetime.now(timezone.utc)
-    return _approvals().sign_approval(req, key, role=args.role, reason=" ".join(
+    return gates.approvals_module().sign_approval(req, key, role=args.role, reason=" ".join(
         args.reason.split()), expires=now + timedelta(seconds=lasts), now=now)
 
 
@@ -117,29 +122,31 @@ def approvals_command(args: argparse.Namespace) -> int:
 
 def _list(run_id: str, as_json: bool) -> int:
     if as_json:
-        gate = _gate_of(run_id, required=False)
+        gate = gates.gate_of(run_id, required=False)
         progress = gate.progress
         doc = {"run_id": run_id, "gate": gate.dest, "roles": gate.binding["roles"]
                if gate.binding else [],
-               "approvals": [_judged_json(j) for j in _judged(gate)],
-               "revoked": sorted(progress.revoked)}
+               "approvals": [gates.judged_json(j) for j in gates.judged(gate)],
+               "revoked": sorted(progress.revoked),
+               "emergencies": [e.to_json() for e in gates.standings(gate)]}
         print(json.dumps(doc, indent=2, sort_keys=True))
         return EXIT_OK
-    print(_judgement(run_id))
+    print(gates.judgement(run_id))
     return EXIT_OK
 
 
 def _add(path: str) -> int:
     signed = _read(path, "approvals add")
-    ap = _approvals()
+    ap = gates.approvals_module()
     if signed.get("kind") != ap.APPROVAL_KIND or not isinstance(signed.get("binding"), dict):
         raise InputError(f"approvals add {path}: not a signed otpatch approval")
     if not ap.signature_ok(signed):
         raise InputError(f"approvals add {path}: its signature does not verify (altered?)")
     run_id = str(signed["binding"].get("run_id"))
-    _record(_gate_of(run_id), signed)
+    _record(gates.gate_of(run_id, named=str(signed["binding"].get("gate")),
+                     role=str(signed.get("role"))), signed)
     print(f"recorded: {path} for run {run_id}")
-    print(_judgement(run_id))
+    print(gates.judgement(run_id))
     return EXIT_OK
 
 
@@ -149,8 +156,8 @@ def _revoke(run_id: str, args: argparse.Namespace) -> int:
 
     if not args.key or not args.reason:
         raise InputError("approvals revoke RUN_ID: --key KEYFILE and --reason TEXT are required")
-    ap = _approvals()
-    progress = _view(run_id)
+    ap = gates.approvals_module()
+    progress = gates.view(run_id)
     key = keys.load(Path(args.key), "approver key")
     mine = [a for a in progress.approvals if a.get("public_key") == key.public_key
             and (not args.role or a.get("role") == args.role)
@@ -164,121 +171,16 @@ def _revoke(run_id: str, args: argparse.Namespace) -> int:
         revocation = ap.sign_revocation(approval, key, reason=" ".join(args.reason.split()),
                                         now=now)
         _append(run_id, E.ApprovalRevoked(elapsed=progress.elapsed, revocation=revocation),
-                f"approver:{key.public_key[:12]}")
+                f"approver:{key.public_key[:12]}", _person_of(progress.config, key.public_key))
     print(f"revoked: {len(mine)} approval(s) of run {run_id} signed by "
           f"{keys.short(key.public_key)}")
-    print(_judgement(run_id))
+    print(gates.judgement(run_id))
     return EXIT_OK
 
 
-# -- helpers --------------------------------------------------------------------------------
+# -- recording ------------------------------------------------------------------------------
 
-class _Gate:
-    """The sign-off gate a run waits at: its progress, the state and what is bound there."""
-
-    def __init__(self, progress: Any, dest: str | None, binding: dict | None, loaded: Any):
-        self.progress, self.dest, self.binding, self.loaded = progress, dest, binding, loaded
-
-
-def _approvals() -> Any:
-    from otpatch.engine import approvals
-
-    return approvals
-
-
-def _home() -> Path:
-    from otpatch.engine.journal import default_home
-
-    return default_home()
-
-
-def _view(run_id: str) -> Any:
-    from otpatch.engine import runs
-    from otpatch.engine.keys import host_key_path
-
-    home = _home()
-    return runs.view(run_id, home, host_key=host_key_path(home))
-
-
-def _gate_of(run_id: str, required: bool = True) -> _Gate:
-    """The run's next edge, if it leads into a sign-off gate, with what it binds."""
-    from dataclasses import replace
-
-    from otpatch.engine import decide, runs
-    from otpatch.engine.record import FINAL, RunStatus
-    from otpatch.modules import registry
-
-    progress = _view(run_id)
-    cfg = progress.config
-    loaded = runs.load_files(cfg.playbook, cfg.inventory)
-    runs.same_files(loaded, cfg)
-    if required and cfg.mode != "execute":
-        raise InputError(f"run {run_id} is a dry run: its sign-offs are simulated (a "
-                         "rehearsal, never an approval); nothing to sign")
-    if progress.status in FINAL:
-        if required:
-            raise InputError(f"run {run_id} already ended ({progress.status.value}): "
-                             "nothing to approve")
-        return _Gate(progress, None, None, loaded)
-    waiting = replace(progress, status=RunStatus.RUNNING)
-    action = decide.next_action(loaded.playbook, waiting,
-                                lambda m: registry.get(m).changes_device)
-    dest = getattr(action, "dest", None)
-    if dest is None or _approvals().signoff_of(loaded.playbook, dest) is None:
-        if required:
-            raise InputError(f"run {run_id} is not waiting at a sign-off gate (it stands at "
-                             f"{progress.state}, {progress.status.value})")
-        return _Gate(progress, None, None, loaded)
-    bound = _approvals().binding(progress, loaded.playbook, loaded.inventory, loaded.targets,
-                                 dest)
-    req = _approvals().signoff_of(loaded.playbook, dest)
-    if required and req.over and bound["evidence"] is None:
-        raise InputError(f"run {run_id}: the evidence state {req.over} of gate {dest} is not "
-                         "completed yet: nothing to approve")
-    return _Gate(progress, dest, bound, loaded)
-
-
-def _judged(gate: _Gate) -> list[Any]:
-    ap = _approvals()
-    if gate.binding is None:
-        return []
-    now = datetime.now(timezone.utc)
-    return [ap.judge(d, gate.binding, gate.loaded.inventory.approvers,
-                     gate.progress.config.operator, now, set(gate.progress.revoked))
-            for d in gate.progress.approvals]
-
-
-def _judged_json(j: Any) -> dict:
-    return {"role": j.role, "person": j.person, "counts": not j.refused,
-            "refused": j.refused or None, "reason": j.doc.get("reason"),
-            "signed_at": j.doc.get("signed_at"), "expires": j.doc.get("expires")}
-
-
-def _judgement(run_id: str) -> str:
-    """What stands and what is missing at the gate the run waits at (what the gate says)."""
-    from otpatch.modules.contract.errors import InputError as _Refused
-
-    try:
-        gate = _gate_of(run_id, required=False)
-    except _Refused as e:
-        return f"run {run_id}: {e}"
-    if gate.binding is None:
-        return (f"run {run_id}: not waiting at a sign-off gate ({gate.progress.status.value} "
-                f"at {gate.progress.state}); {len(gate.progress.approvals)} approval(s) recorded")
-    ap = _approvals()
-    lines = [f"run {run_id}: gate {gate.dest} needs {' + '.join(gate.binding['roles'])}"]
-    for j in _judged(gate):
-        state = "counts" if not j.refused else f"does not count: {j.refused}"
-        lines.append(f"  {j.role} by {j.person or 'an unknown key'}, signed "
-                     f"{j.doc.get('signed_at')}, until {j.doc.get('expires')}: {state}")
-    passed, detail = ap.evaluate(gate.binding["roles"], gate.progress.approvals, gate.binding,
-                                 gate.loaded.inventory.approvers, gate.progress.config.operator,
-                                 datetime.now(timezone.utc), set(gate.progress.revoked))
-    lines.append(f"  {'ready: otpatch resume ' + run_id if passed else detail}")
-    return "\n".join(lines)
-
-
-def _record(gate: _Gate, signed: dict) -> None:
+def _record(gate: gates.Gate, signed: dict) -> None:
     """Record a signed approval for the run waiting at `gate` (every verifiable one is kept:
     who tried to approve what is part of the record); InputError (exit 2) after recording
     one the gate would not accept now, saying why: a wrong key, role, operator, binding or
@@ -289,24 +191,48 @@ def _record(gate: _Gate, signed: dict) -> None:
     if signed["binding"].get("run_id") != run_id:
         raise InputError(f"the approval is for run {signed['binding'].get('run_id')}, "
                          f"not {run_id}: not recorded")
-    if not _approvals().signature_ok(signed):
+    if not gates.approvals_module().signature_ok(signed):
         raise InputError(f"approval for run {run_id}: its signature does not verify: "
                          "not recorded")
-    _append(run_id, E.ApprovalAdded(elapsed=gate.progress.elapsed, approval=signed),
-            f"approver:{str(signed.get('public_key'))[:12]}")
-    judged = _approvals().judge(signed, gate.binding, gate.loaded.inventory.approvers,
+    judged = gates.approvals_module().judge(signed, gate.binding, gate.loaded.inventory.approvers,
                                 gate.progress.config.operator, datetime.now(timezone.utc),
                                 set(gate.progress.revoked))
-    if judged.refused:
+    why = judged.refused
+    if gate.emergency:  # judged when signed, over the binding the emergency passed with
+        from otpatch.engine.emergency import refusal
+
+        why = refusal(signed, gate.emergency[0], gate.progress, gate.loaded.inventory.approvers)
+    _append(run_id, E.ApprovalAdded(elapsed=gate.progress.elapsed, approval=signed),
+            f"approver:{str(signed.get('public_key'))[:12]}", judged.person)
+    if why:
         raise InputError(f"approval for run {run_id} at {gate.dest} recorded, but it does "
-                         f"not count: {judged.refused}")
+                         f"not count: {why}")
 
 
-def _append(run_id: str, event: Any, source: str) -> None:
+def _append(run_id: str, event: Any, source: str, person: str | None) -> None:
+    """Journal `event`, naming the person whose key signed it (None: no inventory person
+    has the key) as the entry's operator."""
     from otpatch.engine.journal import Journal
 
-    with Journal.open(_home(), create=False) as journal:
-        journal.record(run_id, event, source=source)
+    with Journal.open(gates.journal_home(), create=False) as journal:
+        journal.acting_as(person).record(run_id, event, source=source)
+
+
+def _person_of(cfg: Any, public_key: str) -> str | None:
+    """Who the run's inventory says holds `public_key`, for the revocation's entry. A
+    revocation must not wait on the inventory: one that cannot be read, or that changed
+    since the run started, names nobody (the entry's source still names the key)."""
+    from otpatch.engine.inventory import load_inventory
+    from otpatch.modules.contract.errors import OtpatchError
+
+    try:
+        inventory = load_inventory(cfg.inventory) if cfg.inventory else None
+    except OtpatchError:
+        return None
+    if inventory is None or inventory.content_hash != cfg.inventory_hash:
+        return None
+    return next((a.name for a in inventory.approvers
+                 if gates.approvals_module().approver_key(a) == public_key), None)
 
 
 def _read(path: str, what: str) -> dict:

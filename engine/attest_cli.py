@@ -47,10 +47,10 @@ def attest(args: argparse.Namespace) -> int:
                          f"person's who holds {args.role}: not recorded")
     doc = approvals.sign_attestation(step, key, confirmed=not args.no,
                                      now=datetime.now(timezone.utc))
-    with Journal.open(default_home(), create=False) as journal:
-        journal.record(args.run_id, E.AttestationSigned(elapsed=step["elapsed"],
-                                                        attestation=doc),
-                       source=f"approver:{key.public_key[:12]}")
+    signed = E.AttestationSigned(elapsed=step["elapsed"], attestation=doc)
+    with Journal.open(default_home(), create=False) as journal:  # the entry names the signer
+        journal.acting_as(person[0].name).record(args.run_id, signed,
+                                                 source=f"approver:{key.public_key[:12]}")
     answer = "no" if args.no else "yes"
     print(f"attested ({answer}) by {person[0].name} as {args.role} for run {args.run_id} at "
           f"{step['state']}: {step['statement']}; otpatch resume {args.run_id} takes it")
@@ -90,9 +90,13 @@ def _waiting_step(home: Path, run_id: str) -> dict[str, Any]:
 
 
 def _approvers(cfg: Any) -> tuple[Any, ...]:
-    """The people of the run's own inventory (refused if it changed since the run began)."""
+    """The people of the run's own inventory (refused if it changed since the run began,
+    or, for an execute run, if its site register is not signed: engine/siteregister.py)."""
     from otpatch.engine import runs
+    from otpatch.engine.registerkeys import pinned_keys_path
+    from otpatch.engine.siteregister import require_register
 
     loaded = runs.load_files(cfg.playbook, cfg.inventory)
     runs.same_files(loaded, cfg)
+    require_register(loaded.inventory, pinned_keys_path(), cfg.mode)
     return tuple(loaded.inventory.approvers)

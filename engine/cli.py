@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of every command: the engine's, then each package's (its CLI
     declaration, modules/registry.py), from the registry load_registry made."""
     from otpatch.engine import commands as c
-    from otpatch.engine import approve_cli, attest_cli, moduledoc
+    from otpatch.engine import approve_cli, attest_cli, evidence_cli, moduledoc, register_cli
     from otpatch.engine.host import PackageHost
     from otpatch.modules.registry import current, resolve
 
@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     moduledoc.register(sub)
     approve_cli.register(sub)
     attest_cli.register(sub)
+    evidence_cli.register(sub)
+    register_cli.register(sub)
     for where in current().cli:
         resolve(where)(sub, PackageHost())
     for name, what in COMMANDS_NOT_BUILT.items():
@@ -79,11 +81,19 @@ def _run_commands(sub: Any, c: Any) -> None:
     mode.add_argument("--dry-run", dest="mode", action="store_const", const="dry_run")
     mode.add_argument("--execute", dest="mode", action="store_const", const="execute")
     _operator(p)
+    p.add_argument("--stage", choices=("lab", "staging", "production"),
+                   help="a stage run: only this stage's states (the others are skipped); a "
+                        "change is a lab run, a staging run, then a production run")
+    p.add_argument("--evidence", action="append", default=[], metavar="RECORD",
+                   help="record hash of a run whose states the sign-offs approve (repeat "
+                        "for each: the lab run, the staging run)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=c.run)
     p = sub.add_parser("resume", help="continue an interrupted or waiting run")
     p.add_argument("run_id", metavar="RUN_ID")
     _operator(p)
+    p.add_argument("--evidence", action="append", default=[], metavar="RECORD",
+                   help="add the record hash of an evidence run its sign-off waits for")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=c.resume)
     p = sub.add_parser("status", help="list runs, or show one")
@@ -98,8 +108,9 @@ def _lab_and_journal_commands(sub: Any, c: Any) -> None:
     ssub = p.add_subparsers(dest="sim_command", required=True, metavar="ACTION")
     up = ssub.add_parser("up", help="run the simulators on 127.0.0.1 until Ctrl-C or SIGTERM")
     up.add_argument("-i", "--inventory", required=True, metavar="INVENTORY")
-    up.add_argument("--fault", action="append", default=[], metavar="NAME",
-                    help="make the simulators fail this way (repeatable)")
+    up.add_argument("--fault", action="append", default=[], metavar="NAME[@HOST|@STAGE]",
+                    help="make the simulators fail this way: all of them, one host's, or "
+                         "one stage's (repeatable)")
     up.add_argument("--time-scale", type=float, metavar="X",
                     help="also let simulated time pass with wall time (wall s per simulated s)")
     up.set_defaults(func=c.sim_up)

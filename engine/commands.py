@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from otpatch.engine import runview
 from otpatch.modules.contract.errors import (EXIT_BAD_INPUT, EXIT_GATE_REFUSED,
                                              EXIT_NOT_COMPLETED, EXIT_OK, InputError,
                                              NotImplementedFeature)
@@ -22,6 +23,13 @@ def _host_key(home: Path) -> Path | None:
     from otpatch.engine.keys import host_key_path
 
     return host_key_path(home)
+
+
+def _register_keys() -> Path:
+    """$OTPATCH_REGISTER_KEYS, else the platform's pinned register keys (registerkeys.py)."""
+    from otpatch.engine.registerkeys import pinned_keys_path
+
+    return pinned_keys_path()
 
 
 def _print_json(doc: Any) -> None:
@@ -129,7 +137,9 @@ def run(args) -> int:
     given = parse_assignments(args.extra)
     home = _home()
     request = api.RunRequest(args.playbook, args.inventory, given, mode=args.mode, home=home,
-                             host_key=_host_key(home), operator=args.operator)
+                             host_key=_host_key(home), operator=args.operator,
+                             stage=args.stage, evidence=tuple(args.evidence),
+                             register_keys=_register_keys())
     shown = display.for_terminal(args.json)
     outcome = api.run(request, observer=shown, prompter=shown.prompter())
     return _finished(outcome.progress, args.json)
@@ -141,7 +151,9 @@ def resume(args) -> int:
     home = _home()
     shown = display.for_terminal(args.json)
     outcome = api.resume(api.ResumeRequest(args.run_id, home, _host_key(home),
-                                           operator=args.operator),
+                                           operator=args.operator,
+                                           evidence=tuple(args.evidence),
+                                           register_keys=_register_keys()),
                          observer=shown, prompter=shown.prompter())
     return _finished(outcome.progress, args.json)
 
@@ -150,9 +162,11 @@ def _finished(progress, as_json: bool) -> int:
     from otpatch.engine.record import RunStatus
 
     if as_json:
-        _print_json(run_document(progress))
+        _print_json(runview.run_document(progress))
     else:
-        print(f"record: journal {_home() / 'journal.sqlite'}, run {progress.run_id} "
+        ended = runview.record_hash(progress, _home())
+        named = f", record {ended} (--evidence names it)" if ended else ""
+        print(f"record: journal {_home() / 'journal.sqlite'}, run {progress.run_id}{named} "
               f"(otpatch status {progress.run_id})")
     if progress.status is RunStatus.COMPLETED:
         return EXIT_OK
@@ -161,37 +175,21 @@ def _finished(progress, as_json: bool) -> int:
     return EXIT_NOT_COMPLETED
 
 
-def run_document(progress) -> dict[str, Any]:
-    """A run as one JSON document (run, resume and status --json)."""
-    cfg = progress.config
-    return {
-        "run_id": progress.run_id, "status": progress.status.value, "state": progress.state,
-        "message": progress.message, "mode": cfg.mode, "playbook": cfg.playbook,
-        "playbook_name": cfg.playbook_name, "playbook_version": cfg.playbook_version,
-        "playbook_hash": cfg.playbook_hash, "params": cfg.params,
-        "targets": cfg.targets, "elapsed": progress.elapsed,
-        "simulated_clock": cfg.mode == "dry_run",
-        "path": [{"state": v.state, "entered_at": v.entered_at, "left_at": v.left_at,
-                  "event": v.event, "reason": v.reason} for v in progress.path],
-        "waivers": cfg.waivers,
-        "facts": progress.facts,
-    }
-
-
 def status(args) -> int:
     from otpatch.engine import api
 
     home = _home()
     if args.run_id:
         progress = api.status(home, args.run_id, host_key=_host_key(home))
+        entries = runview.entries_of(home, args.run_id)  # checked by api.status just now
         if args.json:
-            _print_json(run_document(progress))
+            _print_json({**runview.run_document(progress), **runview.who_document(entries)})
         else:
-            print(format_status(progress))
+            print(runview.format_status(progress, entries))
         return EXIT_OK
     rows = api.status(home, host_key=_host_key(home))
     if args.json:
-        _print_json({"runs": [run_document(p) for p in rows]})
+        _print_json({"runs": [runview.run_document(p) for p in rows]})
     elif not rows:
         print(f"no runs in {home}")
     for p in rows if not args.json else ():
@@ -199,26 +197,6 @@ def status(args) -> int:
         print(f"{p.run_id}  {p.status.value:<12} {cfg.mode:<8} "
               f"{cfg.playbook_name} {cfg.playbook_version}  state {p.state}")
     return EXIT_OK
-
-
-def format_status(progress) -> str:
-    from otpatch.engine.display import clock_label
-
-    cfg = progress.config
-    clock = "simulated" if cfg.mode == "dry_run" else "wall"
-    lines = [f"run {progress.run_id}: {progress.status.value}"
-             + (f": {progress.message}" if progress.message else ""),
-             f"playbook: {cfg.playbook_name} {cfg.playbook_version} "
-             f"({cfg.playbook_hash}) {cfg.mode}",
-             f"targets: " + ("; ".join(f"{t} -> {', '.join(h)}" for t, h in cfg.targets.items())
-                             or "none"),
-             *[f"waived: {w['rule']}: {w['reason']}" for w in cfg.waivers],
-             f"path ({clock} clock):"]
-    for v in progress.path:
-        left = clock_label(v.left_at) if v.left_at is not None else "  …     "
-        lines.append(f"  {clock_label(v.entered_at)} - {left}  {v.state}"
-                     + (f"  ({v.event})" if v.event else ""))
-    return "\n".join(lines)
 
 
 def journal_verify(args) -> int:

@@ -18,6 +18,7 @@ from otpatch.modules import registry
 from otpatch.engine.model import NO_ROLLBACK, TERMINALS, Playbook
 from otpatch.engine.record import RunProgress, RunStatus, apply
 from otpatch.engine.runvalues import budget_usage, facts_scope, jsonable, plain_result
+from otpatch.engine.evidence import gather, utc
 from otpatch.engine.stages import effective_stages
 from otpatch.modules.contract.durations import format_duration
 from otpatch.modules.contract.module import Result
@@ -39,12 +40,15 @@ class Conductor:
     """Walks one run of a playbook from wherever its progress stands."""
 
     def __init__(self, playbook: Playbook, progress: RunProgress, journal: Any, ctx: Any,
-                 display: Any, windows: Any) -> None:
+                 display: Any, windows: Any, evidence_runs: Any = None) -> None:
         self.pb, self.progress, self.journal = playbook, progress, journal
         self.ctx, self.display, self.windows = ctx, display, windows
         self.ctx.recorder = self._module_record
         self.policy = guards.POLICIES[progress.config.mode]
         self.stages = effective_stages(playbook, ctx.inventory)
+        # a stage run (`--stage`) passes over the states of every other stage
+        self.out_of_stage = out_of_stage(playbook, self.stages, progress.config.stage)
+        self.evidence_runs = evidence_runs or {}  # record -> engine/evidence.py EvidenceRun
         self._window_needs = _window_needs(playbook)
         self.ctx.stage = self._stage_of(progress.state)
         self._head = ""  # hash of the newest entry this run wrote
@@ -56,7 +60,8 @@ class Conductor:
 
     def conduct(self) -> RunProgress:
         """Run until the run ends, pauses at a gate or halts; returns the progress."""
-        while (action := decide.next_action(self.pb, self.progress, _changes_device)):
+        while (action := decide.next_action(self.pb, self.progress, _changes_device,
+                                            self.out_of_stage)):
             self._do[type(action)](action)
         self.journal.flush()
         return self.progress
@@ -149,8 +154,9 @@ class Conductor:
         source = self.progress.state
         if action.trigger == "succeed":
             self._expected_time(self.pb.states[source])
-        refusals = self._gates(action.dest)
-        if not refusals and entry.enters_production_change(self, action):
+        refusals = [] if action.dest in self.out_of_stage else self._gates(action.dest)
+        if (not refusals and action.dest not in self.out_of_stage
+                and entry.enters_production_change(self, action)):
             refusals = entry.prove(self, action.dest)
         if refusals:
             self._pause("; ".join(refusals))
@@ -207,6 +213,11 @@ class Conductor:
             self.display.gate(dest, req, verdict)
             if not verdict.passed:
                 refusals.append(f"{dest}: {verdict.detail}")
+        if not refusals:  # a sign-off passed on its emergency path is journaled as such
+            from otpatch.engine.emergency import to_journal
+
+            for fields in to_journal(state, gate, self.progress):
+                self.emit(E.EmergencyOpened, **fields)
         return refusals
 
     def gate_context(self, dest: str) -> guards.GateContext:
@@ -237,11 +248,15 @@ class Conductor:
         """What a sign-off gate at `dest` judges approvals against (engine/approvals.py)."""
         from otpatch.engine import approvals
 
-        if approvals.signoff_of(self.pb, dest) is None:
+        req = approvals.signoff_of(self.pb, dest)
+        if req is None:
             return {}
         p = self.progress
+        found = gather(p, self.pb, req, self._stage_of, self.evidence_runs,
+                       self.ctx.inventory, utc(self.ctx.clock.now()))
         return {"binding": approvals.binding(p, self.pb, self.ctx.inventory, self.ctx.targets,
-                                             dest),
+                                             dest, found),
+                "evidence_problems": found.problems,
                 "approvals": p.approvals, "revoked": p.revoked,
                 "approvers": tuple(self.ctx.inventory.approvers),
                 "operator": p.config.operator}
@@ -289,6 +304,16 @@ class Conductor:
                   targets=self.ctx.namespace_targets,
                   run={"id": p.run_id, "mode": cfg.mode, "dry_run": self.ctx.dry_run})
         return ns
+
+
+def out_of_stage(pb: Playbook, stages: Any, run_stage: str | None) -> frozenset[str]:
+    """The states a stage run passes over: each whose stage is another one (a state that
+    touches no device and names no stage runs in every stage run)."""
+    if run_stage is None:
+        return frozenset()
+    return frozenset(name for name, state in pb.states.items()
+                     if stages.stage(state) is not None
+                     and stages.stage(state).value != run_stage)
 
 
 def _still_moving(check: Any, waited: float) -> Result:

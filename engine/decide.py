@@ -36,8 +36,9 @@ class ReadBack:
 
 @dataclass(frozen=True)
 class Move:
-    """Take an edge: `trigger` (begin | succeed | fail | roll_back) to `dest`, for `reason`
-    (a failure's). The destination's gates are evaluated before the edge is taken."""
+    """Take an edge: `trigger` (begin | succeed | fail | roll_back | skip) to `dest`, for
+    `reason` (a failure's, or why a stage run skips a state). The destination's gates are
+    evaluated before the edge is taken (not for a state the stage run skips)."""
 
     trigger: str
     dest: str
@@ -55,10 +56,11 @@ class End:
 Action = Union[RunStep, ReadBack, Move, End]
 
 
-def next_action(pb: Playbook, p: RunProgress,
-                changes_device: Callable[[str], bool]) -> Action | None:
+def next_action(pb: Playbook, p: RunProgress, changes_device: Callable[[str], bool],
+                out_of_stage: frozenset[str] = frozenset()) -> Action | None:
     """The next thing to do, or None when the run is not running (ended or awaiting).
-    `changes_device(module)`: whether a module changes a device (the registry knows)."""
+    `changes_device(module)`: whether a module changes a device (the registry knows).
+    `out_of_stage`: the states a stage run passes over (`skip` to their next edge)."""
     if p.status is not RunStatus.RUNNING:
         return None
     if p.pending is not None and changes_device(p.pending.module):
@@ -70,6 +72,8 @@ def next_action(pb: Playbook, p: RunProgress,
     state = pb.states[p.state]
     if p.failure:  # a failed step's result is recorded; its edge is taken next
         return on_failure(pb, p, p.failure)
+    if state.name in out_of_stage and p.step_index == 0 and state.next:
+        return Move("skip", state.next)  # the display says why; no failure to carry
     if p.step_index < len(state.do):
         return RunStep(state.name, p.step_index)
     if not state.next:

@@ -53,14 +53,24 @@ class PlainDisplay:
         self.elapsed = progress.elapsed
         verb = "resumed" if resumed else "started"
         meta = playbook.metadata
+        only = f", {progress.config.stage} stage only" if progress.config.stage else ""
         self._line(f"run {progress.run_id} {verb}: {progress.config.mode} of "
-                   f"{meta.name} {meta.version} ({playbook.content_hash[:19]})")
+                   f"{meta.name} {meta.version} ({playbook.content_hash[:19]}){only}")
+        for record in progress.config.evidence or ():
+            self._line(f"  evidence run: {record}")
+        unsigned = (progress.config.register or {}).get("reason")
+        if unsigned and progress.config.mode == "dry_run":
+            self._line("site register: not signed (a dry run may use it): "
+                       + unsigned.removeprefix("site register not signed: "))
 
     def state(self, state: Any, progress: Any) -> None:
         self.elapsed = progress.elapsed
         stage = f" [{state.stage.value}]" if state.stage else ""
         rb = " (rolling back)" if progress.rolling_back else ""
-        self._line(f"state {state.name}{stage}{rb}")
+        run_stage = progress.config.stage
+        skip = (f": skipped (a {run_stage} stage run)"
+                if run_stage and state.stage and state.stage.value != run_stage else "")
+        self._line(f"state {state.name}{stage}{rb}{skip}")
 
     def gate(self, dest: str, req: Any, verdict: Any) -> None:
         mark = "passed" if verdict.passed else "REFUSED"
@@ -161,3 +171,31 @@ def for_terminal(json_output: bool) -> PlainDisplay:
 
         return LiveDisplay(Console())
     return PlainDisplay()
+
+
+def actors(entries: Any) -> list[dict[str, Any]]:
+    """Who wrote a run's entries (IEC 62443-3-3 SR 2.8), as spans of consecutive entries by
+    one person at one host: a run is one span, an approval or a resume by someone else
+    another. What `status RUN_ID` shows, and its --json."""
+    spans: list[dict[str, Any]] = []
+    for e in entries:
+        last = spans[-1] if spans else None
+        if last is not None and (last["operator"], last["host"]) == (e.operator, e.host):
+            last.update(entries=last["entries"] + 1, last_seq=e.seq, last_event=e.event_type)
+            continue
+        spans.append({"operator": e.operator, "host": e.host, "entries": 1,
+                      "first_seq": e.seq, "first_event": e.event_type,
+                      "last_seq": e.seq, "last_event": e.event_type})
+    return spans
+
+
+def actor_line(span: dict[str, Any]) -> str:
+    """`alice at op@eng-ws-1: 14 entries, #3 run_started to #40 run_ended`."""
+    if span["operator"] is None and span["host"] is None:
+        who = "not recorded (written by an older otpatch)"
+    else:
+        who = f"{span['operator'] or 'nobody named'} at {span['host'] or 'an unknown host'}"
+    if span["entries"] == 1:
+        return f"{who}: #{span['first_seq']} {span['first_event']}"
+    return (f"{who}: {span['entries']} entries, #{span['first_seq']} {span['first_event']} "
+            f"to #{span['last_seq']} {span['last_event']}")

@@ -141,9 +141,14 @@ class RunStarted(Event):
     waivers: list = field(default_factory=list)  # [{rule, reason}] the playbook declares
     operator: str | None = None  # who started it, when the caller says (engine/api.py)
     clock: dict | None = None  # the host clock's synchronisation as the OS reports it
+    stage: str | None = None  # a stage run (`--stage`): the only stage whose states it runs
+    evidence: list | None = None  # record hashes of the evidence runs it was given
+    assets: dict | None = None  # host -> {stage, serial, part_number, simulator} as targeted
+    register: dict | None = None  # the site register it ran under (engine/siteregister.py)
 
     def payload(self) -> dict[str, Any]:
-        return _unless_none(super().payload(), "operator", "clock")
+        return _unless_none(super().payload(), "operator", "clock", "stage", "evidence",
+                            "assets", "register")
 
 
 @dataclass(frozen=True)
@@ -153,9 +158,10 @@ class RunResumed(Event):
     from_status: str
     pid: int
     operator: str | None = None  # who resumed it, when the caller says (engine/api.py)
+    evidence: list | None = None  # record hashes of evidence runs added on resuming
 
     def payload(self) -> dict[str, Any]:
-        return _unless_none(super().payload(), "operator")
+        return _unless_none(super().payload(), "operator", "evidence")
 
 
 def _unless_none(payload: dict[str, Any], *keys: str) -> dict[str, Any]:
@@ -364,6 +370,27 @@ class ApprovalRevoked(Event):
     kind: ClassVar[str] = "approval_revoked"
     category: ClassVar[str] = "approval"
     revocation: dict
+
+
+@dataclass(frozen=True)
+class EmergencyOpened(Event):
+    """A sign-off gate passed on its emergency path (engine/emergency.py): the effective
+    score above the threshold, the roles signed (and by whom), the roles still due and by
+    when (UTC ISO), and the binding the retrospective approvals must match."""
+
+    kind: ClassVar[str] = "emergency_opened"
+    category: ClassVar[str] = "approval"
+    gate: str
+    visit: int  # which entry into the gate state (1: the first)
+    score: float
+    threshold: float
+    within: float  # seconds
+    assessed: list  # [{target, effective, vector}] the risk assessments seen
+    signed: list  # [{role, person, signed_at, approval}] who opened it
+    due_roles: list
+    opened_at: str
+    due: str
+    binding: dict
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ class GateContext:
     # signed approvals and withdrawals the journal holds for the run, the inventory's
     # people, and who operates the run (None: not named)
     binding: Mapping[str, Any] | None = None
+    evidence_problems: tuple[str, ...] = ()  # why an `over` state has no evidence yet
     approvals: tuple[Mapping[str, Any], ...] = ()
     revoked: frozenset[str] = frozenset()
     approvers: tuple[Any, ...] = ()
@@ -82,24 +83,37 @@ def hash_verified(req: Requirement, gate: GateContext) -> Verdict:
 
 
 def signoffs_present(req: Requirement, gate: GateContext) -> Verdict:
-    """Each role has signed. Dry runs take a simulation sign-off, marked so."""
+    """Each role has signed. Dry runs take a simulation sign-off, marked so. A declared
+    emergency path (engine/emergency.py) lets one valid approval pass when the effective
+    score is above its threshold; the other roles sign afterwards."""
+    from otpatch.engine import emergency
+
     roles = " + ".join(req.roles)
     if gate.policy.simulated_signoffs:
-        return Verdict(True, f"simulation sign-off for {roles} (not valid for production)",
+        unmet = (f"; an execute run would refuse it: {'; '.join(gate.evidence_problems)}"
+                 if gate.evidence_problems else "")
+        return Verdict(True, f"simulation sign-off for {roles} (not valid for production)"
+                             f"{unmet}{emergency.rehearsal_note(req, gate.facts)}",
                        simulated=True)
     if not gate.operator:
         return Verdict(False, f"sign-off {roles}: the run's operator is not named (otpatch "
                               "run --execute --operator NAME): an approval cannot be checked "
                               "against the person who runs the change")
+    if gate.evidence_problems:
+        return Verdict(False, f"sign-off {roles}: no evidence to approve yet: "
+                              + "; ".join(gate.evidence_problems))
     if gate.binding is None or (req.over and gate.binding.get("evidence") is None):
-        return Verdict(False, f"sign-off {roles}: the evidence state {req.over} has not been "
-                              "completed in this run: nothing to approve yet")
+        return Verdict(False, f"sign-off {roles}: the evidence states "
+                              f"{', '.join(req.over)} are not completed: nothing to approve yet")
     from otpatch.engine.approvals import evaluate
 
     passed, detail = evaluate(req.roles, gate.approvals, gate.binding, gate.approvers,
                               gate.operator, datetime.fromtimestamp(gate.now, timezone.utc),
                               set(gate.revoked))
-    return Verdict(passed, detail)
+    if passed or req.emergency is None:
+        return Verdict(passed, detail)
+    opened, why = emergency.at_gate(req, gate)
+    return Verdict(True, opened.detail()) if opened else Verdict(False, f"{detail}; {why}")
 
 
 def window_open(req: Requirement, gate: GateContext) -> Verdict:

@@ -37,9 +37,10 @@ def unknown_state(pb: Playbook, site: Site) -> list[Problem]:
                 out.append(at(where, "unknown-state", f"{state.name}.{kind}: {dest!r} is neither "
                               f"a state nor a terminal ({', '.join(sorted(TERMINALS))})"))
         for req in state.requires:
-            if req.over and req.over not in pb.states:
-                out.append(at(req.where, "unknown-state",
-                              f"{state.name}: signoff over {req.over!r}: no such state"))
+            for over in req.over:
+                if over not in pb.states:
+                    out.append(at(req.where, "unknown-state",
+                                  f"{state.name}: signoff over {over!r}: no such state"))
     for budget in pb.budgets.values():
         for name in budget.states:
             if name not in pb.states:

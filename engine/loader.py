@@ -9,8 +9,9 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from otpatch.modules.contract.errors import PlaybookError, Problem
-from otpatch.engine.model import (AppliesTo, Budget, FirmwareImage, Metadata, ParamSpec, Playbook,
-                                  Requirement, Stage, State, Step, TargetSpec, Waiver)
+from otpatch.engine.model import (AppliesTo, Budget, Emergency, FirmwareImage, Metadata,
+                                  ParamSpec, Playbook, Requirement, Stage, State, Step,
+                                  TargetSpec, Waiver)
 from otpatch.modules.contract.values import freeze
 from otpatch.modules.contract.durations import parse_duration
 from otpatch.modules.contract.schemas import schema_problems
@@ -184,11 +185,21 @@ class _Builder:
         (kind, value), = spec.items()
         where = self.source.where(path)
         if kind == "signoff":
-            return Requirement(kind=kind, roles=tuple(value["roles"]), over=value.get("over"),
-                               where=where)
+            return self.signoff(path + ("signoff",), value, where)
         if kind == "hash_verified":
             return Requirement(kind=kind, param=value, where=where)
         return Requirement(kind=kind, window=value, where=where)
+
+    def signoff(self, path: tuple, value: dict, where: Any) -> Requirement:
+        over = value.get("over") or ()
+        emergency = value.get("emergency")
+        if emergency is not None:
+            within = self.duration(path + ("emergency", "within"), emergency["within"])
+            emergency = Emergency(within or 0.0, float(emergency.get("score_above", 9.0)))
+        age = self.duration(path + ("evidence_age",), value.get("evidence_age"))
+        return Requirement(kind="signoff", roles=tuple(value["roles"]),
+                           over=(over,) if isinstance(over, str) else tuple(over),
+                           evidence_age=age, emergency=emergency, where=where)
 
     def step(self, path: tuple, spec: dict) -> Step | None:
         modules = [k for k in spec if k not in ("name", "register")]

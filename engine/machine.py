@@ -15,7 +15,7 @@ from otpatch.engine.record import START
 
 @dataclass(frozen=True)
 class Edge:
-    trigger: str  # begin | succeed | fail | roll_back
+    trigger: str  # begin | succeed | fail | roll_back | skip
     source: str
     dest: str
     kind: str  # next | on_failure | rollback
@@ -37,8 +37,9 @@ def edges(playbook: Playbook, *, inherited: bool = True) -> list[Edge]:
     out = [Edge("begin", START, playbook.initial, "next")]
     targets = rollback_targets(playbook)
     for state in playbook.states.values():
-        if state.next:
-            out.append(Edge("succeed", state.name, state.next, "next"))
+        if state.next:  # a stage run skips a state of another stage along its next edge
+            out += [Edge("succeed", state.name, state.next, "next"),
+                    Edge("skip", state.name, state.next, "next")]
         out.append(Edge("fail", state.name, state.on_failure or Outcome.ABORTED.value,
                         "on_failure"))
         out += [Edge("roll_back", state.name, dest, "rollback") for dest in targets]

@@ -69,7 +69,9 @@ class Requirement:
     kind: str
     param: str | None = None  # hash_verified: the firmware param
     roles: tuple[str, ...] = ()  # signoff: the roles that must each sign
-    over: str | None = None  # signoff: the state whose evidence is approved
+    over: tuple[str, ...] = ()  # signoff: the states whose evidence is approved
+    evidence_age: float | None = None  # signoff: how old (s) an evidence run may be
+    emergency: Emergency | None = None  # signoff: the emergency path it allows
     window: str | None = None  # window: the maintenance window's name
     where: Where = field(default_factory=lambda: Where(""))
 
@@ -77,9 +79,22 @@ class Requirement:
         if self.kind == "hash_verified":
             return f"hash_verified: {self.param}"
         if self.kind == "signoff":
-            over = f" over {self.over}" if self.over else ""
+            over = f" over {', '.join(self.over)}" if self.over else ""
             return f"signoff: {' + '.join(self.roles)}{over}"
         return f"window: {self.window}"
+
+
+DEFAULT_EVIDENCE_AGE = 30 * 86400.0  # a signoff's evidence runs: 30 days unless it says
+
+
+@dataclass(frozen=True)
+class Emergency:
+    """A sign-off's emergency path: when the advisory's effective score is above
+    `score_above`, one role's approval opens the gate now and the others must sign within
+    `within` seconds afterwards (retrospective approval)."""
+
+    within: float
+    score_above: float = 9.0
 
 
 @dataclass(frozen=True)

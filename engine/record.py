@@ -5,6 +5,7 @@ object from the journal alone, so a run killed at any instant continues where th
 says it stood. Folding is a table from event type to one small apply function."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
 from collections.abc import Mapping
@@ -67,6 +68,7 @@ class RunProgress:
     approvals: tuple[dict, ...] = ()  # signed approvals recorded for the run, in order
     revoked: frozenset[str] = frozenset()  # document ids of approvals withdrawn
     attestations: tuple[dict, ...] = ()  # signed attestation files for waiting steps
+    emergencies: tuple[E.EmergencyOpened, ...] = ()  # sign-offs passed on the emergency path
 
     @property
     def state_started_at(self) -> float:
@@ -173,7 +175,13 @@ def _paused(p: RunProgress, event: E.RunPaused, at: str) -> RunProgress:
 
 
 def _resumed(p: RunProgress, event: E.RunResumed, at: str) -> RunProgress:
-    return replace(p, status=moved(p, RunStatus.RUNNING))
+    """Running again; evidence runs named on resuming join those the run started with."""
+    if not event.evidence:
+        return replace(p, status=moved(p, RunStatus.RUNNING))
+    known = list(p.config.evidence or [])
+    added = [r for r in event.evidence if r not in known]
+    config = dataclasses.replace(p.config, evidence=known + added)
+    return replace(p, status=moved(p, RunStatus.RUNNING), config=config)
 
 
 def _ended(p: RunProgress, event: E.RunEnded, at: str) -> RunProgress:
@@ -190,6 +198,10 @@ def _approval(p: RunProgress, event: E.ApprovalAdded, at: str) -> RunProgress:
 
 def _attested(p: RunProgress, event: E.AttestationSigned, at: str) -> RunProgress:
     return replace(p, attestations=(*p.attestations, event.attestation))
+
+
+def _emergency(p: RunProgress, event: E.EmergencyOpened, at: str) -> RunProgress:
+    return replace(p, emergencies=(*p.emergencies, event))
 
 
 def _revoked(p: RunProgress, event: E.ApprovalRevoked, at: str) -> RunProgress:
@@ -213,7 +225,7 @@ APPLY = {E.Transition: _transition, E.StepIntent: _intent, E.StepResult: _result
          E.RunEnded: _ended, E.Requirement: _nothing, E.ReadBackDone: _read_back,
          E.ModuleRecord: _nothing, E.ChainCheckpoint: _nothing,
          E.ApprovalAdded: _approval, E.ApprovalRevoked: _revoked,
-         E.AttestationSigned: _attested}
+         E.AttestationSigned: _attested, E.EmergencyOpened: _emergency}
 
 
 def apply(progress: RunProgress, event: Any, at: str = "") -> RunProgress:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from otpatch.engine import events as E
+from otpatch.engine import stagerun
 from otpatch.engine.clock import VirtualClock, WallClock
 from otpatch.engine.context import RunContext
 from otpatch.modules.contract.platform import RunLock, lock_held
@@ -78,29 +79,41 @@ def refuse_non_simulators(loaded: Loaded) -> None:
 
 def start(playbook_path: str, inventory_path: str | None, mode: str, params_given: dict,
           home: Path, display: Any, *, host_key: Path | None = None,
-          prompter: Prompter | None = None, operator: str | None = None) -> RunProgress:
+          prompter: Prompter | None = None, operator: str | None = None,
+          stage: str | None = None, evidence: tuple[str, ...] = (),
+          register_keys: Path | None = None) -> RunProgress:
     """A new run: files loaded and checked, refused before anything is journaled if a
-    window is over or (dry run) a target is no simulator, then conducted until it ends or
-    waits. `host_key`: the key file that signs the journal's head (None: unanchored)."""
+    window is over, (execute) the site register is not signed by keys pinned in
+    `register_keys` (engine/siteregister.py), or (dry run) a target is no simulator, then
+    conducted until it ends or waits. `host_key`: the key file that signs the journal's
+    head (None: unanchored).
+    `stage`: a stage run, which runs only that stage's states (and those of none);
+    `evidence`: record hashes of the runs its sign-offs approve (engine/evidence.py)."""
     from otpatch.engine import params as run_params
     from otpatch.engine.anchor import Anchor
     from otpatch.engine.journal import FILENAME, Journal, new_run_id
+    from otpatch.engine.siteregister import require_register
 
     assert mode in MODES, mode
     loaded = load_files(playbook_path, inventory_path)
+    register = require_register(loaded.inventory, register_keys, mode)
     refuse_ended_windows(loaded, time.time())
     if mode == "dry_run":
         refuse_non_simulators(loaded)
     params = run_params.resolve(loaded.playbook, params_given)
+    stagerun.check(loaded, stage, evidence)
     run_id = new_run_id()
     clock = VirtualClock() if mode == "dry_run" else WallClock()
-    config = _config(loaded, mode, params, clock.now(), operator)
+    config = replace(_config(loaded, mode, params, clock.now(), operator), stage=stage,
+                     evidence=[stagerun.record_text(r) for r in evidence] or None,
+                     register=register.record())
     anchor = Anchor.for_run(host_key, loaded.inventory)
     if (home / FILENAME).exists():  # adding to a damaged journal would bury the damage
         with Journal.open(home, read_only=True) as journal:
             journal.require_intact((), "run")
     with Journal.open(home) as journal, _run_lock(home, run_id):
         journal.anchor_with(anchor)
+        journal.acting_as(operator)  # every entry of the run names who and where (SR 2.8)
         journal.record(run_id, config)
         progress = RunProgress(run_id=run_id, config=config)
         return _conduct(loaded, progress, journal, clock, home, display, prompter,
@@ -108,13 +121,18 @@ def start(playbook_path: str, inventory_path: str | None, mode: str, params_give
 
 
 def resume(run_id: str, home: Path, display: Any, *, host_key: Path | None = None,
-           prompter: Prompter | None = None, operator: str | None = None) -> RunProgress:
+           prompter: Prompter | None = None, operator: str | None = None,
+           evidence: tuple[str, ...] = (), register_keys: Path | None = None) -> RunProgress:
     """Continue a run that was interrupted or waits, from its journal, with exactly the
-    files it started with; the journal is checked (read-only) and trusted first."""
+    files it started with; the journal is checked (read-only) and trusted first, and an
+    execute run's site register again (by the keys pinned in `register_keys`).
+    `evidence`: record hashes of evidence runs to add (a production run waiting for them)."""
     from otpatch.engine.anchor import Anchor, require_trusted, trust_root
     from otpatch.engine.journal import Journal, check_run_id
+    from otpatch.engine.siteregister import require_register
 
     check_run_id(run_id)
+    added = [stagerun.record_text(r) for r in evidence] or None
     doing = f"resume {run_id}"
     # checked read-only first: a read-write open could fold a damaged WAL into the file
     with Journal.open(home, read_only=True) as journal:
@@ -127,15 +145,19 @@ def resume(run_id: str, home: Path, display: Any, *, host_key: Path | None = Non
         cfg = progress.config
         loaded = load_files(cfg.playbook, cfg.inventory)
         same_files(loaded, cfg)
+        require_register(loaded.inventory, register_keys, cfg.mode)
         require_trusted(checked.signed, trust_root(host_key, loaded.inventory), doing,
                         journal.path)
         journal.anchor_with(Anchor.for_run(host_key, loaded.inventory))
+        # who resumes, when named; else the run's own operator, on whose behalf it goes on
+        journal.acting_as(operator if operator is not None else cfg.operator)
         if cfg.mode == "dry_run":
             refuse_non_simulators(loaded)
         clock = (VirtualClock(cfg.clock_start, progress.elapsed) if cfg.mode == "dry_run"
                  else WallClock(cfg.clock_start))
         resumed = E.RunResumed(elapsed=progress.elapsed, pid=os.getpid(),
-                               from_status=progress.status.value, operator=operator)
+                               from_status=progress.status.value, operator=operator,
+                               evidence=added)
         progress = apply(progress, resumed, journal.record(run_id, resumed).hash)
         return _conduct(loaded, progress, journal, clock, home, display, prompter,
                         resumed=True)
@@ -154,7 +176,8 @@ def _conduct(loaded: Loaded, progress: RunProgress, journal: Any, clock: Any, ho
     display.attach_clock(clock)
     display.started(progress, loaded.playbook, resumed=resumed)
     conductor = Conductor(loaded.playbook, progress, journal, ctx, display,
-                          loaded.inventory.windows)
+                          loaded.inventory.windows,
+                          stagerun.evidence_runs(home, progress, loaded))
     progress = conductor.conduct()
     journal.checkpoint_run_end(progress.run_id, progress.elapsed)  # the head signed (anchor.py)
     return progress
@@ -169,6 +192,9 @@ def _config(loaded: Loaded, mode: str, params: dict, clock_start: float,
         inventory=str(Path(inv.path).resolve()) if inv.path else None,
         inventory_hash=inv.content_hash, mode=mode, params=params,
         targets={t: [h.name for h in hosts] for t, hosts in loaded.targets.items()},
+        assets={h.name: {"stage": h.stage.value, "serial": h.serial,
+                         "part_number": h.part_number, "simulator": h.simulator}
+                for hosts in loaded.targets.values() for h in hosts},
         waivers=[{"rule": w.rule, "reason": w.reason} for w in pb.waivers],
         pid=os.getpid(), clock_start=clock_start, operator=operator,
         clock=_clock() if mode == "execute" else None)

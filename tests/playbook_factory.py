@@ -48,7 +48,9 @@ def requirement(body: Mapping[str, Any]) -> Requirement:
     if kind == "hash_verified":
         return Requirement(kind, param=value)
     if kind == "signoff":
-        return Requirement(kind, roles=tuple(value["roles"]), over=value.get("over"))
+        over = value.get("over") or ()
+        return Requirement(kind, roles=tuple(value["roles"]),
+                           over=(over,) if isinstance(over, str) else tuple(over))
     return Requirement(kind, window=value)
 
 

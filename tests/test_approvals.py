@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import stat
+import sys
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -13,13 +14,20 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, ROOT, otpatch_child, run_json
+from conftest import FIXTURES, ROOT, SiteRegister, otpatch_child, run_json
 
 GATED = str(FIXTURES / "engine" / "gated.yml")
 LAB = str(ROOT / "inventory" / "lab.yml")
 GATE = "production_gate"
 OPERATOR = "Chen Wei"
 PEOPLE = ("alice-chen", "bernd-maier", "chen-wei", "dana-okafor")
+
+
+@pytest.fixture(autouse=True)
+def lab_signed(signed_lab, monkeypatch):
+    """Execute runs need the site register signed (engine/siteregister.py): LAB is a copy
+    of inventory/lab.yml whose register the lab signers signed, their keys pinned."""
+    monkeypatch.setattr(sys.modules[__name__], "LAB", str(signed_lab))
 
 
 @pytest.fixture
@@ -174,16 +182,22 @@ def test_bad_approval_commands_are_one_line_exit_2(home, tmp_path, args, says):
 @pytest.fixture(scope="module")
 def waiting(tmp_path_factory):
     """One real execute run waiting at the gate: its progress, files and binding."""
-    from otpatch.engine import approvals, runs
+    from otpatch.engine import runs, stagerun
     from otpatch.engine.journal import Journal
     from otpatch.engine.record import fold
 
     home = tmp_path_factory.mktemp("waiting") / "home"
-    run_id = start(home, "--operator", OPERATOR)
+    site = SiteRegister(tmp_path_factory.mktemp("site"))
+    lab = site.copy()
+    site.sign(lab)
+    with pytest.MonkeyPatch.context() as patch:  # module scope: the autouse fixture is later
+        patch.setenv("OTPATCH_REGISTER_KEYS", str(site.pinned))
+        patch.setattr(sys.modules[__name__], "LAB", str(lab))
+        run_id = start(home, "--operator", OPERATOR)
     with Journal.open(home, create=False) as journal:
         progress = fold(run_id, journal.entries(run_id))
-    loaded = runs.load_files(GATED, LAB)
-    bound = approvals.binding(progress, loaded.playbook, loaded.inventory, loaded.targets, GATE)
+    loaded = runs.load_files(GATED, str(lab))
+    bound, _ = stagerun.gate_binding(progress, loaded, GATE, home, time.time())
     return progress, loaded, bound
 
 
@@ -298,7 +312,11 @@ def test_the_binding_names_what_is_approved(waiting):
     assert bound["playbook"]["hash"] == loaded.playbook.content_hash
     assert bound["firmware"] == {"firmware": {"algorithm": "sha256", "hash": "9f86d081884c7d"
                                               "659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}}
-    assert bound["evidence"]["state"] == "prepare" and len(bound["evidence"]["entry"]) == 64
+    (evidence,) = bound["evidence"]  # the gate's one `over` state, done in this run
+    assert evidence["state"] == "prepare" and len(evidence["entry"]) == 64
+    assert (evidence["stage"], evidence["run_id"], evidence["record"]) == (
+        "lab", progress.run_id, None)
+    assert bound["evidence_age"] == 30 * 86400  # the default: 30 days
     assert bound["roles"] == ["process_owner", "ot_security_officer"]
     assert json.loads(json.dumps(bound)) == bound  # plain JSON, what is signed
 

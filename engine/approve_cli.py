@@ -199,7 +199,7 @@ def _record(gate: gates.Gate, signed: dict) -> None:
                                 set(gate.progress.revoked))
     why = judged.refused
     if gate.emergency:  # judged when signed, over the binding the emergency passed with
-        from otpatch.engine.emergency import refusal
+        from otpatch.engine.emergency_record import refusal
 
         why = refusal(signed, gate.emergency[0], gate.progress, gate.loaded.inventory.approvers)
     _append(run_id, E.ApprovalAdded(elapsed=gate.progress.elapsed, approval=signed),

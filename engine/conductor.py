@@ -18,6 +18,7 @@ from otpatch.modules import registry
 from otpatch.engine.model import NO_ROLLBACK, TERMINALS, Playbook
 from otpatch.engine.record import RunProgress, RunStatus, apply
 from otpatch.engine.runvalues import budget_usage, facts_scope, jsonable, plain_result
+from otpatch.engine import stagerun
 from otpatch.engine.evidence import gather, utc
 from otpatch.engine.stages import effective_stages
 from otpatch.modules.contract.durations import format_duration
@@ -47,7 +48,8 @@ class Conductor:
         self.policy = guards.POLICIES[progress.config.mode]
         self.stages = effective_stages(playbook, ctx.inventory)
         # a stage run (`--stage`) passes over the states of every other stage
-        self.out_of_stage = out_of_stage(playbook, self.stages, progress.config.stage)
+        self.out_of_stage = stagerun.out_of_stage(playbook, self.stages,
+                                                  progress.config.stage)
         self.evidence_runs = evidence_runs or {}  # record -> engine/evidence.py EvidenceRun
         self._window_needs = _window_needs(playbook)
         self.ctx.stage = self._stage_of(progress.state)
@@ -176,7 +178,7 @@ class Conductor:
         self.display.state(replace(self.pb.states[action.dest], stage=self.ctx.stage),
                            self.progress)
         checkpoint = self.pb.states[action.dest].checkpoint
-        if checkpoint:
+        if checkpoint and action.dest not in self.out_of_stage:  # a skipped state keeps none
             self.emit(E.Checkpoint, durable=False, state=action.dest, name=checkpoint,
                        facts=jsonable(self.progress.facts))
 
@@ -193,6 +195,8 @@ class Conductor:
         p = self.progress
         if action.trigger == "roll_back":
             return None, True
+        if action.dest in self.out_of_stage:  # a skipped state arms no rollback of its own
+            return p.active_rollback, p.rolling_back
         own = self.pb.states[action.dest].rollback if action.dest in self.pb.states else None
         if own:
             return (None if own == NO_ROLLBACK else own), p.rolling_back
@@ -304,16 +308,6 @@ class Conductor:
                   targets=self.ctx.namespace_targets,
                   run={"id": p.run_id, "mode": cfg.mode, "dry_run": self.ctx.dry_run})
         return ns
-
-
-def out_of_stage(pb: Playbook, stages: Any, run_stage: str | None) -> frozenset[str]:
-    """The states a stage run passes over: each whose stage is another one (a state that
-    touches no device and names no stage runs in every stage run)."""
-    if run_stage is None:
-        return frozenset()
-    return frozenset(name for name, state in pb.states.items()
-                     if stages.stage(state) is not None
-                     and stages.stage(state).value != run_stage)
 
 
 def _still_moving(check: Any, waited: float) -> Result:

@@ -109,7 +109,7 @@ def waiting_gate(run_id: str, progress: Any, loaded: Any, required: bool) -> Gat
 
 def emergency_gates(progress: Any, loaded: Any) -> list[Gate]:
     """The gates emergencies opened whose retrospective approval is not complete."""
-    from otpatch.engine.emergency import due_openings
+    from otpatch.engine.emergency_record import due_openings
 
     return [Gate(progress, opened.gate, dict(opened.binding), loaded, (opened, standing))
             for opened, standing in due_openings(progress, loaded.inventory.approvers,
@@ -118,7 +118,7 @@ def emergency_gates(progress: Any, loaded: Any) -> list[Gate]:
 
 def standings(gate: Gate) -> list[Any]:
     """Each emergency of the run, judged now (engine/emergency.py standing)."""
-    from otpatch.engine.emergency import standing
+    from otpatch.engine.emergency_record import standing
 
     return standing(gate.progress, gate.loaded.inventory.approvers, datetime.now(timezone.utc))
 
@@ -154,7 +154,7 @@ def judgement(run_id: str) -> str:
         gate = gate_of(run_id, required=False)
     except _Refused as e:
         return f"run {run_id}: {e}"
-    from otpatch.engine.emergency import describe
+    from otpatch.engine.emergency_record import describe
 
     emergencies = describe(standings(gate))
     if gate.binding is None:

@@ -41,7 +41,7 @@ def _emergency_document(progress) -> dict[str, Any]:
     retrospectively approved, awaiting, or NOT approved; or why it cannot be judged."""
     from datetime import datetime, timezone
 
-    from otpatch.engine.emergency import run_record
+    from otpatch.engine.emergency_record import run_record
 
     standings, why = run_record(progress, datetime.now(timezone.utc))
     if why:
@@ -98,7 +98,7 @@ def _emergency_lines(progress) -> list[str]:
     """The emergency block of `status RUN_ID` (engine/emergency.py)."""
     from datetime import datetime, timezone
 
-    from otpatch.engine.emergency import describe, run_record, unjudged
+    from otpatch.engine.emergency_record import describe, run_record, unjudged
 
     standings, why = run_record(progress, datetime.now(timezone.utc))
     return unjudged(progress, why) if why else describe(standings)

@@ -45,7 +45,6 @@ def next_action(loaded: Any, progress: Any) -> Any:
     """What the run would do next from `progress` (engine/decide.py), its stage run's
     skipped states taken into account, as the conductor decides it."""
     from otpatch.engine import decide
-    from otpatch.engine.conductor import out_of_stage
     from otpatch.engine.stages import effective_stages
     from otpatch.modules import registry
 
@@ -80,3 +79,13 @@ def evidence_runs(home: Path, progress: Any, loaded: Any) -> dict[str, Any]:
     records = progress.config.evidence or []
     return load_runs(home, list(records), trust_root(None, loaded.inventory)) if records \
         else {}
+
+
+def out_of_stage(pb: Any, stages: Any, run_stage: str | None) -> frozenset[str]:
+    """The states a stage run passes over: each whose stage is another one (a state that
+    touches no device and names no stage runs in every stage run)."""
+    if run_stage is None:
+        return frozenset()
+    return frozenset(name for name, state in pb.states.items()
+                     if stages.stage(state) is not None
+                     and stages.stage(state).value != run_stage)

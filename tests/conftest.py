@@ -70,6 +70,18 @@ def lab(tmp_path):
 LAB_SIGNERS = (("bernd-maier", "ot_security_officer"), ("alice-chen", "process_owner"))
 
 
+def lab_keys(folder: Path, people) -> dict[str, Path]:
+    """The lab people's private keys (inventory/lab-keys/PERSON.key) copied into `folder`,
+    mode 0600 (git keeps no file modes, and a key readable by others is refused)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for person in people:
+        out[person] = folder / f"{person}.key"
+        out[person].write_bytes((ROOT / "inventory" / "lab-keys" / f"{person}.key").read_bytes())
+        out[person].chmod(0o600)
+    return out
+
+
 class SiteRegister:
     """The lab's register signers (inventory/lab-register-keys.yml) pinned in a root-owned
     0644 file under tmp_path, and their keys copied 0600 (git keeps no file modes).
@@ -88,12 +100,7 @@ class SiteRegister:
         self.pinned = folder / "register-keys.yml"
         self.pinned.write_bytes((ROOT / "inventory" / "lab-register-keys.yml").read_bytes())
         self.pinned.chmod(0o644)
-        self.keys = {}
-        for person, _ in LAB_SIGNERS:
-            self.keys[person] = folder / f"{person}.key"
-            self.keys[person].write_bytes(
-                (ROOT / "inventory" / "lab-keys" / f"{person}.key").read_bytes())
-            self.keys[person].chmod(0o600)
+        self.keys = lab_keys(folder, [person for person, _ in LAB_SIGNERS])
         self.env = {"OTPATCH_REGISTER_KEYS": str(self.pinned)}
 
     def copy(self, inventory: str | Path = ROOT / "inventory" / "lab.yml") -> Path:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, ROOT, SiteRegister, otpatch_child, run_json
+from conftest import FIXTURES, ROOT, SiteRegister, lab_keys, otpatch_child, run_json
 
 GATED = str(FIXTURES / "engine" / "gated.yml")
 LAB = str(ROOT / "inventory" / "lab.yml")
@@ -33,15 +33,7 @@ def lab_signed(signed_lab, monkeypatch):
 @pytest.fixture
 def keys(tmp_path) -> dict[str, Path]:
     """The lab approvers' private keys, copied 0600 (git keeps no file modes)."""
-    folder = tmp_path / "keys"
-    folder.mkdir()
-    out = {}
-    for person in PEOPLE:
-        path = folder / f"{person}.key"
-        path.write_bytes((ROOT / "inventory" / "lab-keys" / f"{person}.key").read_bytes())
-        path.chmod(0o600)
-        out[person] = path
-    return out
+    return lab_keys(tmp_path / "keys", PEOPLE)
 
 
 def start(home: Path, *extra: str) -> str:
@@ -203,7 +195,7 @@ def waiting(tmp_path_factory):
 
 def signed(bound: dict, person: str, role: str, *, now=None, lasts=timedelta(hours=1),
            **changed) -> dict:
-    from otpatch.engine import approvals, keys
+    from otpatch.engine import approvals
 
     path = ROOT / "inventory" / "lab-keys" / f"{person}.key"
     key = _key(path)

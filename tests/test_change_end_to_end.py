@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, otpatch_child, run_json
+from conftest import ROOT, lab_keys, otpatch_child, run_json
 
 M580 = str(ROOT / "playbooks" / "m580-firmware-update.yml")
 TIME_SCALE = 0.002  # wall seconds per simulated second: the 8-minute transfer takes ~1 s
@@ -33,14 +33,7 @@ PEOPLE = ("alice-chen", "bernd-maier", "chen-wei")
 
 @pytest.fixture
 def keys(tmp_path) -> dict[str, Path]:
-    folder = tmp_path / "people"
-    folder.mkdir()
-    out = {}
-    for person in PEOPLE:
-        out[person] = folder / f"{person}.key"
-        out[person].write_bytes((ROOT / "inventory" / "lab-keys" / f"{person}.key").read_bytes())
-        out[person].chmod(0o600)
-    return out
+    return lab_keys(tmp_path / "people", PEOPLE)
 
 
 def host_home(tmp_path: Path, name: str) -> tuple[Path, dict[str, str]]:

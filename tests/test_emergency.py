@@ -328,7 +328,7 @@ def signed_by(person: str, role: str, binding: dict, at: datetime) -> dict:
 
 
 def test_standing_before_and_after_the_due_time_with_no_second_signature(folded):
-    from otpatch.engine.emergency import standing
+    from otpatch.engine.emergency_record import standing
 
     progress, approvers = folded
     (event,) = progress.emergencies
@@ -350,7 +350,7 @@ def test_standing_before_and_after_the_due_time_with_no_second_signature(folded)
                           "{due} (it came late: Bernd Maier signed {signed})"),
 ], ids=["in-time", "at-due", "late"])
 def test_standing_judges_the_second_signature_by_when_it_was_signed(folded, offset, state):
-    from otpatch.engine.emergency import standing
+    from otpatch.engine.emergency_record import standing
 
     progress, approvers = folded
     (event,) = progress.emergencies
@@ -362,7 +362,7 @@ def test_standing_judges_the_second_signature_by_when_it_was_signed(folded, offs
 
 
 def test_standing_refuses_another_binding_and_the_emergency_signer(folded):
-    from otpatch.engine.emergency import standing
+    from otpatch.engine.emergency_record import standing
 
     progress, approvers = folded
     (event,) = progress.emergencies

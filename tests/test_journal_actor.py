@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, ROOT, otpatch_child, run_json
+from conftest import FIXTURES, lab_keys, otpatch_child, run_json
 from otpatch.engine import keys as host_keys
 from otpatch.engine.journal import FILENAME, GENESIS_HASH, Journal
 from otpatch.engine.journalfile import this_host
@@ -148,15 +148,7 @@ def test_an_edited_operator_or_host_breaks_the_chain(home, tmp_path, edit, value
 
 @pytest.fixture
 def approver_keys(tmp_path) -> dict[str, Path]:
-    folder = tmp_path / "keys"
-    folder.mkdir()
-    out = {}
-    for person in ("alice-chen", "bernd-maier", "chen-wei"):
-        path = folder / f"{person}.key"
-        path.write_bytes((ROOT / "inventory" / "lab-keys" / f"{person}.key").read_bytes())
-        path.chmod(0o600)
-        out[person] = path
-    return out
+    return lab_keys(tmp_path / "keys", ("alice-chen", "bernd-maier", "chen-wei"))
 
 
 def last_run(home: Path) -> str:

@@ -89,3 +89,20 @@ def test_a_stage_the_playbook_has_no_state_of_is_refused(home, tmp_path):
                          "--stage", "staging")
     assert done.returncode == 2
     assert "--stage staging: " in done.stderr and "has no staging states" in done.stderr
+
+
+def test_skipped_states_keep_no_checkpoint_and_arm_no_rollback(home, lab):
+    """The shipped M580 procedure as a lab stage run: the staging and production states it
+    passes over record no as-found checkpoint and leave the active rollback as it was."""
+    from conftest import ROOT
+
+    done = otpatch_child(home, "run", str(ROOT / "playbooks" / "m580-firmware-update.yml"),
+                         "-i", str(lab.inventory), "--dry-run", "--stage", "lab", "--json")
+    assert done.returncode == 0, done.stderr
+    progress, events = _progress(home, run_json(done)["run_id"])
+    assert set(progress.checkpoints) == {"lab_as_found"}
+    skips = [e for e in events if e.kind == "transition" and e.trigger == "skip"]
+    assert skips and all(e.rollback in (None, "lab_restore") for e in skips)
+    assert progress.facts["lab_plc"]["revision"] == "v04.30"
+    assert "staging_plc" not in progress.facts  # nothing was read from the other stages
+    assert set(progress.facts["plc"]) == {"risk"}  # the production CPU: only its risk score

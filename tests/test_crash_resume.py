@@ -12,7 +12,10 @@ import pytest
 from conftest import FIXTURES, otpatch_child, run_json
 
 CHANGE = str(FIXTURES / "engine" / "change-and-verify.yml")
-SCENARIOS = {"completes": {}, "rolls back": {"verify_ok": "no"}}
+STAGED = str(FIXTURES / "engine" / "staged-change.yml")  # `--stage lab`: staging skipped
+SCENARIOS = {"completes": {}, "rolls back": {"verify_ok": "no"},
+             "a lab stage run": {"stage": "lab"},
+             "a lab stage run rolls back": {"stage": "lab", "verify_ok": "no"}}
 MAX_COMMITS = 40  # bounds the loop; these runs commit six or seven times
 # run_started, each device step's intent and result, run_ended: set_fact, assert and the
 # transitions join the next commit (group commit of replayable work), so a kill before a
@@ -21,8 +24,12 @@ MIN_BOUNDARIES = 12
 
 
 def run_args(device: Path, params: dict) -> list[str]:
+    """The run of a scenario: change-and-verify.yml, or staged-change.yml as a stage run."""
+    params = dict(params)
+    stage = params.pop("stage", None)
     extra = [f"device={device}", *(f"{k}={v}" for k, v in params.items())]
-    return ["run", CHANGE, "--dry-run", "--json", *[a for e in extra for a in ("-e", e)]]
+    head = ["run", STAGED, "--stage", stage] if stage else ["run", CHANGE]
+    return [*head, "--dry-run", "--json", *[a for e in extra for a in ("-e", e)]]
 
 
 def uninterrupted(tmp_path: Path, params: dict) -> tuple[dict, dict]:
@@ -59,6 +66,10 @@ def boundaries() -> list[tuple[str, int]]:
 def test_kill_at_every_journal_boundary_then_resume(tmp_path, scenario):
     params = SCENARIOS[scenario]
     reference, reference_device = uninterrupted(tmp_path, params)
+    if "stage" in params:  # the staging states were passed over, before and after
+        assert [v["state"] for v in reference["path"] if v["event"] == "skip"] == (
+            ["staging_notice"] + (["staging_record"] if reference["status"] == "completed"
+                                  else []))
     killed = 0
     for when, n in boundaries():
         case = tmp_path / f"{when}-{n}"

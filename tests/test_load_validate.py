@@ -202,12 +202,15 @@ def billion_laughs(levels: int = 9) -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_billion_laughs_is_refused_in_well_under_a_second(tmp_path):
+def test_billion_laughs_is_refused_before_it_expands(tmp_path):
+    """Refused by counting aliases, not by expanding 9^10 nodes (which would take minutes
+    and gigabytes): the bound is far above a loaded 2-core CI machine's worst, and far
+    below any expansion, so it tells the two apart without timing speed."""
     path = write(tmp_path, billion_laughs())
     started = time.perf_counter()
     rule, _ = refusal(path)
     assert rule == "yaml-alias-bomb"
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 10.0
 
 
 def test_a_recursive_alias_is_refused(tmp_path):

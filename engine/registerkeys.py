@@ -33,7 +33,7 @@ class RegisterUnsigned(InputError):
     """The site register cannot be trusted: unsigned, altered after signing, signed by keys
     not pinned, or its pinned keys missing or changeable by others. An InputError (exit 2):
     the site's own files are what fail, and the run is refused before anything is journaled,
-    so there is no waiting run for `resume` to continue (what a GateRefused would mean).
+    so there is no waiting run for `resume` to continue (what a refused gate means, exit 3).
     The message is one line, starting "site register not signed: "."""
 
     def __init__(self, why: str):

@@ -17,7 +17,8 @@ from otpatch.engine import guards, machine, runner
 from otpatch.modules import registry
 from otpatch.engine.model import NO_ROLLBACK, TERMINALS, Playbook
 from otpatch.engine.record import RunProgress, RunStatus, apply
-from otpatch.engine.runvalues import budget_usage, facts_scope, jsonable, plain_result
+from otpatch.engine.runvalues import (budget_usage, facts_scope, jsonable, plain_result,
+                                      verified_aspects)
 from otpatch.engine import stagerun
 from otpatch.engine.evidence import gather, utc
 from otpatch.engine.stages import effective_stages
@@ -82,7 +83,8 @@ class Conductor:
             # back; any other step without a recorded result simply runs again
             self.emit(E.StepIntent, state=state.name, index=index, step=step.label,
                        module=step.module,
-                       args=jsonable(prepared.args) if templated else prepared.args)
+                       args=jsonable(prepared.args) if templated else prepared.args,
+                       changes=list(prepared.module.changed_aspects()))
         elif not prepared.replayable:
             self.journal.flush()  # no write transaction spans a step that could take time
         self.display.step(state, index, step)
@@ -121,7 +123,8 @@ class Conductor:
                    step=step.label, module=step.module, result=plain_result(result),
                    register=step.register, facts_scope=facts_scope(step.module, args),
                    duration=now - started, reverified=reverified,
-                   failure=self._failure(state, step, result))
+                   failure=self._failure(state, step, result),
+                   verifies=verified_aspects(step.module, args))
         self.display.result(state, index, step, result, now - started)
 
     def _read_back(self, action: decide.ReadBack) -> None:

@@ -263,9 +263,13 @@ class StepIntent(Event):
     module: str
     args: dict
     changes_device: bool = True
+    changes: list | None = None  # what it changes on its target: firmware, mode, ...
 
     def outcome(self) -> str:
         return "intent"
+
+    def payload(self) -> dict[str, Any]:
+        return _unless_none(super().payload(), "changes")
 
 
 @dataclass(frozen=True)
@@ -284,6 +288,7 @@ class StepResult(Event):
     duration: float
     reverified: bool = False  # recorded from a read-back after a crash, not from the action
     failure: str | None = None
+    verifies: list | None = None  # what the step reads back and checks: firmware, mode, ...
 
     def outcome(self) -> str:
         return "failure" if self.result.failed else "success"
@@ -295,6 +300,8 @@ class StepResult(Event):
             del out["reverified"]
         if self.failure is None:
             del out["failure"]
+        if not self.verifies:
+            del out["verifies"]
         return out
 
     @classmethod

@@ -41,6 +41,16 @@ def facts_scope(module: str, args: dict) -> str | None:
     return None
 
 
+def verified_aspects(module: str, args: dict) -> list | None:
+    """What a step of `module` with `args` reads back and checks (firmware, mode, ...), as
+    its result records it; None for one that checks nothing (or a module not registered)."""
+    try:
+        cls = registry.get(module)
+    except registry.UnknownModule:  # a module this otpatch does not know records nothing
+        return None
+    return list(cls.verified_aspects(args)) or None
+
+
 def plain_result(result: Result) -> Result:
     """The module's Result with plain JSON values only (what the journal can hold)."""
     return replace(result, facts=jsonable(result.facts),

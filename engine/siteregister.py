@@ -156,12 +156,17 @@ class RegisterStatus:
     protection: str = ""  # the pinned keys' protection, in words
     file: str | None = None  # the signed register file
     verdicts: tuple[SignatureVerdict, ...] = ()
+    approvers: tuple[dict, ...] = ()  # the register's approvers: {name, roles, public_key}
 
     def record(self) -> dict[str, Any]:
-        """What RunStarted's `register` field keeps of it."""
-        return {"hash": self.hash, "signed": self.valid and self.hash is not None,
-                "signers": list(self.signers), "pinned_keys": self.pinned_keys,
-                "note": self.note or None, "reason": self.reason or None}
+        """What RunStarted's `register` field keeps of it: with the approvers, so the
+        record names the person behind each signature (engine/report/) from the journal."""
+        out = {"hash": self.hash, "signed": self.valid and self.hash is not None,
+               "signers": list(self.signers), "pinned_keys": self.pinned_keys,
+               "note": self.note or None, "reason": self.reason or None}
+        if self.approvers:
+            out["approvers"] = [dict(a) for a in self.approvers]
+        return out
 
 
 def check_register(inventory: Any, pinned_keys_path: Path | None) -> RegisterStatus:
@@ -172,7 +177,8 @@ def check_register(inventory: Any, pinned_keys_path: Path | None) -> RegisterSta
                               pinned_keys=_shown(pinned_keys_path))
     current = site_register(inventory)
     base = {"hash": register_hash(current), "pinned_keys": _shown(pinned_keys_path),
-            "file": str(register_file(inventory.path))}
+            "file": str(register_file(inventory.path)),
+            "approvers": tuple(current["approvers"])}
     pinned, trouble = _pinned(pinned_keys_path)
     extra = {"protection": pinned.protection if pinned else _words(trouble, pinned_keys_path),
              "note": pinned.note if pinned else ""}

@@ -49,6 +49,12 @@ def test_facts_record_scores_and_due_date_in_any_mode(mode):
         "effective_vector": MODBUS_98 + "/MAV:A", "version": "3.0", "base": 9.8,
         "base_severity": "Critical", "effective": 8.8, "effective_basis": "environmental",
         "severity": "High", "controls": ["mguard-blocks-modbus"],
+        "control_evidence": [{
+            "id": "mguard-blocks-modbus",
+            "description": "mGuard blocks TCP 502 from outside VLAN 10", "metrics": {"MAV": "A"},
+            "evidence": [{"kind": "firewall_rule",
+                          "ref": 'lab-mguard-1 FW_INCOMING rule "deny modbus from VLAN 20"'},
+                         {"kind": "check", "ref": "otpatch firewall review (planned)"}]}],
         "published": "2021-07-13T00:00:00+00:00", "due_category": "within_30d",
         "deadline": "2021-08-12T00:00:00+00:00",
         "due_rule": "effective 8.8 is above 7.0 and not above 9.0: act within 30 days of "

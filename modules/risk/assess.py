@@ -64,10 +64,18 @@ def _assess(args: Mapping[str, Any], ctx: Any) -> Result:
              "base": scored.base, "base_severity": scored.base_severity,
              "effective": scored.effective, "effective_basis": scored.effective_basis,
              "severity": scored.severity, "controls": list(scored.controls),
+             "control_evidence": [_cited(c) for c in cited],
              "published": published.isoformat(), "due_category": when.category,
              "deadline": when.deadline.isoformat() if when.deadline else None,
              "due_rule": when.rule}
     return Result(msg=_summary(args.get("advisory"), scored, when), facts={"risk": facts})
+
+
+def _cited(control: Any) -> dict[str, Any]:
+    """A cited control as the record keeps it: what it changes and the evidence for it."""
+    return {"id": control.id, "description": control.description,
+            "metrics": dict(control.metrics),
+            "evidence": [{"kind": e.kind, "ref": e.ref} for e in control.evidence]}
 
 
 def _controls_path(name: str | None, ctx: Any) -> Path | None:

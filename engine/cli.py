@@ -10,7 +10,6 @@ from otpatch.modules.contract.errors import (EXIT_BAD_INPUT, EXIT_NOT_COMPLETED,
                                              OtpatchError, clip)
 
 COMMANDS_NOT_BUILT = {
-    "report": "change-control reports (JSON, Markdown, HTML) from the journal",
     "firewall": "mGuard profile review against a policy",
 }
 
@@ -22,7 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of every command: the engine's, then each package's (its CLI
     declaration, modules/registry.py), from the registry load_registry made."""
     from otpatch.engine import commands as c
-    from otpatch.engine import approve_cli, attest_cli, evidence_cli, moduledoc, register_cli
+    from otpatch.engine import (approve_cli, attest_cli, evidence_cli, moduledoc, register_cli,
+                                report_cli)
     from otpatch.engine.host import PackageHost
     from otpatch.modules.registry import current, resolve
 
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     attest_cli.register(sub)
     evidence_cli.register(sub)
     register_cli.register(sub)
+    report_cli.register(sub)
     for where in current().cli:
         resolve(where)(sub, PackageHost())
     for name, what in COMMANDS_NOT_BUILT.items():

@@ -161,9 +161,12 @@ def resume(args) -> int:
 def _finished(progress, as_json: bool) -> int:
     from otpatch.engine.record import RunStatus
 
+    entries = runview.entries_of(_home(), progress.run_id)
     if as_json:
-        _print_json(runview.run_document(progress))
+        _print_json(runview.run_document(progress, entries))
     else:
+        for line in runview.device_lines(progress, entries):
+            print(line)
         ended = runview.record_hash(progress, _home())
         named = f", record {ended} (--evidence names it)" if ended else ""
         print(f"record: journal {_home() / 'journal.sqlite'}, run {progress.run_id}{named} "
@@ -183,7 +186,8 @@ def status(args) -> int:
         progress = api.status(home, args.run_id, host_key=_host_key(home))
         entries = runview.entries_of(home, args.run_id)  # checked by api.status just now
         if args.json:
-            _print_json({**runview.run_document(progress), **runview.who_document(entries)})
+            _print_json({**runview.run_document(progress, entries),
+                         **runview.who_document(entries)})
         else:
             print(runview.format_status(progress, entries))
         return EXIT_OK

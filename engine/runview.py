@@ -18,8 +18,27 @@ def record_hash(progress, home: Path) -> str | None:
     return shown(entry.hash) if entry else None
 
 
-def run_document(progress) -> dict[str, Any]:
-    """A run as one JSON document (run, resume and status --json)."""
+def device_outcomes(progress, entries) -> list[dict[str, Any]]:
+    """Each targeted device's outcome (engine/report/devices.py): changed and verified,
+    restored and verified, left changed, not changed or unknown, with a statement."""
+    from otpatch.engine.record import RunStatus
+    from otpatch.engine.report.devices import trails_of, outcome
+
+    trails = trails_of((e.event() for e in entries), progress.config.targets)
+    done = progress.status is RunStatus.COMPLETED
+    return [dict(zip(("outcome", "verified", "statement"), outcome(trails[h], done)), host=h)
+            for h in sorted(trails)]
+
+
+def device_lines(progress, entries) -> list[str]:
+    """The `devices:` block of status RUN_ID and of a run's end."""
+    rows = device_outcomes(progress, entries)
+    return ["devices:", *[f"  {r['statement']}" for r in rows]] if rows else []
+
+
+def run_document(progress, entries=None) -> dict[str, Any]:
+    """A run as one JSON document (run, resume and status --json); with its journal
+    entries, each device's outcome too."""
     cfg = progress.config
     return {
         "run_id": progress.run_id, "status": progress.status.value, "state": progress.state,
@@ -33,6 +52,7 @@ def run_document(progress) -> dict[str, Any]:
         "waivers": cfg.waivers, "stage": cfg.stage, "evidence": cfg.evidence or [],
         "facts": progress.facts,
         **_emergency_document(progress),
+        **({"devices": device_outcomes(progress, entries)} if entries is not None else {}),
     }
 
 
@@ -87,6 +107,7 @@ def format_status(progress, entries=()) -> str:
         lines.append(f"  {clock_label(v.entered_at)} - {left}  {v.state}"
                      + (f"  ({v.event})" if v.event else ""))
     lines += _emergency_lines(progress)
+    lines += device_lines(progress, entries)
     lines += ["by:", *[f"  {actor_line(span)}" for span in who["by"]]] if who["by"] else []
     if who["record_hash"]:
         lines.append(f"record {who['record_hash']} (otpatch evidence export "

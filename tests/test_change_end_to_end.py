@@ -15,6 +15,7 @@ Attestations are answered by signed attestation files (`otpatch attest`), as a p
 another terminal would."""
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -178,9 +179,31 @@ def test_an_approved_change_runs_as_a_chain_of_separate_runs(tmp_path, site_regi
         assert used["lab"]["record"] == records[0] and used["staging"]["record"] == records[1]
         assert used["lab"]["source"].startswith("imported from host-a")
         assert used["staging"]["source"] == "this journal"
+    for run_id, outcome in ((changed, "changed_and_verified"),
+                            (restored, "restored_and_verified")):
+        change_report(host_b, run_id, records, outcome)
     assert datetime.now(timezone.utc) < _window_end(inventory)  # all inside the window
     verified = otpatch_child(host_b, "journal", "verify", "-i", str(inventory))
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def change_report(home: Path, run_id: str, records: list[str], outcome: str) -> None:
+    """`report --change`: the lab run (imported from host A), the staging run and the
+    production run in one record, each device from the run that changed it, and the
+    sign-offs by the people the register names for their keys."""
+    done = otpatch_child(home, "report", "--change", run_id, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    runs = doc["runs"]
+    assert [r["journal"]["record"] for r in runs[:2]] == list(records) and len(runs) == 3
+    assert doc["change"]["id"] == run_id == runs[-1]["run_id"]
+    devices = {d["host"]: (d["outcome"], d["run_id"]) for d in doc["devices"]}
+    assert devices["prod-plc-1"] == (outcome, run_id)
+    assert devices["lab-plc-1"] == ("changed_and_verified", runs[0]["run_id"])
+    assert devices["staging-plc-1"] == ("changed_and_verified", runs[1]["run_id"])
+    signed = {(a["role"], a["person"]) for a in runs[-1]["approvals"]}
+    assert signed == {("process_owner", "Alice Chen"), ("ot_security_officer", "Bernd Maier")}
+    assert all(r["mode"] == "execute" and r["clock"] == "wall" for r in runs)
 
 
 def _window_end(inventory: Path) -> datetime:

@@ -127,7 +127,7 @@ def test_status_lists_and_shows_runs(home, tmp_path):
     (["run", "missing.yml", "--dry-run"], "missing.yml"),
     (["run", CHANGE, "--dry-run", "-e", "nonsense"], "otpatch: -e 'nonsense': expected name=value"),
     (["run", READINESS, "--dry-run"], "give an inventory with -i"),
-    (["report", "r-20260101T000000-abcdef"], "otpatch: not implemented: change-control"),
+    (["firewall", "review", "p.atv"], "otpatch: not implemented: mGuard profile review"),
     (["journal", "verify"], "otpatch: no journal at"),
 ], ids=["bad run id", "no journal", "missing playbook", "bad -e", "no inventory",
         "not built yet", "verify without journal"])

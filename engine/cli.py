@@ -21,8 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of every command: the engine's, then each package's (its CLI
     declaration, modules/registry.py), from the registry load_registry made."""
     from otpatch.engine import commands as c
-    from otpatch.engine import (approve_cli, attest_cli, evidence_cli, moduledoc, register_cli,
-                                report_cli)
+    from otpatch.engine import (approve_cli, attest_cli, bundle_cli, evidence_cli, moduledoc,
+                                register_cli, report_cli)
     from otpatch.engine.host import PackageHost
     from otpatch.modules.registry import current, resolve
 
@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     approve_cli.register(sub)
     attest_cli.register(sub)
     evidence_cli.register(sub)
+    bundle_cli.register(sub)
     register_cli.register(sub)
     report_cli.register(sub)
     for where in current().cli:

@@ -33,15 +33,22 @@ def run_demo(home: Path, host_key: Path | None = None) -> int:
     signs the journal's head (the CLI's $OTPATCH_HOST_KEY or <home>/host.key)."""
     root = project_root()
     os.environ.setdefault(PASSWORD_ENV, secrets.token_urlsafe(12))  # the lab mGuards' password
+    host_key = host_key or _demo_host_key(home)
     runs_done = [_dry_run(root, home, host_key, playbook, ()) for playbook in PROCEDURES]
     rehearsed = [_dry_run(root, home, host_key, playbook, (fault,))
                  for playbook, fault in REHEARSALS]
     print()
     for progress in runs_done + rehearsed:
         print(summary(progress))
+        for line in changed_devices(home, progress):
+            print(line)
     ids = ", ".join(p.run_id for p in runs_done + rehearsed)
     print(f"\nrecord: {home / 'journal.sqlite'}, runs {ids} (otpatch status RUN_ID; "
           "otpatch journal verify)")
+    written = write_record(home, [p.run_id for p in runs_done + rehearsed])
+    print(f"change-control record (HTML, one file to print): {written}\n"
+          "  a rehearsal, not evidence: every device in it is a simulator; "
+          "otpatch report RUN_ID --format md|json gives one run")
     done = all(p.status.value == "completed" for p in runs_done) and \
         all(p.status.value == "rolled_back" for p in rehearsed)
     return EXIT_OK if done else EXIT_NOT_COMPLETED
@@ -63,6 +70,39 @@ def _dry_run(root: Path, home: Path, host_key: Path | None, playbook: str,
                                  _declared(root / playbook, params), mode="dry_run",
                                  home=home, host_key=host_key)
         return api.run(request, observer=display.for_terminal(False)).progress
+
+
+def changed_devices(home: Path, progress) -> list[str]:
+    """What the run left each device it changed in (engine/report/devices.py)."""
+    from otpatch.engine.runview import device_outcomes, entries_of
+
+    rows = device_outcomes(progress, entries_of(home, progress.run_id))
+    return [f"  -> {r['statement']}" for r in rows if r["outcome"] != "not_changed"]
+
+
+def _demo_host_key(home: Path) -> Path:
+    """The key this host signs its journal's checkpoints with: the demo makes one in its
+    home when there is none, so its records are anchored and can be exported."""
+    from otpatch.engine import keys
+
+    path = home / keys.HOST_KEY_FILE
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        keys.generate(path)
+        print(f"demo: made this host's journal key {path} (otpatch keygen --host)")
+    return path
+
+
+def write_record(home: Path, run_ids: list[str]) -> Path:
+    """The demo's runs as one HTML change-control record, written atomically."""
+    from otpatch.engine.report import build, source
+    from otpatch.engine.report.render import render
+    from otpatch.modules.contract.files import write_atomic
+
+    doc = build.build([source.load_run(home, run_id) for run_id in run_ids])
+    path = home / "demo-record.html"
+    write_atomic(path, render(doc, "html").encode("utf-8"), "demo record")
+    return path
 
 
 def free_udp_port() -> int:

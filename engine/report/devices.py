@@ -1,18 +1,24 @@
 """Each device's honest outcome, from a run's step events alone: what it was found at, what
-it was left at, and whether a read after its last change confirmed it.
+it was left at, and whether later steps checked what each change touched.
 
 A device is changed when a device-changing step was started on it (its intent is in the
-journal). Only successful read-only steps count as readings: as found is the first reading
-of each value before the first change, as left the last reading after the last change. The
-outcome:
+journal). Each intent records the aspects it changes (firmware, mode, configuration; device:
+anything) and each step result the aspects it verified (the modules declare both); an
+aspect stays unchecked until a later successful step verifies it. Only successful read-only
+steps count as readings: as found is the first reading of each value before the first
+change, as left the last reading not made stale by a later change of what it shows
+(STALE_AFTER). The outcome:
 
-- changed_and_verified: the run completed and a reading after the last change succeeded;
-- restored_and_verified: the run did not complete, and every value compared reads as found;
-- left_changed: a value compared reads other than as found after a run that did not complete
-  (a restored profile on a firewall whose firmware stayed new), said value by value;
+- changed_and_verified: the run completed and every changed aspect was checked;
+- restored_and_verified: the run did not complete, every changed aspect was checked, and
+  every value compared reads as found;
+- left_changed: checked, but a value compared reads other than as found after a run that
+  did not complete (a restored profile on a firewall whose firmware stayed new), value by
+  value;
 - not_changed: no change was started on it;
-- unknown: a change whose result is not recorded, a read-back that could not tell, or no
-  successful reading after the last change.
+- unknown: a change whose result is not recorded, a read-back that could not tell, or an
+  aspect no later step checked (journals written before aspects were recorded: no reading
+  after the last change).
 
 Which facts mean what is the table READINGS (the names the M580, mGuard and CIP modules
 answer with)."""

@@ -41,6 +41,7 @@ class Row:
 
     rid: str | None
     settings: dict[str, "Value"] = field(repr=False)
+    line: int = field(default=0, compare=False)  # where the row opens in its file (0: made here)
 
 
 @dataclass
@@ -238,7 +239,7 @@ class _Parser:
                 raise self.error(opening, "row opened here is not closed")
             self._setting_into(settings, seen, "a setting name or '}'")
         self.take()
-        return Row(rid, settings)
+        return Row(rid, settings, opening.line)
 
 
 def _describe(tok: Token) -> str:

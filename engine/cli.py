@@ -9,9 +9,7 @@ from typing import Any
 from otpatch.modules.contract.errors import (EXIT_BAD_INPUT, EXIT_NOT_COMPLETED, InputError,
                                              OtpatchError, clip)
 
-COMMANDS_NOT_BUILT = {
-    "firewall": "mGuard profile review against a policy",
-}
+COMMANDS_NOT_BUILT: dict[str, str] = {}
 
 
 PLUGINS_ENV = "OTPATCH_MODULE_PLUGINS"  # site plugins: importable module names, comma-separated

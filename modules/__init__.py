@@ -15,5 +15,6 @@ PACKAGES = (
     "otpatch.modules.mguard",
     "otpatch.modules.syslog",
     "otpatch.modules.risk",
+    "otpatch.modules.firewall",
     "otpatch.modules.advisories",
 )

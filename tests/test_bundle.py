@@ -131,8 +131,10 @@ def test_an_intact_bundle_holds_the_record_and_verifies_with_public_keys_only(si
     run = site.run_id
     assert top == f"otpatch-bundle-{run}"
     profiles = sorted(n for n in files if n.startswith("profiles/"))
-    assert [Path(p).name.split("-as_found-")[0] for p in profiles] == ["lab-mguard-1",
-                                                                      "prod-mguard-1"]
+    # each firewall's as-found backup and its export after the update (reviewed, compared)
+    assert sorted(Path(p).name.rsplit("-", 1)[0] for p in profiles) == [
+        "lab-mguard-1-after", "lab-mguard-1-as_found", "prod-mguard-1-after",
+        "prod-mguard-1-as_found"]
     assert sorted(files) == sorted([
         "approvals.json", "attestations.json", "firmware.json", f"inventory/{run}.json",
         f"journal/{run}.checkpoint.json", f"journal/{run}.jsonl", "manifest.json",
@@ -202,8 +204,8 @@ def test_export_warns_that_profiles_can_hold_secrets(site, tmp_path, caplog):
     code, out, err = site("export", site.run_id, "-o", str(tmp_path / "b.tar.gz"))
     assert code == 0, err
     assert out.startswith(f"{tmp_path / 'b.tar.gz'}: evidence bundle of run {site.run_id}, "
-                          "completed: 13 files and the manifest, ")
-    assert "2 mGuard profile backup(s) are in the bundle as they were saved" in caplog.text
+                          "completed: 15 files and the manifest, ")
+    assert "4 mGuard profile backup(s) are in the bundle as they were saved" in caplog.text
     assert "--without-profiles" in caplog.text
 
 
@@ -216,7 +218,7 @@ def test_without_profiles_carries_their_hashes_only(site, tmp_path):
     assert all(r["file"] is None and r["sha256"] for r in json.loads(files["profiles.json"]))
     code, lines, _ = site.verify(out)
     assert code == 0, lines
-    assert sum(line.startswith("note: profile ") for line in lines) == 2
+    assert sum(line.startswith("note: profile ") for line in lines) == 4
 
 
 def test_verify_falls_back_to_this_hosts_own_key_and_without_any_key_does_not_verify(site):

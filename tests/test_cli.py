@@ -127,10 +127,10 @@ def test_status_lists_and_shows_runs(home, tmp_path):
     (["run", "missing.yml", "--dry-run"], "missing.yml"),
     (["run", CHANGE, "--dry-run", "-e", "nonsense"], "otpatch: -e 'nonsense': expected name=value"),
     (["run", READINESS, "--dry-run"], "give an inventory with -i"),
-    (["firewall", "review", "p.atv"], "otpatch: not implemented: mGuard profile review"),
+    (["firewall", "review", "missing.atv"], "otpatch: profile missing.atv: cannot read"),
     (["journal", "verify"], "otpatch: no journal at"),
 ], ids=["bad run id", "no journal", "missing playbook", "bad -e", "no inventory",
-        "not built yet", "verify without journal"])
+        "missing profile", "verify without journal"])
 def test_bad_arguments_exit_2_with_one_line(home, args, message):
     done = otpatch_child(home, *args)
     assert done.returncode == 2

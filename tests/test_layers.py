@@ -8,7 +8,7 @@ from pathlib import Path
 from conftest import ROOT
 
 PACKAGES = ("m580", "mguard", "cip", "syslog", "risk", "advisories", "ansible", "firmware",
-            "core")
+            "core", "firewall")
 ROOTS = {"otpatch.engine": ROOT / "engine", "otpatch.modules": ROOT / "modules"}
 
 

@@ -71,6 +71,7 @@ def run_document(record: Any) -> dict[str, Any]:
                      for r in cfg.evidence or []],
         "firmware": parts.firmware(typed),
         "risk": parts.risk(typed, cfg.targets),
+        "firewall": parts.firewall(typed),
         "devices": run_devices,
         "states": visits(events, cfg, progress.status in FINAL),
         "approvals": parts.approvals(events, progress),

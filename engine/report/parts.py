@@ -43,6 +43,32 @@ def firmware(typed: list[Any]) -> list[dict[str, Any]]:
     return [out[k] for k in sorted(out)]
 
 
+def firewall(typed: list[Any]) -> list[dict[str, Any]]:
+    """Each firewall.review result: the profile reviewed, its rule counts per table, the
+    findings, and (compared with the earlier profile) the rules the change lost."""
+    out = []
+    for ev in typed:
+        if not (isinstance(ev, E.StepResult) and ev.module == "firewall.review"):
+            continue
+        for label, r in sorted(((ev.result.facts or {}).get("firewall") or {}).items()):
+            if not isinstance(r, Mapping):
+                continue
+            diff = r.get("diff") if isinstance(r.get("diff"), Mapping) else None
+            out.append({"state": ev.state, "label": label, "failed": ev.result.failed,
+                        "msg": ev.result.msg or "",
+                        "profile": PurePath(str(r.get("profile", ""))).name,
+                        "sha256": r.get("sha256"), "version": r.get("version"),
+                        "policy": r.get("policy"), "counts": r.get("counts") or {},
+                        "by_severity": r.get("by_severity") or {},
+                        "findings": list(r.get("findings") or []),
+                        "compared_to": PurePath(str(diff["compared_to"])).name
+                        if diff and diff.get("compared_to") else None,
+                        "lost": diff.get("lost") if diff else None,
+                        "changed": diff.get("changed") if diff else None,
+                        "new_findings": list(r.get("new_findings") or [])})
+    return out
+
+
 RISK_FIELDS = ("advisory", "vector", "base", "base_severity", "effective", "effective_vector",
                "severity", "published", "due_category", "deadline", "due_rule")
 

@@ -111,7 +111,7 @@ def _run(run: dict[str, Any], several: bool) -> list[Any]:
                                  2, "run"), Timeline(run), _summary(run)]
     if several:
         blocks += _devices(run["devices"], 3, "Devices in this run", detail=False)
-    for part in (_risk, _firmware, _states, _requirements, record.approvals,
+    for part in (_risk, _firmware, _firewall, _states, _requirements, record.approvals,
                  record.attestations, record.deviations, record.budgets, record.journal):
         blocks += part(run)
     return blocks
@@ -173,6 +173,50 @@ def _controls(controls: list[dict[str, Any]]) -> Any:
                  tuple((Code(c["id"]), c["description"], value(c["metrics"]),
                         "\n".join(fields(e) for e in c["evidence"]) or "none")
                        for c in controls))
+
+
+def _firewall(run: dict[str, Any]) -> list[Any]:
+    """Each firewall review: rule counts per table, findings by severity, what a change
+    lost; then its findings, each where it stands in the profile."""
+    reviews = run.get("firewall") or []
+    if not reviews:
+        return []
+    blocks: list[Any] = [Heading("Firewall review", 3, "firewall"), Table(
+        ("Review", "State", "Profile", "Rules per table", "Findings", "Compared"),
+        tuple((Code(r["label"]), Code(r["state"]), (r["profile"], " ", r["version"] or ""),
+               _counts(r["counts"]), _severities(r["by_severity"]), _compared(r))
+              for r in reviews), tuple("failed" if r["failed"] else "" for r in reviews))]
+    for r in reviews:
+        if r["findings"]:
+            blocks += [Heading((Code(r["label"]), f": {len(r['findings'])} findings"), 4),
+                       Table(("Severity", "Finding", "Where", "What"),
+                             tuple((Strong(f.get("severity", "")), Code(f.get("id", "")),
+                                    _located(f.get("location") or {}), f.get("message", ""))
+                                   for f in r["findings"]))]
+    return blocks
+
+
+def _counts(counts: dict[str, Any]) -> str:
+    rest = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if k != "total")
+    return f"{counts.get('total', 0)} ({rest})" if rest else str(counts.get("total", 0))
+
+
+def _severities(by: dict[str, Any]) -> str:
+    order = ("critical", "high", "medium", "low", "info")
+    return ", ".join(f"{by[k]} {k}" for k in order if by.get(k)) or "none"
+
+
+def _compared(r: dict[str, Any]) -> Any:
+    if r["compared_to"] is None:
+        return "-"
+    said = f"with {r['compared_to']}: {r['lost']} lost, {r['changed']} changed"
+    return Strong(said) if r["lost"] or r["changed"] or r["failed"] else said
+
+
+def _located(where: dict[str, Any]) -> str:
+    line = f", line {where['line']}" if where.get("line") else ""
+    table = f"{where['table']} rule {where['position']} " if where.get("table") else ""
+    return f"{table}({where.get('path', '')}{line})"
 
 
 def _firmware(run: dict[str, Any]) -> list[Any]:

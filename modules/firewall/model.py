@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Iterable
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -30,14 +31,23 @@ class Addresses:
     def any(self) -> bool:
         return any(n.prefixlen == 0 for n in self.networks)
 
+    @cached_property
+    def spans(self) -> tuple[tuple[int, int, int], ...]:
+        """(IP version, first, last address as integers) of each network: what overlaps
+        and within compare (a review of a 5,000-rule profile compares millions of pairs;
+        ipaddress's own subnet_of is several times slower)."""
+        return tuple((n.version, int(n.network_address), int(n.broadcast_address))
+                     for n in self.networks)
+
     def overlaps(self, other: "Addresses") -> bool:
-        return any(a.overlaps(b) for a in self.networks for b in other.networks
-                   if a.version == b.version)
+        return any(v == ov and lo <= ohi and olo <= hi
+                   for v, lo, hi in self.spans for ov, olo, ohi in other.spans)
 
     def within(self, other: "Addresses") -> bool:
         """Every address of this set lies in `other`."""
-        return all(any(a.version == b.version and a.subnet_of(b) for b in other.networks)
-                   for a in self.networks)
+        theirs = other.spans
+        return all(any(v == ov and olo <= lo and hi <= ohi for ov, olo, ohi in theirs)
+                   for v, lo, hi in self.spans)
 
     def __str__(self) -> str:
         return "any" if self.any else ", ".join(str(n) for n in self.networks)

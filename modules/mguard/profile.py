@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from otpatch.modules.contract.canonical import canonical_hash
-from otpatch.modules.mguard.atv import AtvError, Document, Row, Table, parse, text_of
+from otpatch.modules.mguard.atv import AtvError, Document, Meta, Row, Table, parse, text_of
 
 NAMES = {
     # confirmed by the public grammar / tool
@@ -118,10 +118,26 @@ def _rows(value: Any) -> list[Row]:
 
 
 def _rule(row: Row) -> dict[str, Any]:
-    """The fields of a rule that a review or a digest needs (never secrets: rules have none)."""
+    """The fields of a rule that a review or a digest needs (never secrets: rules have none);
+    a TARGET_REF naming a rule set by rowref gives that row id."""
     fields = (NAMES["rule_comment"], NAMES["rule_action"], NAMES["rule_action_ref"],
               *NAMES["rule_fields"])
-    return {name: text_of(row.settings.get(name)) for name in fields}
+    return {name: _text_or_rowref(row.settings.get(name)) for name in fields}
+
+
+def _text_or_rowref(value: Any) -> str | None:
+    if isinstance(value, Meta) and value.value is None:
+        return value.attrs.get("rowref")
+    return text_of(value)
+
+
+def _as_digested(rule: dict[str, Any]) -> dict[str, Any]:
+    """A rule as the digest sees it: its action under TARGET whichever setting named it.
+    8.1 renamed the VPN connections' rules' TARGET to TARGET_REF (simprofile.py cites the
+    migration): a profile an update migrated holds the same rules, so the same digest, and
+    digests recorded before the rename (TARGET, TARGET_REF empty) keep matching."""
+    action, ref = NAMES["rule_action"], NAMES["rule_action_ref"]
+    return {**rule, action: rule[ref] if rule[ref] is not None else rule[action], ref: None}
 
 
 def rules(doc: Document) -> dict[str, list[dict[str, Any]]]:
@@ -181,14 +197,16 @@ def syslog(doc: Document) -> dict[str, Any]:
 
 def summary(doc: Document) -> dict[str, Any]:
     """The facts a change record keeps about a profile: counts, VLANs, tunnels, syslog,
-    and a digest of the rules (any edited, added, dropped or reordered rule changes it)."""
+    and a digest of the rules (any edited, added, dropped or reordered rule changes it; the
+    8.1 rename of TARGET to TARGET_REF does not)."""
     tables = rules(doc)
     counts = {name: len(rows) for name, rows in tables.items()}
     vpn = sum(n for name, n in counts.items() if name.startswith("vpn:"))
+    digested = {name: [_as_digested(r) for r in rows] for name, rows in tables.items()}
     return {"atv_version": doc.version,
             "rules": {"total": sum(counts.values()), "incoming": counts["incoming"],
                       "outgoing": counts["outgoing"], "vpn": vpn},
-            "rules_digest": "sha256:" + canonical_hash(tables),
+            "rules_digest": "sha256:" + canonical_hash(digested),
             "vlans": vlans(doc), "tunnels": tunnels(doc), "syslog": syslog(doc)}
 
 

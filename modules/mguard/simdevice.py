@@ -13,7 +13,12 @@ Faults: syslog_gap (the update resets remote syslog to off: no syslog after its 
 the saved profile is imported again), profile_import_drops_rules
 (an import leaves DROPPED_RULES fewer rules active than the profile holds),
 https_cert_changed (after the firmware update's reboot the device presents a new
-self-signed certificate: sim.py swaps it through `on_booted`)."""
+self-signed certificate: sim.py swaps it through `on_booted`), update_drops_rule (the
+update's profile migration silently drops one packet-filter rule, UPDATE_DROPS, as a
+migration bug would: the running profile, and so the next export, holds one rule fewer).
+
+An update migrates the running profile as the firmware would (simprofile.migrate): the new
+`#version`, and the 8.1 renames when it crosses 8.1."""
 from __future__ import annotations
 
 import hashlib
@@ -27,12 +32,14 @@ from typing import Any, Callable
 
 from otpatch.modules.contract.canonical import sha256_hex
 from otpatch.modules.mguard import atv, profile
-from otpatch.modules.mguard.simprofile import plant_profile
+from otpatch.modules.mguard.simprofile import migrate, plant_profile
 
 RESTORE_S, INSTALL_S, REBOOT_S, SYSLOG_PERIOD_S = 75.0, 60.0, 120.0, 10.0
 DROPPED_RULES = 3
+UPDATE_DROPS = ("FW_INCOMING", 1)  # the table and 0-based row update_drops_rule loses
 MAX_PERIODIC_PER_ADVANCE = 120  # a 4-hour jump must not flood the receiver
-FAULTS = frozenset({"syslog_gap", "profile_import_drops_rules", "https_cert_changed"})
+FAULTS = frozenset({"syslog_gap", "profile_import_drops_rules", "https_cert_changed",
+                    "update_drops_rule"})
 FIRMWARE_MAGIC = b"MGUARD-SIM-FIRMWARE"
 _HEADER = re.compile(rb"^MGUARD-SIM-FIRMWARE version=(\S+) model=(.+)$")
 _VERSION_IN_NAME = re.compile(r"(\d+\.\d+\.\d+)")
@@ -223,15 +230,23 @@ class MguardDevice:
     def _booted(self, new_version: str | None) -> None:
         if new_version:
             self.firmware, self.pending_image = new_version, None
-            self.config.pragmas = [("version", f"{new_version}.default") if n == "version"
-                                   else (n, r) for n, r in self.config.pragmas]
-            if "syslog_gap" in self.faults:  # the update lost the remote syslog setting
-                self.config.settings[profile.NAMES["syslog_enable"]] = "no"
+            self._migrate_profile(new_version)
         self.phase = "ready"
         for hook in self.on_booted:
             hook("update" if new_version else "reboot")
         self._power_event()
         self.log("system", f"started, firmware {self.firmware}")
+
+    def _migrate_profile(self, new_version: str) -> None:
+        """What the update does to the running profile, faults included."""
+        migrate(self.config, new_version)
+        if "syslog_gap" in self.faults:  # the update lost the remote syslog setting
+            self.config.settings[profile.NAMES["syslog_enable"]] = "no"
+        table, row = UPDATE_DROPS
+        rules = self.config.settings.get(table)
+        if "update_drops_rule" in self.faults and isinstance(rules, atv.Table) \
+                and len(rules.rows) > row:
+            del rules.rows[row]  # no log line: the migration bug is silent
 
     # -- syslog -------------------------------------------------------------------------------
     def log(self, tag: str, text: str) -> None:
@@ -269,7 +284,8 @@ def _package_version(data: bytes, filename: str, model: str) -> str:
 
 
 def _connection_line(rule: dict[str, Any]) -> str:
-    action = "ACCEPT" if (rule.get("TARGET") or "") == "accept" else "DROP"
+    named = rule.get(profile.NAMES["rule_action_ref"]) or rule.get(profile.NAMES["rule_action"])
+    action = "ACCEPT" if named == "accept" else "DROP"
     src = (rule.get("SRC_IP") or "0.0.0.0").split("/")[0]
     dst = (rule.get("DST_IP") or "0.0.0.0").split("/")[0]
     return (f"{action} PROTO={(rule.get('PROTOCOL') or 'all').upper()} SRC={src} DST={dst} "

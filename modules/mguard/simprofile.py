@@ -8,12 +8,24 @@ The ruleset deliberately keeps the seed article's four common misconfigurations 
 `MISCONFIGURED` in their comments) so the firewall review has something to find:
 TCP 102 (S7) open from all of VLAN 20; UDP 44818 open both ways; HTTP 80 to the mGuard
 from VLAN 20; ICMP unrestricted. The two IPsec connections carry a pre-shared key that
-must never appear in a record (tests look for it)."""
+must never appear in a record (tests look for it).
+
+The profile is written as a device of its `#version` holds it. mGuard 8.1 renamed two
+settings of every IPsec connection (GriffinPlus/mguard-config-tool,
+mguard/atv/migration_8.0.2_to_8.1.0.go, commit c59f841: migration1 and migration2):
+VPN_CONNECTION.x.VPN_ENABLED (yes/no) became VPN_START (started/stopped), and
+VPN_CONNECTION.x.FW_INCOMING.y.TARGET and .FW_OUTGOING.y.TARGET became TARGET_REF ("the
+new version supports the same values + a rowref"). The top-level FW_INCOMING / FW_OUTGOING
+rules keep TARGET: no migration of that tool renames them."""
 from __future__ import annotations
 
-from otpatch.modules.mguard.atv import Document, Meta, Row, Table
+import re
+
+from otpatch.modules.mguard.atv import Document, Meta, Row, Table, Value
+from otpatch.modules.versions import parse_version
 
 SIM_PSK = "SIM-PSK-do-not-print-7f3a9c"  # a stand-in secret: tests prove it never leaks
+_VPN_START = {"yes": "started", "no": "stopped"}  # VPN_ENABLED's values as VPN_START's
 
 
 def _rule(comment: str, protocol: str, src: str, dst: str, dst_port: str, target: str,
@@ -53,9 +65,10 @@ OUTGOING = [
 
 
 def _vpn(rid: str, name: str, gateway: str, remote: str, peer_port: str) -> Row:
+    """A connection as firmware before 8.1 writes it (plant_profile migrates it)."""
     return Row(rid, {
         "NAME": name,
-        "VPN_START": "started",
+        "VPN_ENABLED": "yes",
         "REMOTE_GATEWAY": gateway,
         "AUTH_PSK": SIM_PSK,
         "TUNNEL": Table({}, [Row(None, {"LOCAL": "10.10.10.0/24", "REMOTE": remote})]),
@@ -71,8 +84,9 @@ def _vlan(interface: str, ip: str, vlan_id: int) -> Row:
 
 
 def plant_profile(firmware: str) -> Document:
-    """The as-found configuration of the simulated plant's mGuard, for `#version`."""
-    return Document([("version", f"{firmware}.default")], {
+    """The as-found configuration of the simulated plant's mGuard, as firmware `firmware`
+    writes it (its `#version`; the 8.1 names from 8.1 on)."""
+    doc = Document([("version", f"{firmware}.default")], {
         "HTTPS_REMOTE_ENABLE": Meta({"value": "yes", "access": "must-not-overwrite"}),
         "HTTPS_REMOTE_LISTENPORT": "443",
         "HTTPS_REMOTE_ACCESS_RULES": Table({}, [Row(None, {"FROM_IP": "10.20.20.10/32",
@@ -90,3 +104,47 @@ def plant_profile(firmware: str) -> Document:
         "SYSLOG_REMOTE_IP": "10.30.30.10",
         "SYSLOG_REMOTE_PORT": "514",
     })
+    if _since_81(firmware):
+        _rename_81(doc)
+    return doc
+
+
+def migrate(doc: Document, firmware: str) -> None:
+    """The profile as it stands after a firmware update to `firmware`: its `#version`, and
+    the 8.1 renames when the update crosses 8.1 (what the device's own migration does)."""
+    crosses = not _since_81(doc.version) and _since_81(firmware)
+    doc.pragmas = [("version", f"{firmware}.default") if name == "version" else (name, rest)
+                   for name, rest in doc.pragmas]
+    if crosses:
+        _rename_81(doc)
+
+
+def _since_81(version: str) -> bool:
+    """Whether a firmware or `#version` text (10.3.1, 8.8.1.default) is 8.1 or later."""
+    release = re.match(r"\d+(?:\.\d+)*", version)
+    return bool(release) and parse_version(release.group()) >= parse_version("8.1.0")
+
+
+def _rename_81(doc: Document) -> None:
+    """migration_8.0.2_to_8.1.0.go's migration1 and migration2, on every connection and
+    every rule (that tool stops after the first of each and clears TARGET_REF's value; the
+    comment it carries says the value stays: a device keeps it)."""
+    vpn = doc.settings.get("VPN_CONNECTION")
+    for conn in vpn.rows if isinstance(vpn, Table) else []:
+        enabled = conn.settings.get("VPN_ENABLED")
+        start = _VPN_START.get(enabled, enabled) if isinstance(enabled, str) else enabled
+        conn.settings = _renamed(conn.settings, "VPN_ENABLED", "VPN_START", start)
+        for table in ("FW_INCOMING", "FW_OUTGOING"):
+            rules = conn.settings.get(table)
+            for rule in rules.rows if isinstance(rules, Table) else []:
+                rule.settings = _renamed(rule.settings, "TARGET", "TARGET_REF",
+                                         rule.settings.get("TARGET"))
+
+
+def _renamed(settings: dict[str, Value], old: str, new: str, value: Value | None
+             ) -> dict[str, Value]:
+    """The settings with `old` renamed `new` (holding `value`) where it stood."""
+    if old not in settings:
+        return settings
+    return {(new if name == old else name): (value if name == old else v)
+            for name, v in settings.items()}

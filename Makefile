@@ -32,6 +32,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/engine_overhead.py
 	$(BIN)/python bench/advisory_match.py
+	$(BIN)/python bench/firewall_review.py
 
 clean:
 	rm -rf $(VENV) .otpatch .pytest_cache

@@ -17,9 +17,14 @@ class Assess(Module):
            "as environmental metrics, and take the due category from the effective score: "
            "above 9.0 emergency patch within 72 hours of `published`, above 7.0 within 30 "
            "days, otherwise the next planned cycle (`next_cycle`). With `target`, every cited "
-           "control must apply to every host of the target. Facts: risk.{base, effective, "
-           "severity, due_category, deadline, controls, vector, effective_vector, ...}. "
-           "Reads files only; the same in a dry run.")
+           "control must apply to every host of the target. With `profile` (an exported "
+           "mGuard profile, e.g. {{ facts.fw.profile.path }}) the cited controls' claims are "
+           "checked against its rules, names resolved by `policy` (default: the shipped "
+           "firewall policy), and a control whose claims do not hold gets no credit; "
+           "without it, claims are not checked and the control is credited, marked so. "
+           "Facts: risk.{base, effective, severity, due_category, deadline, controls (those "
+           "applied), vector, effective_vector, claims (a verdict per control that makes "
+           "claims), ...}. Reads files only; the same in a dry run.")
     args_schema = {
         "type": "object",
         "properties": {
@@ -30,6 +35,8 @@ class Assess(Module):
             "next_cycle": TEXT,
             "advisory": TEXT,
             "target": TARGET,
+            "profile": {**TEXT, "description": "an exported mGuard profile to check claims on"},
+            "policy": {**TEXT, "description": "the firewall policy the claims' names are in"},
         },
         "required": ["vector", "published"],
         "additionalProperties": False,
@@ -45,17 +52,15 @@ class Assess(Module):
 
 
 def _assess(args: Mapping[str, Any], ctx: Any) -> Result:
-    from otpatch.modules.risk.controls import load_controls, select_controls
+    from otpatch.modules.risk.claims import credited
     from otpatch.modules.risk.due import due, parse_when
     from otpatch.modules.risk.scoring import score
 
-    file = _controls_path(args.get("controls_file"), ctx)
-    known = load_controls(file) if file else {}
-    cited = select_controls(known, args.get("controls", ()), str(file) if file else None)
+    cited, verdicts, profile = _checked_controls(args, ctx)
     trouble = _not_covered(cited, args.get("target"), ctx)
     if trouble:
         return Result(failed=True, msg=trouble)
-    scored = score(args["vector"], cited)
+    scored = score(args["vector"], credited(cited, verdicts))
     published = parse_when(args["published"], "published")
     cycle = parse_when(args["next_cycle"], "next_cycle") if args.get("next_cycle") else None
     when = due(scored.effective, published, cycle)
@@ -68,7 +73,25 @@ def _assess(args: Mapping[str, Any], ctx: Any) -> Result:
              "published": published.isoformat(), "due_category": when.category,
              "deadline": when.deadline.isoformat() if when.deadline else None,
              "due_rule": when.rule}
-    return Result(msg=_summary(args.get("advisory"), scored, when), facts={"risk": facts})
+    if verdicts or profile:  # a file without claims records what it always recorded
+        facts["claims"] = [v.to_dict() for v in verdicts]
+    return Result(msg=_summary(args.get("advisory"), scored, when, verdicts),
+                  facts={"risk": facts})
+
+
+def _checked_controls(args: Mapping[str, Any], ctx: Any) -> tuple[tuple, tuple, Any]:
+    """The cited controls, a claim verdict for each that makes claims (checked against
+    `profile` when given, names resolved by `policy`), and the profile's path."""
+    from otpatch.modules.firewall.review import read_profile
+    from otpatch.modules.risk.claims import judge, policy_zones
+    from otpatch.modules.risk.controls import load_controls, select_controls
+
+    file, profile = _path(args.get("controls_file"), ctx), _path(args.get("profile"), ctx)
+    policy = _path(args.get("policy"), ctx)
+    zones = policy_zones(policy) if profile or policy else None
+    known = load_controls(file, zones) if file else {}
+    cited = select_controls(known, args.get("controls", ()), str(file) if file else None)
+    return cited, judge(cited, read_profile(profile) if profile else None, zones), profile
 
 
 def _cited(control: Any) -> dict[str, Any]:
@@ -78,7 +101,8 @@ def _cited(control: Any) -> dict[str, Any]:
             "evidence": [{"kind": e.kind, "ref": e.ref} for e in control.evidence]}
 
 
-def _controls_path(name: str | None, ctx: Any) -> Path | None:
+def _path(name: str | None, ctx: Any) -> Path | None:
+    """A file an argument names: as given when absolute, else relative to the playbook."""
     if not name:
         return None
     path = Path(name)
@@ -99,12 +123,15 @@ def _not_covered(cited: tuple, target: str | None, ctx: Any) -> str:
     return ""
 
 
-def _summary(advisory: str | None, scored: Any, when: Any) -> str:
+def _summary(advisory: str | None, scored: Any, when: Any, verdicts: tuple = ()) -> str:
+    from otpatch.modules.risk.claims import ClaimStatus
+
     head = f"{advisory}: " if advisory else ""
     with_controls = f" with {', '.join(scored.controls)}" if scored.controls else ""
     deadline = f" by {when.deadline.isoformat()}" if when.deadline else ""
+    notes = "".join(f"; {v.explain()}" for v in verdicts if v.status is not ClaimStatus.HOLDS)
     return (f"{head}base {scored.base} {scored.base_severity}, effective {scored.effective} "
-            f"{scored.severity}{with_controls}; {when.category}{deadline}")
+            f"{scored.severity}{with_controls}; {when.category}{deadline}{notes}")
 
 
 def _plain(line: str) -> str:

@@ -21,6 +21,14 @@ def register(sub: argparse._SubParsersAction, host: Any = None) -> None:
     s.add_argument("--control", action="append", default=[], metavar="ID",
                    help="apply this control from --controls FILE (repeatable)")
     s.add_argument("--controls", metavar="FILE", help="compensating controls file (YAML)")
+    s.add_argument("--profile", metavar="FILE",
+                   help="the mGuard's exported profile (.atv or ECS .tar.gz): the cited "
+                        "controls' claims are checked against its rules, and a control whose "
+                        "claims do not hold gets no credit; without it, claims are not "
+                        "checked and the control is credited, marked so")
+    s.add_argument("--policy", metavar="FILE",
+                   help="the firewall policy whose zones and hosts the claims name "
+                        "(default: the shipped one)")
     s.add_argument("--published", metavar="DATE", help="advisory publication: gives deadlines")
     s.add_argument("--next-cycle", metavar="DATE", help="the next planned patch cycle")
     s.add_argument("--json", action="store_true", help="print one JSON document")
@@ -30,6 +38,8 @@ def register(sub: argparse._SubParsersAction, host: Any = None) -> None:
 def score_command(args: argparse.Namespace) -> int:
     import json
 
+    from otpatch.modules.firewall.review import read_profile
+    from otpatch.modules.risk.claims import credited, judge, policy_zones
     from otpatch.modules.risk.controls import load_controls, select_controls
     from otpatch.modules.risk.due import category, due, parse_when, thresholds
     from otpatch.modules.risk.scoring import RiskError, score
@@ -37,22 +47,26 @@ def score_command(args: argparse.Namespace) -> int:
     if args.next_cycle and not args.published:
         raise RiskError("--next-cycle needs --published DATE: the due date is taken from "
                         "the advisory's publication")
-    known = load_controls(args.controls) if args.controls else {}
+    zones = policy_zones(args.policy) if args.profile or args.policy else None
+    known = load_controls(args.controls, zones) if args.controls else {}
     cited = select_controls(known, args.control, args.controls)
-    scored = score(args.vector, cited)
+    verdicts = judge(cited, read_profile(args.profile) if args.profile else None, zones)
+    applied = credited(cited, verdicts)
+    scored = score(args.vector, applied)
     published = parse_when(args.published, "--published") if args.published else None
     cycle = parse_when(args.next_cycle, "--next-cycle") if args.next_cycle else None
     when = due(scored.effective, published, cycle) if published else None
     if args.json:
         doc = {**scored.to_dict(), "temporal_defined": scored.has_temporal,
-               "controls": [_control_data(c) for c in cited],
+               "controls": [_control_data(c) for c in applied],
+               "claims": [v.to_dict() for v in verdicts],
                "published": published.isoformat() if published else None,
                "due": when.to_dict() if when else {"category": category(scored.effective),
                                                    "deadline": None, "rule": None},
                "thresholds": thresholds()}
         print(json.dumps(doc, indent=2))
         return 0
-    print("\n".join(_lines(scored, cited, published, when)))
+    print("\n".join(_lines(scored, cited, verdicts, published, when)))
     return 0
 
 
@@ -61,15 +75,19 @@ def _control_data(control: Any) -> dict[str, Any]:
             "metrics": dict(control.metrics), "applies_to": control.applies_to.describe()}
 
 
-def _lines(scored: Any, cited: tuple, published: Any, when: Any) -> list[str]:
+def _lines(scored: Any, cited: tuple, verdicts: tuple, published: Any, when: Any
+           ) -> list[str]:
     from otpatch.modules.risk.due import category, thresholds_text
 
     out = [f"vector      {scored.vector} (CVSS {scored.version})",
            f"base        {scored.base} {scored.base_severity}"]
     if scored.has_temporal:
         out.append(f"temporal    {scored.temporal}")
-    out += [f"control     {c.id}: {c.metrics_text()} ({c.description}; applies to "
+    withdrawn = {v.control for v in verdicts if not v.credited}
+    out += [f"control     {c.id}: {c.metrics_text()}"
+            f"{' withdrawn' if c.id in withdrawn else ''} ({c.description}; applies to "
             f"{c.applies_to.describe()})" for c in cited]
+    out += [f"claims      {v.explain()}" for v in verdicts]
     out.append(f"effective   {scored.effective} {scored.severity} ({scored.effective_basis} "
                f"score of {scored.effective_vector})")
     if when is None:

@@ -8,6 +8,12 @@ file:line:col (PlaybookError).
 
 `applies_to` names where the control holds: zones, inventory groups and hosts; a host is
 covered when any of them names it (its zone, a group it belongs to, its name).
+
+`claims` (optional) are what the control says about the firewall in a form a profile can
+refute: `{blocks: {protocol: tcp, port: 502, from: outside:control, to: control, except:
+[historian], table: incoming}}`. Their names are zones and hosts of a firewall policy; given
+the policy's Zones, load_controls resolves every name at load, each unknown one a located
+problem. claims.py checks them against a profile.
 """
 from __future__ import annotations
 
@@ -21,7 +27,9 @@ from otpatch.modules.risk.scoring import RiskError
 
 RULES = {
     "control-duplicate-id": "two controls with the same id in one file",
+    "claim-unknown-name": "a claim names something that is not a zone, a host or an address",
 }
+CLAIM_NAMES = ("from", "to", "except")  # the fields of a `blocks` claim that Zones resolves
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,28 @@ class AppliesTo:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """Traffic the control says the firewall never accepts: `protocol` (and `port`, None for
+    every port) from `source` to `destination`, but for the `excepted` sources, in the
+    `table` kind of tables (incoming or outgoing, the VPN connections' included). Names are
+    as written (zones, hosts, addresses); claims.py resolves them through a policy's Zones."""
+
+    protocol: str  # tcp | udp | icmp | all
+    port: int | None
+    source: str
+    destination: str
+    excepted: tuple[str, ...] = ()
+    table: str = "incoming"
+    where: str = field(default="", compare=False)  # file:line:col of the claim
+
+    def describe(self) -> str:
+        port = f" port {self.port}" if self.port is not None else ""
+        but = f" except {', '.join(self.excepted)}" if self.excepted else ""
+        return (f"blocks {self.protocol}{port} from {self.source}{but} to {self.destination} "
+                f"({self.table} tables)")
+
+
+@dataclass(frozen=True)
 class Control:
     """A compensating control: the modified metrics it justifies, its evidence, its scope."""
 
@@ -64,24 +94,30 @@ class Control:
     evidence: tuple[Evidence, ...]
     applies_to: AppliesTo
     source: str = field(default="", compare=False)  # file:line:col where it is defined
+    claims: tuple[Claim, ...] = ()
 
     def metrics_text(self) -> str:
         return "/".join(f"{m}:{v}" for m, v in self.metrics.items())
 
 
-def load_controls(path: str | Path) -> dict[str, Control]:
-    """The controls of a YAML file, by id; PlaybookError carrying every problem otherwise."""
+def load_controls(path: str | Path, zones: Any = None) -> dict[str, Control]:
+    """The controls of a YAML file, by id; PlaybookError carrying every problem otherwise.
+    With `zones` (a firewall policy's Zones), every name in a claim is resolved too."""
     from otpatch.modules.contract.schemas import schema_problems
     from otpatch.modules.contract.yamlsrc import read_yaml
 
     source = read_yaml(path)
     problems = schema_problems(source, "controls") + _duplicate_ids(source)
+    if zones is not None:
+        problems += _unknown_names(source, zones)
     if problems:
         raise PlaybookError(problems)
     out = {}
     for i, body in enumerate(source.data["controls"]):
         line, col = source.locate(("controls", i))
-        out[body["id"]] = _control(body, f"{source.file}:{line}:{col}")
+        claims = tuple(_claim(c["blocks"], source.where(("controls", i, "claims", j)))
+                       for j, c in enumerate(body.get("claims", ())))
+        out[body["id"]] = _control(body, f"{source.file}:{line}:{col}", claims)
     return out
 
 
@@ -123,7 +159,46 @@ def _duplicate_ids(source: Any) -> list[Problem]:
     return problems
 
 
-def _control(body: Mapping[str, Any], where: str) -> Control:
+def _unknown_names(source: Any, zones: Any) -> list[Problem]:
+    """A located problem for each name in a claim that the zones do not resolve."""
+    from otpatch.modules.contract.yamlsrc import display_path
+    from otpatch.modules.firewall.zones import ZoneError
+
+    problems = []
+    for path, name in _claim_names(source.data.get("controls")):
+        try:
+            zones.resolve(name)
+        except ZoneError as e:
+            problems.append(source.problem(path, "claim-unknown-name",
+                                           f"{display_path(path)}: {e}", value=True))
+    return problems
+
+
+def _claim_names(bodies: Any) -> Iterable[tuple[tuple, str]]:
+    """(YAML path, name) of every name a claim gives in from, to and except; what is not
+    text is skipped (the schema reports it)."""
+    for i, body in enumerate(bodies if isinstance(bodies, list) else ()):
+        claims = body.get("claims") if isinstance(body, dict) else None
+        for j, claim in enumerate(claims if isinstance(claims, list) else ()):
+            blocks = claim.get("blocks") if isinstance(claim, dict) else None
+            at = ("controls", i, "claims", j, "blocks")
+            for key in CLAIM_NAMES if isinstance(blocks, dict) else ():
+                value = blocks.get(key, ())
+                values = [(at + (key,), value)] if isinstance(value, str) else [
+                    (at + (key, k), v) for k, v in enumerate(value if isinstance(value, list)
+                                                             else ())]
+                yield from ((path, v) for path, v in values if isinstance(v, str))
+
+
+def _claim(blocks: Mapping[str, Any], where: Any) -> Claim:
+    return Claim(protocol=blocks["protocol"], port=blocks.get("port"), source=blocks["from"],
+                 destination=blocks["to"], excepted=tuple(blocks.get("except", ())),
+                 table=blocks.get("table", "incoming"),
+                 where=f"{where.file}:{where.line}:{where.col}")
+
+
+def _control(body: Mapping[str, Any], where: str, claims: tuple[Claim, ...] = ()
+             ) -> Control:
     scope = body["applies_to"]
     return Control(
         id=body["id"], description=body["description"],
@@ -132,4 +207,4 @@ def _control(body: Mapping[str, Any], where: str) -> Control:
         applies_to=AppliesTo(zones=tuple(scope.get("zones", ())),
                              groups=tuple(scope.get("groups", ())),
                              hosts=tuple(scope.get("hosts", ()))),
-        source=where)
+        source=where, claims=claims)

@@ -52,6 +52,7 @@ STATUS_TEXT = {
 }
 PATH_UNKNOWN, NOT_SUPPORTED, INVALID_VALUE, STATE_CONFLICT = 0x05, 0x08, 0x09, 0x0C
 DEVICE_STATE_CONFLICT, NOT_ENOUGH_DATA, ATTRIBUTE_NOT_SUPPORTED = 0x10, 0x13, 0x14
+OBJECT_DOES_NOT_EXIST = 0x16
 
 
 def status_text(code: int) -> str:
@@ -77,11 +78,17 @@ class CipIdentity:
     product_name: str
     state: int = 3  # operational
 
+    def attributes(self) -> dict[int, bytes]:
+        """Get_Attribute_Single reply data by attribute number (CIP Vol. 1, 5A-2.2)."""
+        return {1: struct.pack("<H", self.vendor_id), 2: struct.pack("<H", self.device_type),
+                3: struct.pack("<H", self.product_code),
+                4: bytes([self.revision_major, self.revision_minor]),
+                5: struct.pack("<H", self.status), 6: struct.pack("<I", self.serial),
+                7: short_string(self.product_name), 8: bytes([self.state])}
+
     def encode(self) -> bytes:
-        """Get_Attributes_All reply data."""
-        return (struct.pack("<HHHBBHI", self.vendor_id, self.device_type, self.product_code,
-                            self.revision_major, self.revision_minor, self.status, self.serial)
-                + short_string(self.product_name) + bytes([self.state]))
+        """Get_Attributes_All reply data: attributes 1-8 in order."""
+        return _all(self.attributes())
 
     @classmethod
     def decode(cls, data: bytes) -> "CipIdentity":
@@ -117,6 +124,11 @@ class CipIdentity:
                 "serial": self.serial_hex, "product_name": self.product_name}
 
 
+def _all(attributes: dict[int, bytes]) -> bytes:
+    """Get_Attributes_All reply data: every attribute, in attribute-number order."""
+    return b"".join(attributes[n] for n in sorted(attributes))
+
+
 def list_identity_item(identity: CipIdentity, ip: str, port: int) -> bytes:
     """The CIP Identity item (type 0x0C) of a ListIdentity reply, with its CPF count."""
     sockaddr = struct.pack(">hH4s8x", 2, port, bytes(int(p) for p in ip.split(".")))
@@ -137,9 +149,15 @@ class IoConnectionDiagnostics:
 
     _LAYOUT = "<BIIII"
 
+    def attributes(self) -> dict[int, bytes]:
+        """Attributes 1-5 (this simulator's numbering): the fields in order."""
+        values = (int(self.established), self.rpi_ot_us, self.rpi_to_us,
+                  self.timeouts & 0xFFFFFFFF, self.frames & 0xFFFFFFFF)
+        return {n: struct.pack("<" + kind, value)
+                for n, (kind, value) in enumerate(zip(self._LAYOUT[1:], values), start=1)}
+
     def encode(self) -> bytes:
-        return struct.pack(self._LAYOUT, int(self.established), self.rpi_ot_us, self.rpi_to_us,
-                           self.timeouts & 0xFFFFFFFF, self.frames & 0xFFFFFFFF)
+        return _all(self.attributes())
 
     @classmethod
     def decode(cls, data: bytes) -> "IoConnectionDiagnostics":
@@ -159,9 +177,14 @@ class LoaderStatus:
     port: int  # 0 none, 1 usb, 2 ethernet_mgmt
     reported_sha256: str  # what the device computed over the image it received; "" until done
 
-    def encode(self) -> bytes:
+    def attributes(self) -> dict[int, bytes]:
+        """Attributes 1-4 (otpatch's numbering): state, progress, port, reported SHA-256."""
         digest = bytes.fromhex(self.reported_sha256) if self.reported_sha256 else bytes(32)
-        return struct.pack("<BBB", self.state, self.progress, self.port) + digest
+        return {1: bytes([self.state]), 2: bytes([self.progress]), 3: bytes([self.port]),
+                4: digest}
+
+    def encode(self) -> bytes:
+        return _all(self.attributes())
 
     @classmethod
     def decode(cls, data: bytes) -> "LoaderStatus":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 from types import SimpleNamespace
-from typing import Callable
+from typing import Callable, Protocol
 
 from pymodbus.constants import DeviceInformation, ExcCodes
 from pymodbus.pdu import ExceptionResponse, ModbusPDU
@@ -41,12 +41,34 @@ def control_handler(clock: SimClock) -> ObjectHandler:
     return handle
 
 
+class ReadableObject(Protocol):
+    """An object instance's value as cip/objects.py lays it out."""
+
+    def encode(self) -> bytes: ...
+    def attributes(self) -> dict[int, bytes]: ...
+
+
+READ_SERVICES = (objects.GET_ATTRIBUTES_ALL, objects.GET_ATTRIBUTE_SINGLE)
+
+
+def read_attributes(req: CipRequest, value: ReadableObject) -> bytes:
+    """Get_Attributes_All or Get_Attribute_Single of one instance; 0x14 for an attribute it
+    does not have, 0x08 for any other service."""
+    if req.service == objects.GET_ATTRIBUTES_ALL:
+        return value.encode()
+    if req.service != objects.GET_ATTRIBUTE_SINGLE:
+        raise SimRefused(objects.NOT_SUPPORTED, f"service 0x{req.service:02X}")
+    found = value.attributes().get(req.attribute) if req.attribute is not None else None
+    if found is None:
+        raise SimRefused(objects.ATTRIBUTE_NOT_SUPPORTED, f"attribute {req.attribute}")
+    return found
+
+
 def identity_handler(identity: Callable[[], objects.CipIdentity]) -> ObjectHandler:
+    """Class 0x01, the Identity object, instance 1: attributes 1-8, read only."""
     def handle(req: CipRequest) -> bytes:
         _instance_one(req)
-        if req.service != objects.GET_ATTRIBUTES_ALL:
-            raise SimRefused(objects.NOT_SUPPORTED, "service")
-        return identity().encode()
+        return read_attributes(req, identity())
     return handle
 
 
@@ -55,8 +77,8 @@ def loader_handler(cpu: SimulatedCpu) -> ObjectHandler:
     CPU): begin, chunks, commit, restore previous version, and its status."""
     def handle(req: CipRequest) -> bytes:
         _instance_one(req)
-        if req.service == objects.GET_ATTRIBUTES_ALL:
-            return cpu.loader_status().encode()
+        if req.service in READ_SERVICES:
+            return read_attributes(req, cpu.loader_status())
         if req.service == objects.LOADER_BEGIN:
             try:
                 size, port, major, minor, _declared = objects.parse_loader_begin(req.data)
@@ -80,15 +102,13 @@ def diagnostics_handler(adapter: SimulatedAdapter) -> ObjectHandler:
     """Class 0x352, instance 1: the adapter's implicit I/O connection from its CPU."""
     def handle(req: CipRequest) -> bytes:
         _instance_one(req)
-        if req.service != objects.GET_ATTRIBUTES_ALL:
-            raise SimRefused(objects.NOT_SUPPORTED, "service")
-        return adapter.connection().encode()
+        return read_attributes(req, adapter.connection())
     return handle
 
 
 def _instance_one(req: CipRequest) -> None:
     if req.instance != 1:
-        raise SimRefused(0x16, f"no instance {req.instance}")
+        raise SimRefused(objects.OBJECT_DOES_NOT_EXIST, f"no instance {req.instance}")
 
 
 class _OwnIdentityRequest(ReadDeviceInformationRequest):

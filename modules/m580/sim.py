@@ -30,17 +30,21 @@ constants in registers.py, imported by driver and simulator alike):
 | 117  | TRANSFER_PROGRESS | percent                                                         |
 | 118  | RESTORE_STATE     | 0 idle, 1 in progress, 2 complete, 3 failed                     |
 
-CIP objects (explicit messaging, unconnected, TCP 44818; layouts in cip/objects.py):
-  0x01  Identity: vendor 243, device type 0x0E (CPU) / 0x0C (adapter), status bits 4-7 =
-        0001 (0x0010) while firmware is being written.
+CIP objects (explicit messaging, unconnected, TCP 44818; ListIdentity and ListServices also
+over UDP on the same port; layouts in cip/objects.py). Every object answers Get_Attributes_All
+(0x01) and Get_Attribute_Single (0x0E) on instance 1 (the control object: 0x0E only); other
+services 0x08, unknown attributes 0x14, other instances 0x16, unknown classes 0x05:
+  0x01  Identity, attributes 1-8: vendor 243, device type 0x0E (CPU) / 0x0C (adapter),
+        product code, revision, status (bits 4-7 = 0001, 0x0010, while firmware is being
+        written), serial, product name, state.
   0x64  simulator control (both kinds), instance 1: attr 1 marker, attr 2 simulated clock in ms
         (ULINT), attr 3 advance in ms (UDINT, Set_Attribute_Single: the control channel a dry
         run's virtual clock drives), attr 4 time scale (REAL, 0 when none).
   0x65  firmware loader (CPU): services 0x4B begin, 0x4C chunk, 0x4D commit, 0x4E restore
-        previous version; Get_Attributes_All: state, progress, port, device-computed SHA-256.
+        previous version; attributes 1-4: state, progress, port, device-computed SHA-256.
         It stands in for Unity Loader / UMAS, which have no public API.
   0x352 I/O connection diagnostics (adapter), instance 1: the CPU's implicit connection to the
-        drop: established, RPI O->T and T->O in us (10 ms default; `custom: {rpi_ms: N}` in the
+        drop, attributes 1-5: established, RPI O->T and T->O in us (10 ms default; `custom: {rpi_ms: N}` in the
         inventory), timeouts and frames since the simulator started.
 
 Simulated time advances only through the control object, plus, when a `time_scale` is given

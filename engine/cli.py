@@ -113,6 +113,15 @@ def _lab_and_journal_commands(sub: Any, c: Any) -> None:
                          "one stage's (repeatable)")
     up.add_argument("--time-scale", type=float, metavar="X",
                     help="also let simulated time pass with wall time (wall s per simulated s)")
+    up.add_argument("--free-ports", action="store_true",
+                    help="every simulator on a port the system says is free, not the "
+                         "inventory's (it never collides with other local traffic)")
+    up.add_argument("--write-inventory", metavar="FILE",
+                    help="with --free-ports: write the inventory copy that points at the bound "
+                         "ports here (default: OTPATCH_HOME/sim-up/)")
+    up.add_argument("--syslog", metavar="HOST:PORT",
+                    help="where the firewall simulators send syslog (default: all.vars.siem if "
+                         "on loopback, else 127.0.0.1:15090, a free port with --free-ports)")
     up.set_defaults(func=c.sim_up)
     p = sub.add_parser("journal", help="the run journal")
     jsub = p.add_subparsers(dest="journal_command", required=True, metavar="ACTION")

@@ -294,19 +294,13 @@ def sim_up(args) -> int:
     import signal
     import threading
 
-    from otpatch.engine.simlab import start_lab
+    from otpatch.engine.simup import serve
     from otpatch.modules.contract.platform import stop_signals
 
     stop, stops = threading.Event(), stop_signals()
     for sig in stops.signals:
         signal.signal(sig, lambda *_: stop.set())
-    with start_lab(args.inventory, args.fault, time_scale=args.time_scale) as lab:
-        for host in lab.hosts:
-            ends = ", ".join(f"{k} {v}" for k, v in sorted(lab.endpoints(host).items()))
-            print(f"{host}: {ends}")
-        faults = ", ".join(args.fault) or "none"
-        print(f"simulators up (faults: {faults}); {stops.words} stops them", flush=True)
-        stop.wait()
+    serve(args, _home(), stop, stops.words)
     print("simulators stopped")
     return EXIT_OK
 

@@ -5,8 +5,12 @@ The file is what ansible-runner reads too: groups under `all` (or at the top lev
 otpatch decided to accept (schemas/inventory.schema.json is the truth):
 
 - host and group variables otpatch reads are typed: vendor, model, part_number, firmware,
-  serial (text), zone, vlan (1..4094), simulator (bool), otpatch_stage (lab | staging |
-  production; a host without one is production), endpoints (name -> address),
+  serial_number (text; `serial`, its old name, is Ansible's reserved word: still read, with
+  a deprecation note, never both in one mapping), otpatch_device (the kind of device:
+  m580 | x80 | noc | mguard | software, modules/contract/devices.py; without it the kind is
+  inferred from part number and model as before, and a note says so), zone,
+  vlan (1..4094), simulator (bool), otpatch_stage (lab | staging | production; a host
+  without one is production), endpoints (name -> address),
   credentials (username and one of password_env / password_file);
 - any `ansible_*` variable passes through untouched, and a free `custom:` mapping holds
   whatever else a site wants; any other key is an error (a typo must not pass silently);
@@ -19,10 +23,14 @@ otpatch decided to accept (schemas/inventory.schema.json is the truth):
   anywhere, `custom` included) is refused as credential-inline: name where it is instead.
 
 Group variables are merged under host variables, shallowly (Ansible's default), parents
-before children (by depth, then name), so `Host.vars` is what Ansible would see."""
+before children (by depth, then name), so `Host.vars` is what Ansible would see.
+
+Notes (a deprecated name, an inferred device kind) never stop a load: each is a located line
+in `Inventory.notes`, and logged (the deprecation as a warning, an inference as info)."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 from collections import deque
 from dataclasses import dataclass, field
@@ -31,12 +39,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from otpatch.modules.contract.devices import infer_device
 from otpatch.modules.contract.errors import PlaybookError, Problem
 from otpatch.engine.model import Playbook, Stage
 from otpatch.modules.contract.values import freeze
 from otpatch.modules.contract.schemas import schema_problems
 from otpatch.modules.contract.yamlsrc import YamlSource, read_yaml
 
+LOG = logging.getLogger(__name__)
 SITE_KEYS = ("approvers", "maintenance_windows", "journal_hosts", "siem",
              "time_sync")  # all.vars only
 RULES = {
@@ -70,7 +80,8 @@ class Host:
     model: str = ""
     part_number: str = ""
     firmware: str = ""
-    serial: str = ""
+    serial: str = ""  # `serial_number` in the file (`serial` there is deprecated)
+    device: str | None = None  # `otpatch_device`, or inferred (a note says so); None: unknown
     zone: str = ""
     vlan: int | None = None
     endpoints: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
@@ -138,6 +149,7 @@ class Inventory:
     journal_hosts: tuple[JournalHost, ...] = ()
     siem: Siem | None = None
     time_sync: TimeSync | None = None
+    notes: tuple[str, ...] = ()  # file:line:col: what was read but deserves a word
 
     def group_hosts(self, group: str) -> tuple[Host, ...]:
         return tuple(self.hosts[name] for name in self.groups.get(group, ()))
@@ -163,13 +175,29 @@ def load_inventory(path: str | Path) -> Inventory:
         raise PlaybookError(problems)
     folder = Path(path).resolve().parent
     hosts = {name: _with_paths_resolved(host, folder) for name, host in groups.hosts().items()}
+    notes = groups.notes + _inferred_devices(source, groups, hosts)
     siem = _site(source).get("siem")
     return Inventory(path=str(path), hosts=MappingProxyType(hosts),
                      groups=MappingProxyType(groups.members), approvers=_approvers(source),
                      windows=MappingProxyType(windows), content_hash=source.content_hash,
                      journal_hosts=journal_hosts,
                      siem=Siem(siem["host"], siem.get("port", 514)) if siem else None,
-                     time_sync=_time_sync(_site(source).get("time_sync")))
+                     time_sync=_time_sync(_site(source).get("time_sync")), notes=notes)
+
+
+def _inferred_devices(source: YamlSource, groups: "_Groups", hosts: Mapping[str, Host]
+                      ) -> tuple[str, ...]:
+    """A located info note for each host whose kind was inferred, not given."""
+    notes = []
+    for name, host in hosts.items():
+        if host.device is None or "otpatch_device" in host.vars:
+            continue
+        line, col = source.locate(groups.host_paths[name])
+        notes.append(f"{source.file}:{line}:{col}: note: host {name}: device kind "
+                     f"{host.device} inferred from part number {host.part_number!r} and model "
+                     f"{host.model!r}; say `otpatch_device: {host.device}`")
+        LOG.info("%s", notes[-1])
+    return tuple(notes)
 
 
 def _time_sync(spec: Any) -> TimeSync | None:
@@ -271,7 +299,9 @@ class _Groups:
         self.children: dict[str, list[str]] = {}
         self.host_vars: dict[str, dict] = {}
         self.paths: dict[str, tuple] = {}  # where each group is first defined
+        self.host_paths: dict[str, tuple] = {}  # where each host is first listed
         self.problems: list[Problem] = []
+        self.notes: tuple[str, ...] = ()
         for name, body in source.data.items():
             self._collect(name, body, (name,))
         if "all" not in self.own:
@@ -285,15 +315,30 @@ class _Groups:
         body = body or {}
         self.paths.setdefault(name, path)
         self.own.setdefault(name, [])
-        self.vars.setdefault(name, {}).update(
-            {k: v for k, v in (body.get("vars") or {}).items() if k not in SITE_KEYS})
+        self.vars.setdefault(name, {}).update(self._renamed(
+            {k: v for k, v in (body.get("vars") or {}).items() if k not in SITE_KEYS},
+            path + ("vars",)))
         kids = self.children.setdefault(name, [])
         for host, hvars in (body.get("hosts") or {}).items():
             self.own[name].append(host)
-            self.host_vars.setdefault(host, {}).update(hvars or {})
+            self.host_paths.setdefault(host, path + ("hosts", host))
+            self.host_vars.setdefault(host, {}).update(
+                self._renamed(hvars or {}, path + ("hosts", host)))
         for child, child_body in (body.get("children") or {}).items():
             kids.append(child)
             self._collect(child, child_body, path + ("children", child))
+
+    def _renamed(self, mapping: dict, path: tuple) -> dict:
+        """The mapping with `serial` read as `serial_number` (the schema refuses both), and
+        a located deprecation note."""
+        if "serial" not in mapping:
+            return mapping
+        line, col = self.source.locate(path + ("serial",))
+        note = (f"{self.source.file}:{line}:{col}: note: `serial` is deprecated (Ansible "
+                "reserves the name): rename it `serial_number`")
+        self.notes += (note,)
+        LOG.warning("%s", note)
+        return {("serial_number" if k == "serial" else k): v for k, v in mapping.items()}
 
     def _children_first(self) -> list[str]:
         """Groups ordered so that children come before parents; groups on a cycle reported."""
@@ -340,7 +385,9 @@ class _Groups:
 def _host(name: str, v: dict) -> Host:
     return Host(name=name, vendor=v.get("vendor", ""), model=v.get("model", ""),
                 part_number=v.get("part_number", ""), firmware=v.get("firmware", ""),
-                serial=v.get("serial", ""), zone=v.get("zone", ""), vlan=v.get("vlan"),
+                serial=v.get("serial_number", ""), zone=v.get("zone", ""), vlan=v.get("vlan"),
+                device=v.get("otpatch_device") or infer_device(v.get("part_number", ""),
+                                                               v.get("model", "")),
                 endpoints=freeze(v.get("endpoints") or {}),
                 simulator=bool(v.get("simulator", False)),
                 stage=Stage(v.get("otpatch_stage", Stage.PRODUCTION.value)),

@@ -60,6 +60,11 @@ class Lab:
         self.inventory, self.handles = inventory, handles
         self._hosts = hosts or {}  # name -> Host: where a scoped fault applies
 
+    @property
+    def skipped(self) -> tuple[str, ...]:
+        """The `simulator: true` hosts of a kind no simulator package serves."""
+        return tuple(name for name in self._hosts if name not in self.hosts)
+
     def endpoints(self, host: str) -> dict[str, str]:
         for handle in self.handles:
             if host in handle.hosts:
@@ -112,10 +117,11 @@ class Lab:
 
 def start_lab(inventory: str | Path, faults: Iterable[str] = (), *, ephemeral: bool = False,
               time_scale: float | None = None, out_dir: Path | None = None,
-              syslog_to: str | None = None, state_dir: Path | None = None) -> Lab:
+              syslog_to: str | None = None, state_dir: Path | None = None,
+              inventory_to: Path | None = None) -> Lab:
     """Start the simulators of the inventory's simulator hosts. With ephemeral, every port is
     chosen by the system and a copy of the inventory with those ports (and the certificates
-    to trust) is written to out_dir. `syslog_to` ("host:port") is where the firewalls'
+    to trust) is written to `inventory_to` (default: out_dir, same file name). `syslog_to` ("host:port") is where the firewalls'
     syslog goes; `state_dir` keeps simulator keys, so certificate pins stay valid."""
     from otpatch.engine.inventory import load_inventory
 
@@ -143,7 +149,12 @@ def start_lab(inventory: str | Path, faults: Iterable[str] = (), *, ephemeral: b
         raise
     lab = Lab(Path(inventory), handles, {h.name: h for h in hosts})
     if ephemeral:
-        lab.inventory = _write_bound_inventory(Path(inventory), lab, out_dir or Path("."))
+        target = inventory_to or (out_dir or Path(".")) / Path(inventory).name
+        try:
+            lab.inventory = _write_bound_inventory(Path(inventory), lab, Path(target))
+        except BaseException:
+            lab.stop()
+            raise
     return lab
 
 
@@ -161,7 +172,7 @@ def _any_port(endpoint: str) -> str:
     return f"{host or '127.0.0.1'}:0"
 
 
-def _write_bound_inventory(source: Path, lab: Lab, out_dir: Path) -> Path:
+def _write_bound_inventory(source: Path, lab: Lab, target: Path) -> Path:
     """The inventory again, comments kept, with each simulated host's bound endpoints."""
     from ruamel.yaml import YAML
     from ruamel.yaml.scalarstring import DoubleQuotedScalarString as Quoted
@@ -175,8 +186,7 @@ def _write_bound_inventory(source: Path, lab: Lab, out_dir: Path) -> Path:
             for kind, endpoint in lab.endpoints(name).items():
                 host_vars["endpoints"][kind] = Quoted(endpoint)  # `a:b` in a flow map
             host_vars.update(lab.trust_vars(name))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / source.name
+    target.parent.mkdir(parents=True, exist_ok=True)
     with open(target, "w", encoding="utf-8") as f:
         yaml.dump(document, f)
     return target

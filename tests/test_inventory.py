@@ -24,6 +24,8 @@ INVALID = [
     ("approver-no-key.yml", "schema", 5),
     ("group-cycle.yml", "group-cycle", 4),
     ("journal-host-duplicate.yml", "journal-host-duplicate", 6),
+    ("serial-and-serial-number.yml", "schema", 4),
+    ("unknown-device.yml", "schema", 6),
 ]
 
 

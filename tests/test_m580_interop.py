@@ -154,7 +154,8 @@ def test_probe_reports_nothing_answering_within_its_bound():
 
 def test_probe_leaves_other_devices_alone():
     mguard = Host(name="lab-mguard-1", vendor="Phoenix Contact", model="FL MGUARD RS4000",
-                  part_number="2700634", endpoints={"https": "127.0.0.1:8443"})
+                  part_number="2700634", device="mguard",
+                  endpoints={"https": "127.0.0.1:8443"})
     assert probe(mguard) is None
 
 

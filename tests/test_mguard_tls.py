@@ -164,7 +164,7 @@ def test_a_port_in_use_fails_the_start_and_leaves_nothing_running(lab_password):
 
 
 def test_hosts_not_marked_simulator_and_other_devices_get_no_simulator(lab_password):
-    plc = dataclasses.replace(mguard_host("lab-plc-1"), model="Modicon M580")
+    plc = dataclasses.replace(mguard_host("lab-plc-1"), model="Modicon M580", device="m580")
     real = dataclasses.replace(mguard_host("prod-mguard-1"), simulator=False)
     with start_simulators([plc, real, mguard_host()]) as lab:
         assert lab.hosts == ("lab-mguard-1",)
@@ -180,7 +180,8 @@ def test_probe_recognises_the_simulator(make_lab):
 
 
 def test_probe_ignores_hosts_that_are_not_mguards():
-    plc = dataclasses.replace(mguard_host(), vendor="Schneider Electric", model="Modicon M580")
+    plc = dataclasses.replace(mguard_host(), vendor="Schneider Electric", model="Modicon M580",
+                              device="m580")
     assert probe(plc) is None
 
 

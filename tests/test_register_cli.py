@@ -86,7 +86,8 @@ def test_register_sign_refuses_bad_input_in_one_line_and_writes_nothing(
         file = register_file(lab_inventory)
         says = f"{lab_inventory}:1:1: [yaml-unreadable] cannot read: No such file or directory"
     elif case == "bad inventory":
-        edit(lab_inventory, "serial: \"SIM-M580-0001\"", "serail: \"SIM-M580-0001\"")
+        edit(lab_inventory, "serial_number: \"SIM-M580-0001\"",
+             "serail: \"SIM-M580-0001\"")
         line = next(n for n, text in enumerate(lab_inventory.read_text().splitlines(), 1)
                     if "serail" in text)
         says = (f"{lab_inventory}:{line}:15: [schema] all.children.m580_cpus.children."

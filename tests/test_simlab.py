@@ -25,8 +25,8 @@ def free_port() -> int:
 def lab_copy(tmp_path) -> Path:
     """inventory/lab.yml with ports nobody else uses."""
     text = (ROOT / "inventory" / "lab.yml").read_text()
-    for port in ("5020", "5021", "5022", "44818", "44819", "44820", "44822", "44823", "44824",
-                 "8443", "8444"):
+    for port in ("15020", "15021", "15022", "15030", "15031", "15032", "15040", "15041",
+                 "15042", "15043", "15044"):
         text = text.replace(f"127.0.0.1:{port}", f"127.0.0.1:{free_port()}")
     path = tmp_path / "lab.yml"
     path.write_text(text)

@@ -114,7 +114,8 @@ class Connections(Module):
     def _link(self, host: Any) -> AdapterLink:
         if H.device_kind(host) != H.ADAPTER:
             raise ModuleFailed(f"{self.name}: {host.name} is not a remote I/O adapter "
-                               f"(model {host.model!r}, part number {host.part_number!r})")
+                               f"(otpatch_device {host.device or 'unknown'}, model "
+                               f"{host.model!r}, part number {host.part_number!r})")
         return AdapterLink(host)
 
 

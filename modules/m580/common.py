@@ -31,8 +31,9 @@ def one_host(ctx: Any, target: str, module: str, kinds: tuple[str, ...] = (H.CPU
     if H.device_kind(host) not in kinds:
         what = " or ".join({H.CPU: "an M580 CPU", H.ADAPTER: "an X80 EIO adapter"}[k]
                            for k in kinds)
-        raise ModuleFailed(f"{module}: {host.name} is not {what} (model {host.model!r}, "
-                           f"part number {host.part_number!r})")
+        raise ModuleFailed(f"{module}: {host.name} is not {what} (otpatch_device "
+                           f"{host.device or 'unknown'}, model {host.model!r}, part number "
+                           f"{host.part_number!r})")
     return host
 
 

@@ -3,22 +3,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from otpatch.modules.contract.devices import M580, X80
 from otpatch.modules.contract.errors import InputError
 
-CPU, ADAPTER = "cpu", "adapter"
-_CPU_PARTS = ("BMEP58", "BMEH58")  # M580 CPUs, hot standby included
-_ADAPTER_PARTS = ("BMECRA", "BMXCRA")  # X80 EIO drop adapters
+CPU, ADAPTER = M580, X80  # the kinds the M580 modules and simulators act on
 
 
 def device_kind(host: Any) -> str | None:
-    """"cpu", "adapter", or None for a host that is neither (an mGuard, a switch)."""
-    part = (host.part_number or "").upper().replace(" ", "")
-    model = (host.model or "").upper()
-    if part.startswith(_CPU_PARTS) or "M580" in model:
-        return CPU
-    if part.startswith(_ADAPTER_PARTS) or "X80" in model:
-        return ADAPTER
-    return None
+    """"m580" (a CPU), "x80" (an EIO adapter), or None for a host that is neither (an
+    mGuard, a NOC, a switch): the host's `otpatch_device`, or what the loader inferred for
+    an inventory without one. Never guessed here from the model text."""
+    kind = getattr(host, "device", None)
+    return kind if kind in (CPU, ADAPTER) else None
 
 
 def endpoint(host: Any, name: str) -> tuple[str, int]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
+from otpatch.modules.contract.devices import MGUARD
 from otpatch.modules.contract.errors import InputError
 from otpatch.modules.mguard import creds
 from otpatch.modules.mguard.driver import endpoint_of
@@ -22,8 +23,9 @@ from otpatch.modules.mguard.simdevice import FAULTS
 
 
 def is_mguard(host: Any) -> bool:
-    """Whether an inventory host is a Phoenix Contact mGuard (its model names one)."""
-    return "mguard" in str(host.model or "").lower()
+    """Whether an inventory host is a Phoenix Contact mGuard: its `otpatch_device` (or the
+    kind the loader inferred for an inventory without one)."""
+    return getattr(host, "device", None) == MGUARD
 
 
 class LabHandle:

@@ -157,7 +157,10 @@ def test_the_procedure_reviews_before_and_after_and_loses_nothing(tmp_path):
 def test_a_rule_the_update_drops_is_rolled_back_to_the_as_found_profile(tmp_path):
     progress = dry_run(tmp_path, ("update_drops_rule",))
     assert progress.status.value == "rolled_back", progress.message
-    assert "lab_verify failed" in progress.message
+    # the review runs first after the update and names the rule the update lost
+    assert "lab_verify failed: firewall.review: lab_after" in progress.message
+    assert "1 rule(s) lost (0 of them changed in meaning): incoming rule 2 (FW_INCOMING.1, " \
+           "line 40)" in progress.message and "new findings" not in progress.message
     lab_fw = progress.facts["lab_fw"]
     assert lab_fw["import"]["path"] == lab_fw["profiles"]["as_found"]["path"]
     assert lab_fw["checks"]["restored"]["ok"]

@@ -82,8 +82,10 @@ def _compare(args: Mapping[str, Any], ctx: Any, after: Any, found: Any, policy: 
     # diff.py: `lost` is every before rule removed or changed in meaning; `changed` those
     # of them still there in another form
     lost, changed = len(changes.lost), len(changes.of_kind("changed"))
-    before = {(f.id, f.location.path) for f in review(earlier.ruleset, policy).findings}
-    new = sorted({f.id for f in found.findings if (f.id, f.location.path) not in before})
+    # a finding is new when no earlier finding of its id is about a rule of the same
+    # meaning (positions shift when a rule goes; the rule's meaning does not)
+    before = {_about(f, earlier.ruleset) for f in review(earlier.ruleset, policy).findings}
+    new = sorted({f.id for f in found.findings if _about(f, after) not in before})
     words = (f"against {short_name(earlier.ruleset.source)}: " + (
         f"{lost} rule(s) lost ({changed} of them changed in meaning): "
         + "; ".join(rule.where for rule in changes.lost) if lost
@@ -91,6 +93,12 @@ def _compare(args: Mapping[str, Any], ctx: Any, after: Any, found: Any, policy: 
     return {"summary": {"compared_to": earlier.ruleset.source, "sha256": earlier.sha256,
                         "lost": lost, "changed": changed},
             "diff": changes.to_json(), "new_findings": new, "words": words}
+
+
+def _about(finding: Any, ruleset: Any) -> tuple:
+    """A finding's id and what it is about: its rule's meaning, else its setting's path."""
+    rule = next((r for r in ruleset.rules() if r.path == finding.location.path), None)
+    return finding.id, rule.meaning() if rule is not None else finding.location.path
 
 
 def _diff(before: Any, after: Any) -> Any:

@@ -27,7 +27,9 @@ class ExportProfile(HostModule):
     doc = ("Back up an mGuard's configuration profile (.atv) before a change: the file is "
            "saved as it came, readable by its owner only (it can hold VPN keys), in the run's "
            "change store (<run_dir>/mguard/), its SHA-256 recorded in the facts and the "
-           "journal. Facts `profile` (and `profiles.<label>`): path, sha256, size, rule "
+           "journal. Facts `profiles.<label>` (and, for the as_found backup, `profile`: "
+           "what import_profile and check expect_from restore and compare with; a later "
+           "export under another label leaves it alone): path, sha256, size, rule "
            "counts, rules digest, VLANs, IPsec tunnels, remote syslog; never a secret. "
            "Simulator only (no public source documents a profile export call): refused on "
            "a real device; there, save the profile in the device's web UI.")
@@ -46,12 +48,21 @@ class ExportProfile(HostModule):
             saved.update(profile.summary(profile.load(data, path.name).document))
         except (AtvError, profile.ProfileUnreadable) as e:
             return Result(failed=True, msg=f"saved {path.name} (sha256 {saved['sha256']}), but "
-                                           f"it cannot be read: {e}",
-                          facts={"profile": saved, "profiles": {label: saved}})
+                                           f"it cannot be read: {e}", facts=_facts(label, saved))
         return Result(msg=f"saved {path.name}: {saved['rules']['total']} firewall rules, VLANs "
                           f"{saved['vlans']}, {len(saved['tunnels'])} IPsec connections; "
-                          f"sha256 {saved['sha256']}",
-                      facts={"profile": saved, "profiles": {label: saved}})
+                          f"sha256 {saved['sha256']}", facts=_facts(label, saved))
+
+
+BACKUP_LABEL = "as_found"  # the export a rollback restores: kept as `profile` too
+
+
+def _facts(label: str, saved: dict) -> dict:
+    """`profiles.<label>`; the backup also as `profile` (no later export replaces it)."""
+    facts = {"profiles": {label: saved}}
+    if label == BACKUP_LABEL:
+        facts["profile"] = saved
+    return facts
 
 
 def _save(folder: Path, name: str, data: bytes) -> Path:

@@ -2,6 +2,7 @@
 what a run against them must be told."""
 from __future__ import annotations
 
+import faulthandler
 import ipaddress
 import socket
 import threading
@@ -89,6 +90,10 @@ def serve(args: Any, home: Path, stop: threading.Event, stop_words: str) -> None
         print("\n".join(_report(args, inventory, lab, syslog, written, stop_words)),
               flush=True)
         stop.wait()
+        # stopping takes a moment: past 10 s, every thread's stack goes to stderr (what
+        # holds the stop), so a hang says where it hangs
+        faulthandler.dump_traceback_later(10.0, exit=False)
+    faulthandler.cancel_dump_traceback_later()
 
 
 def _report(args: Any, inventory: Any, lab: Any, syslog: SyslogTarget, written: Path | None,

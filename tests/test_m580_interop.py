@@ -165,8 +165,9 @@ def test_dry_run_refuses_a_plain_modbus_server_posing_as_a_lab_plc(plain_modbus,
     from conftest import ROOT, otpatch_child
 
     inventory = tmp_path / "lab.yml"
-    inventory.write_text((ROOT / "inventory" / "lab.yml").read_text().replace(
-        "127.0.0.1:5022", plain_modbus))
+    shipped = (ROOT / "inventory" / "lab.yml").read_text()
+    assert "127.0.0.1:15022" in shipped  # prod-plc-1's Modbus endpoint
+    inventory.write_text(shipped.replace("127.0.0.1:15022", plain_modbus))
     home = tmp_path / "home"
     done = otpatch_child(home, "run", str(ROOT / "playbooks" / "patch-readiness.yml"), "-i",
                          str(inventory), "--dry-run")

@@ -3,6 +3,7 @@ ephemeral range, and the shipped mGuard procedure completes against it as it say
 from __future__ import annotations
 
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -134,12 +135,17 @@ def test_sim_up_with_free_ports_starts_20_times_right_after_local_traffic(sim_up
         assert rc == 0 and "simulators stopped" in out, (attempt, err)
 
 
-def test_the_shipped_ports_restart_at_once_after_clients_were_served(sim_up):
-    """The shipped lab on its own fixed ports, served and stopped, starts again at once."""
+def test_fixed_ports_restart_at_once_after_clients_were_served(sim_up, tmp_path):
+    """A lab on fixed ports outside the ephemeral range, served and stopped, starts again
+    at once. The shipped block shifted by 100 (15120-15199): other tests probe the shipped
+    ports themselves (a dry run against inventory/lab.yml finds no simulator there), and
+    tests run two at a time."""
+    shifted = tmp_path / "lab.yml"
+    shifted.write_text(re.sub(r"127\.0\.0\.1:150(\d\d)", r"127.0.0.1:151\1", LAB.read_text()))
     for attempt in range(2):
-        child = sim_up("-i", str(LAB))
+        child = sim_up("-i", str(shifted))
         child.up()
-        for port in (15020, 15030, 15043):  # Modbus, EtherNet/IP, HTTPS: each answers
+        for port in (15120, 15130, 15143):  # Modbus, EtherNet/IP, HTTPS: each answers
             with socket.create_connection(("127.0.0.1", port), timeout=5):
                 pass
         rc, out, err = child.stop()

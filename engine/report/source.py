@@ -42,7 +42,9 @@ class RunRecord:
 
 def load_run(home: Path, run_id: str) -> RunRecord:
     """A run of this host's journal, checked: InputError for a run it does not hold,
-    JournalError for a damaged journal (nothing is reported from one)."""
+    JournalError for a damaged journal (nothing is reported from one). A run a signed
+    checkpoint covers is checked through the span an export carries, exactly as
+    from_export checks an imported one (export_document refuses a span that fails)."""
     from otpatch.engine.evidence_cli import export_document
     from otpatch.engine.journal import Journal, check_run_id
     from otpatch.engine.journalfile import FILENAME
@@ -59,10 +61,11 @@ def load_run(home: Path, run_id: str) -> RunRecord:
         record = store.record_entry(mine)
         signed = covering(journal, record) if record else None
         span = journal.entries(seqs=(mine[0].seq, signed.entries)) if signed else []
+    own = _own(mine, record)
     if signed is None:
-        own = _own(mine, record)
         return RunRecord(run_id, own, (), None, store.LOCAL, True, ())
-    return from_export(export_document(run_id, span, signed), None, store.LOCAL)
+    export_document(run_id, span, signed)  # checks the span as an import would; refuses
+    return RunRecord(run_id, own, tuple(span), signed, store.LOCAL, True, ())
 
 
 def _own(entries: list[Entry] | tuple[Entry, ...], record: Entry | None) -> tuple[Entry, ...]:

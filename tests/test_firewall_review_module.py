@@ -127,7 +127,7 @@ def test_arguments_are_checked_before_the_step_runs(args, where):
 
 # -- the shipped procedure ------------------------------------------------------------------
 
-def dry_run(tmp_path: Path, faults: tuple[str, ...] = ()):
+def dry_run(tmp_path: Path, faults: tuple[str, ...] = (), home: Path | None = None):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -135,7 +135,18 @@ def dry_run(tmp_path: Path, faults: tuple[str, ...] = ()):
                    out_dir=tmp_path / "lab", syslog_to=f"127.0.0.1:{port}") as lab:
         return runs.start(str(MGUARD), str(lab.inventory), "dry_run",
                           {"syslog_port": str(port), "syslog_bind": "127.0.0.1"},
-                          tmp_path / "home", PlainDisplay(io.StringIO()))
+                          home or tmp_path / "home", PlainDisplay(io.StringIO()))
+
+
+def test_the_procedure_completes_with_a_relative_otpatch_home(tmp_path, monkeypatch):
+    """`make demo` runs with the default OTPATCH_HOME, ./.otpatch: the saved profiles' paths
+    are absolute, so the review (which resolves a relative path against the playbook's
+    folder) finds them."""
+    monkeypatch.chdir(tmp_path)
+    progress = dry_run(tmp_path, home=Path(".otpatch"))
+    assert progress.status.value == "completed", progress.message
+    saved = progress.facts["lab_fw"]["profiles"]["as_found"]["path"]
+    assert Path(saved).is_absolute() and Path(saved).is_file()
 
 
 def test_the_procedure_reviews_before_and_after_and_loses_nothing(tmp_path):

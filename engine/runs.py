@@ -167,7 +167,9 @@ def _conduct(loaded: Loaded, progress: RunProgress, journal: Any, clock: Any, ho
              display: Any, prompter: Prompter | None, resumed: bool) -> RunProgress:
     from otpatch.engine.conductor import Conductor
 
-    run_dir = home / "runs" / progress.run_id
+    # absolute: what a module saves there is recorded by path, and a later step resolves a
+    # relative path against the playbook's folder (OTPATCH_HOME may be ./.otpatch)
+    run_dir = (home / "runs" / progress.run_id).absolute()
     ctx = RunContext(mode=progress.config.mode, clock=clock, run_id=progress.run_id,
                      run_dir=run_dir, inventory=loaded.inventory,
                      playbook_dir=Path(loaded.playbook.path).resolve().parent,

@@ -41,9 +41,7 @@ class ExportProfile(HostModule):
         kind = profile.sniff(data)
         path = _save(Path(ctx.run_dir) / "mguard",
                      f"{host.name}-{label}-{stamp(ctx)}{SUFFIX[kind]}", data)
-        # absolute: a later step (firewall.review, import_profile) resolves relative paths
-        # against the playbook's folder, and OTPATCH_HOME may be relative (./.otpatch)
-        saved = {"path": str(path.absolute()), "sha256": sha256_hex(data), "size": len(data),
+        saved = {"path": str(path), "sha256": sha256_hex(data), "size": len(data),
                  "container": kind, "label": label}
         ctx.record("profile_saved", {"host": host.name, **saved})
         try:

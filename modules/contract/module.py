@@ -149,10 +149,27 @@ class Module(ABC):
     changes: ClassVar[tuple[str, ...]] = ()
     verifies: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     read_back_doc: ClassVar[str] = "nothing to re-verify: the step is run again"
+    # What the module does on a host that is not an otpatch simulator (`validate -i` checks
+    # every step against the inventory with it):
+    #   "sourced"   only interfaces a public source documents, cited in `sources`;
+    #   "guided"    a person performs the change in the vendor's tool (an attestation names
+    #               them and binds what they did), then the module reads back through
+    #               sourced interfaces (cited in `sources`);
+    #   "site"      the site's own automation (an Ansible playbook): its interfaces are the
+    #               site's to stand behind;
+    #   "simulator" the otpatch simulator's own interface: refused on a real device.
+    # A module that reaches no device (`reaches_device` False) is "none" whatever it says.
+    real_device: ClassVar[str] = "simulator"
+    sources: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def run(self, args: Mapping[str, Any], ctx: Context) -> Result:
         """Act (or, in a dry run against simulators, act on the simulator) and answer."""
+
+    @classmethod
+    def on_real_device(cls) -> str:
+        """none, sourced, guided, site or simulator: see `real_device`."""
+        return cls.real_device if cls.reaches_device else "none"
 
     @classmethod
     def changed_aspects(cls) -> tuple[str, ...]:

@@ -74,19 +74,33 @@ def _waiting_run(run_id: str) -> tuple[Path, Any]:
 
 
 def _waiting_step(home: Path, run_id: str) -> dict[str, Any]:
-    """The core.attest step the run paused at: its place, statement and role as asked."""
+    """The attestation the run paused at: its place, statement and role as asked. A guided
+    step of any module records what it asked (`asks`); a core.attest step paused by an
+    older otpatch, its arguments."""
     from otpatch.engine.journal import Journal
 
     with Journal.open(home, read_only=True) as journal:
         paused = [e.event() for e in journal.entries(run_id) if e.event_type == "run_paused"]
     step = paused[-1].step if paused else None
-    if not step or step.get("module") != ATTEST_MODULE or "args" not in step \
-            or "visit" not in step:
-        raise InputError(f"run {run_id} is not waiting at an attestation (core.attest)")
+    asks = _asked(step)
+    if asks is None or "visit" not in step:
+        raise InputError(f"run {run_id} is not waiting at an attestation (a person's "
+                         "confirmation: core.attest or a guided step)")
     return {"run_id": run_id, "state": step["state"], "visit": step["visit"],
-            "index": step["index"],
-            "statement": step["args"]["statement"], "role": step["args"]["role"],
+            "index": step["index"], "statement": asks["statement"], "role": asks["role"],
             "elapsed": paused[-1].elapsed}
+
+
+def _asked(step: Any) -> dict[str, str] | None:
+    if not isinstance(step, dict):
+        return None
+    asks = step.get("asks")
+    if isinstance(asks, dict) and asks.get("statement") and asks.get("role"):
+        return {"statement": str(asks["statement"]), "role": str(asks["role"])}
+    args = step.get("args")
+    if step.get("module") == ATTEST_MODULE and isinstance(args, dict):
+        return {"statement": str(args["statement"]), "role": str(args["role"])}
+    return None
 
 
 def _approvers(cfg: Any) -> tuple[Any, ...]:

@@ -119,7 +119,7 @@ def graph(args) -> int:
 def plan(args) -> int:
     from otpatch.engine import api
     from otpatch.engine.params import parse_assignments
-    from otpatch.engine.plan import format_plan, plan_to_json
+    from otpatch.engine.plantext import format_plan, plan_to_json
 
     the_plan = api.plan(api.PlanRequest(args.playbook, args.inventory,
                                         parse_assignments(args.extra)))

@@ -95,10 +95,11 @@ class Conductor:
         self.ctx.step_at = {"state": state.name, "index": index, "visit": visit}
         result = runner.invoke(prepared, self.ctx)
         if result.awaiting:  # no result is recorded: a resume runs the step again
+            asks = {"asks": dict(result.asks)} if result.asks else {}
             self._pause(result.awaiting, step={"state": state.name, "index": index,
                                                "visit": visit, "step": step.label,
                                                "module": step.module,
-                                               "args": jsonable(prepared.args)})
+                                               "args": jsonable(prepared.args), **asks})
             return
         self._record_result(state, index, step, prepared.args, result, started,
                             durable=not prepared.replayable)

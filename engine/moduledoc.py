@@ -28,6 +28,16 @@ MARKS = {  # the engine's schema markers, in words
                                  else "the name of a param",
     "x-otpatch-image": lambda v: "a firmware param's value, written {{ params.NAME }}",
 }
+REAL_DEVICE = {  # what `on_real_device()` means, as the detail says it
+    "none": "none: it sends nothing to any device",
+    "sourced": "sourced: only interfaces a public source documents (see Sources)",
+    "guided": "guided: on a host that is no simulator a person performs the change in the "
+              "vendor's tool and attests it, then the step reads back through public "
+              "interfaces (see Sources)",
+    "site": "site: the site's own automation; its interfaces are the site's to stand behind",
+    "simulator": "simulator: the otpatch simulator's own interface, refused on a real device "
+                 "(`otpatch validate -i` reports such a step: simulator-interface)",
+}
 
 
 def register(sub: Any) -> None:
@@ -58,6 +68,7 @@ def summary(name: str, cls: Any) -> dict[str, Any]:
     first_line = (cls.doc.strip().splitlines() or [""])[0]
     return {"name": name, "changes_device": cls.changes_device,
             "changes": list(cls.changed_aspects()), "supports_dry_run": cls.supports_dry_run,
+            "real_device": cls.on_real_device(),
             "summary": re.split(r"(?<=[.!?])\s+(?=[A-Z`'\"])", first_line, maxsplit=1)[0]}
 
 
@@ -70,7 +81,8 @@ def module_doc(cls: Any) -> dict[str, Any]:
             "reaches_device": cls.reaches_device, "replayable": cls.replayable,
             "changes": list(cls.changed_aspects()),
             "verifies": {aspect: list(needs) for aspect, needs in cls.verifies.items()},
-            "read_back_doc": cls.read_back_doc}
+            "read_back_doc": cls.read_back_doc, "real_device": cls.on_real_device(),
+            "sources": list(cls.sources)}
 
 
 def arguments(schema: Mapping[str, Any], prefix: str = "") -> list[dict[str, Any]]:
@@ -144,13 +156,14 @@ def _shown(value: Any) -> str:
 
 def format_list(rows: list[dict[str, Any]]) -> str:
     """One aligned line per module; on a terminal the summary is cut to its width."""
-    table = [("MODULE", "CHANGES DEVICE", "DRY RUN", "SUMMARY")] + [
+    table = [("MODULE", "CHANGES DEVICE", "DRY RUN", "REAL DEVICE", "SUMMARY")] + [
         (r["name"], _changes(r["changes"], brief=True),
-         "yes" if r["supports_dry_run"] else "no", r["summary"]) for r in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(3)]
-    room = shutil.get_terminal_size().columns - sum(widths) - 6 if sys.stdout.isatty() else 0
+         "yes" if r["supports_dry_run"] else "no", r["real_device"], r["summary"])
+        for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(4)]
+    room = shutil.get_terminal_size().columns - sum(widths) - 8 if sys.stdout.isatty() else 0
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)) + "  " +
-                     _cut(line[3], room) for line in table)
+                     _cut(line[4], room) for line in table)
 
 
 def format_detail(doc: dict[str, Any]) -> str:
@@ -162,6 +175,8 @@ def format_detail(doc: dict[str, Any]) -> str:
         out.append(_wrapped("  ", doc["other_arguments"] or "none"))
     out += ["", "Contract"] + [_wrapped(f"  {label:<16}", text)
                                for label, text in _contract(doc)]
+    if doc["sources"]:
+        out += ["", "Sources"] + [_wrapped("  - ", source) for source in doc["sources"]]
     return "\n".join(out)
 
 
@@ -178,14 +193,17 @@ def _argument_lines(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _contract(doc: dict[str, Any]) -> list[tuple[str, str]]:
-    reaches = "yes" if doc["reaches_device"] else "no: reads only the inventory about its target"
+    reaches = "yes" if doc["reaches_device"] else ("no: sends nothing to a device (files, "
+                                                   "facts, a person, or the inventory's "
+                                                   "record of its target)")
     replay = ("yes: acts on nothing outside the run; after a crash it simply runs again"
               if doc["replayable"] else "no")
     dry_run = "supported" if doc["supports_dry_run"] else "no: a dry run does not call it"
     return [("dry run", dry_run),
             ("changes device", _changes(doc["changes"])), ("reaches device", reaches),
             ("replayable", replay), ("verifies", _verifies(doc["verifies"])),
-            ("after a crash", doc["read_back_doc"])]
+            ("after a crash", doc["read_back_doc"]),
+            ("real device", REAL_DEVICE.get(doc["real_device"], doc["real_device"]))]
 
 
 def _changes(aspects: list[str], brief: bool = False) -> str:

@@ -65,7 +65,8 @@ class Dialogue:
             person, refused = self._identify()
             return Answer(person.name, self._confirm(person), refused)
         except EOFError:
-            raise PersonNeeded(needs_person(self.role, self.statement)) from None
+            raise PersonNeeded(needs_person(self.role, self.statement),
+                               asks=self._asks()) from None
 
     def _identify(self) -> tuple[Any, tuple[str, ...]]:
         listed = "".join(f"    {n}. {p.name}\n" for n, p in enumerate(self.people, 1))
@@ -82,7 +83,10 @@ class Dialogue:
             question = f"  refused: {self._why_not(typed)}\n" if typed else ""
         names = ", ".join(repr(name) for name in refused)
         raise PersonNeeded(f"{needs_person(self.role, self.statement)} (refused {names}: "
-                           f"not approvers holding {self.role})")
+                           f"not approvers holding {self.role})", asks=self._asks())
+
+    def _asks(self) -> dict[str, str]:
+        return {"statement": self.statement, "role": self.role}
 
     def _pick(self, typed: str) -> Any | None:
         if typed.isascii() and typed.isdecimal() and 1 <= int(typed) <= len(self.people):

@@ -1,12 +1,12 @@
 """The `plan` command: the path, gates, time budgets and rollback paths of a playbook; no I/O."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from otpatch.engine.model import NO_ROLLBACK, TERMINALS, Budget, Playbook, State, Step
+from otpatch.engine.planworst import Contingency, contingency
 from otpatch.modules.contract.durations import format_duration
-from otpatch.modules.contract.values import thaw
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class RollbackPath:
     state: str
     rollback: str | None  # None: no rollback edge is active there
     walk: Walk | None
+    contingency: Contingency | None = None  # its worst case when rollback states fail too
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,10 @@ class BudgetCheck:
     worst_case: float
     worst_fails_in: str | None
     worst_rollback: str | None
+    # the worst case when the rollback itself fails and its on_failure paths follow
+    contingency_case: float = 0.0
+    contingency_fails_in: str | None = None
+    contingency: Contingency | None = None
 
     @property
     def within(self) -> bool:
@@ -77,6 +82,15 @@ class BudgetCheck:
     @property
     def worst_within(self) -> bool:
         return self.worst_case <= self.limit
+
+    @property
+    def contingency_within(self) -> bool:
+        return self.contingency_case <= self.limit
+
+    @property
+    def contingency_deeper(self) -> bool:
+        """True when a failing rollback makes the worst case longer than the rollback's."""
+        return self.contingency_case > self.worst_case
 
 
 @dataclass(frozen=True)
@@ -110,6 +124,7 @@ class Plan:
     targets: tuple[TargetPlan, ...]
     params: tuple[ParamValue, ...]
     windows: tuple["WindowFit", ...] = ()
+    guided: tuple[Any, ...] = ()  # lint_real.PersonStep: a person performs it, state order
 
 
 @dataclass(frozen=True)
@@ -132,15 +147,30 @@ def make_plan(playbook: Playbook, targets: Mapping[str, tuple[Any, ...]] | None,
     walk = walk_next(playbook, playbook.initial)
     path = _path(playbook, walk)
     walks = _rollback_walks(playbook, path)
+    deep = _contingencies(playbook, path)
     meta = playbook.metadata
     return Plan(
         name=meta.name, version=meta.version, standard=meta.standard,
         content_hash=playbook.content_hash, path=path, walk=walk,
-        gates=_gates(playbook, walk), rollbacks=_rollbacks(path, walks),
-        budgets=tuple(_budget(b, path, walks) for b in playbook.budgets.values()),
+        gates=_gates(playbook, walk), rollbacks=_rollbacks(path, walks, deep),
+        budgets=tuple(_budget(b, path, walks, deep) for b in playbook.budgets.values()),
         targets=tuple(TargetPlan(name, spec.group, _hosts(targets, name))
                       for name, spec in playbook.targets.items()),
-        params=_params(playbook, params), windows=_window_fits(playbook, windows or {}))
+        params=_params(playbook, params), windows=_window_fits(playbook, windows or {}),
+        guided=_guided(playbook, targets, walk))
+
+
+def _guided(playbook: Playbook, targets: Mapping[str, tuple[Any, ...]] | None, walk: Walk
+            ) -> tuple[Any, ...]:
+    """The guided steps on hosts that are no simulator (none without an inventory), the
+    happy path's states first."""
+    from otpatch.engine.lint_real import person_steps
+
+    if targets is None:
+        return ()
+    found = person_steps(playbook, lambda name: targets.get(name, ()))
+    order = list(walk.states) + [n for n in playbook.states if n not in walk.states]
+    return tuple(step for name in order for step in found.get(name, ()))
 
 
 def _window_fits(playbook: Playbook, windows: Mapping[str, Any]) -> tuple[WindowFit, ...]:
@@ -159,7 +189,8 @@ def budget_check(playbook: Playbook, budget: Budget) -> BudgetCheck:
     """One budget against the happy path: the one computation `plan` shows and the
     budget-over lint rule judges."""
     path = _path(playbook, walk_next(playbook, playbook.initial))
-    return _budget(budget, path, _rollback_walks(playbook, path))
+    return _budget(budget, path, _rollback_walks(playbook, path),
+                   _contingencies(playbook, path))
 
 
 def path_need(playbook: Playbook, start: str, name: str, limit: float,
@@ -175,11 +206,17 @@ def path_need(playbook: Playbook, start: str, name: str, limit: float,
     if within is not None:
         names = tuple(n for n in names if n in set(within))
     return _budget(Budget(name=name, limit=limit, states=names), path,
-                   _rollback_walks(playbook, path))
+                   _rollback_walks(playbook, path), _contingencies(playbook, path))
 
 
 def _rollback_walks(playbook: Playbook, path: tuple[PlannedState, ...]) -> dict[str, Walk]:
     return {t: walk_next(playbook, t) for t in sorted({p.rollback for p in path} - {None})}
+
+
+def _contingencies(playbook: Playbook, path: tuple[PlannedState, ...]
+                   ) -> dict[str, Contingency]:
+    return {t: contingency(playbook, t) for t in sorted({p.rollback for p in path} - {None})
+            if t in playbook.states}
 
 
 def walk_next(playbook: Playbook, start: str) -> Walk:
@@ -262,29 +299,38 @@ def _gate(state: State, on_path: bool) -> Gate:
     return Gate(state.name, tuple(r.describe() for r in state.requires), roles, on_path)
 
 
-def _rollbacks(path: tuple[PlannedState, ...], walks: Mapping[str, Walk]
-               ) -> tuple[RollbackPath, ...]:
-    return tuple(RollbackPath(p.name, p.rollback, walks.get(p.rollback or ""))
+def _rollbacks(path: tuple[PlannedState, ...], walks: Mapping[str, Walk],
+               deep: Mapping[str, Contingency]) -> tuple[RollbackPath, ...]:
+    return tuple(RollbackPath(p.name, p.rollback, walks.get(p.rollback or ""),
+                              deep.get(p.rollback or ""))
                  for p in path if p.changes_device)
 
 
-def _budget(budget: Budget, path: tuple[PlannedState, ...],
-            walks: Mapping[str, Walk]) -> BudgetCheck:
+def _budget(budget: Budget, path: tuple[PlannedState, ...], walks: Mapping[str, Walk],
+            deep: Mapping[str, Contingency]) -> BudgetCheck:
     """Expected: its states on the happy path. Worst case: the worst state to fail in, at
-    the end of it, then the whole rollback path active there (not only the last state's)."""
+    the end of it, then the whole rollback path active there (not only the last state's).
+    Contingency: the same when the rollback's own states may fail and their on_failure
+    paths follow (what the window guard does not count, and `plan` reports)."""
     on = [p for p in path if p.name in budget.states]
     spent, worst, fails_in, via = 0.0, 0.0, None, None
+    deepest, deep_in, deep_via = 0.0, None, None
     for planned in on:
         spent += planned.expect or 0.0
         rollback = walks[planned.rollback].expected if planned.rollback else 0.0
         if spent + rollback >= worst:
             worst, fails_in, via = spent + rollback, planned.name, planned.rollback
+        chain = deep.get(planned.rollback or "")
+        further = chain.seconds if chain else rollback
+        if spent + further >= deepest:
+            deepest, deep_in, deep_via = spent + further, planned.name, chain
     names = tuple(p.name for p in on)
     return BudgetCheck(
         name=budget.name, limit=budget.limit, states=names,
         off_path=tuple(s for s in budget.states if s not in names), expected=spent,
         unestimated=tuple(p.name for p in on if p.expect is None), worst_case=worst,
-        worst_fails_in=fails_in, worst_rollback=via)
+        worst_fails_in=fails_in, worst_rollback=via, contingency_case=deepest,
+        contingency_fails_in=deep_in, contingency=deep_via)
 
 
 def _hosts(targets: Mapping[str, tuple[Any, ...]] | None, name: str) -> tuple[str, ...] | None:
@@ -309,136 +355,11 @@ def _param_text(kind: str, value: Any) -> str:
         return "(not set)"
     if kind == "firmware" and isinstance(value, Mapping):
         digest = value.get("hash") or ""
-        return f"{value.get('path')} ({value.get('algorithm')}:{_short(digest)})"
+        return f"{value.get('path')} ({value.get('algorithm')}:{short(digest)})"
     if kind == "duration" and isinstance(value, (int, float)):
         return format_duration(value)
     return str(value)
 
 
-def _short(digest: str, keep: int = 12) -> str:
+def short(digest: str, keep: int = 12) -> str:
     return digest if len(digest) <= keep else digest[:keep] + "…"
-
-
-def format_plan(plan: Plan) -> str:
-    """The plan as plain text for an OT engineer: one section per question it answers."""
-    lines = [_title(plan), _targets_line(plan), _params_line(plan),
-             "path (following next edges; requirements listed, not evaluated):"]
-    lines += _path_lines(plan)
-    lines += _section("gates, in order (listed, not evaluated):", _gate_lines(plan))
-    lines += _section("budgets:", [_budget_line(b) for b in plan.budgets])
-    if plan.windows:
-        lines += _section("maintenance windows (from the inventory):",
-                          [_window_line(w) for w in plan.windows])
-    lines += _section("rollback paths (from each state that changes a device):",
-                      [_rollback_line(r) for r in plan.rollbacks])
-    short = "" if plan.walk.end else " (up to where the path stops)"
-    lines.append(f"expected total: {format_duration(plan.walk.expected)}{short}"
-                 + _unestimated(plan.walk.unestimated))
-    return "\n".join(lines)
-
-
-def _title(plan: Plan) -> str:
-    standard = f"   [{plan.standard}]" if plan.standard else ""
-    return f"plan: {plan.name} {plan.version} ({_short(plan.content_hash, 19)}){standard}"
-
-
-def _targets_line(plan: Plan) -> str:
-    parts = [f"{t.name} -> " + (", ".join(t.hosts) or "(no hosts)" if t.hosts is not None
-                                else f"group {t.group} (no inventory given)")
-             for t in plan.targets]
-    return "targets: " + ("; ".join(parts) or "none")
-
-
-def _params_line(plan: Plan) -> str:
-    return "params: " + ("; ".join(f"{p.name} = {p.text}" for p in plan.params) or "none")
-
-
-def _path_lines(plan: Plan) -> list[str]:
-    width = max([len(p.name) for p in plan.path] + [8])
-    stage = max([len(p.stage or "") for p in plan.path] + [5])
-    out = []
-    for p in plan.path:
-        est = f"est {format_duration(p.expect)}" if p.expect is not None else "no estimate"
-        out.append(f"  {_clock(p.starts_at)}  {p.name:<{width}}  {p.stage or '-':<{stage}}  "
-                   f"{est}")
-        out += [" " * 13 + detail for detail in _details(p)]
-    end = f"=> {plan.walk.end}" if plan.walk.end else f"stops: {plan.walk.stopped}"
-    out.append(f"  {_clock(plan.walk.expected)}  {end}")
-    return out
-
-
-def _details(p: PlannedState) -> list[str]:
-    out = [f"requires {r}" for r in p.requires]
-    if p.checkpoint:
-        out.append(f"checkpoint {p.checkpoint}")
-    out += [f"do {step}" for step in p.steps]
-    if p.rollback:
-        out.append(f"rollback -> {p.rollback}" + (" (inherited)" if p.rollback_inherited
-                                                   else ""))
-    elif p.changes_device:
-        out.append("changes a device with NO rollback edge")
-    return out
-
-
-def _clock(seconds: float) -> str:
-    h, rest = divmod(int(round(seconds)), 3600)
-    return f"{h}:{rest // 60:02d}:{rest % 60:02d}"
-
-
-def _section(heading: str, body: list[str]) -> list[str]:
-    return [heading] + ["  " + line for line in body] if body else [heading + " none"]
-
-
-def _gate_lines(plan: Plan) -> list[str]:
-    out = []
-    for i, gate in enumerate(plan.gates, 1):
-        where = "" if gate.on_path else " (off the happy path)"
-        line = f"{i}. {gate.state}{where}: " + "; ".join(gate.requires)
-        if gate.roles:
-            line += f"; must sign: {', '.join(gate.roles)}"
-        out.append(line)
-    return out
-
-
-def _budget_line(b: BudgetCheck) -> str:
-    verdict = lambda ok: "within" if ok else "OVER"  # noqa: E731
-    line = (f"{b.name} {format_duration(b.limit)}: expected {format_duration(b.expected)} "
-            f"({verdict(b.within)}); worst case with rollback "
-            f"{format_duration(b.worst_case)} ({verdict(b.worst_within)})")
-    if b.worst_fails_in:
-        line += f": {b.worst_fails_in} fails, then " + (
-            f"rollback -> {b.worst_rollback}" if b.worst_rollback else "no rollback")
-    if b.off_path:
-        line += f" (off the happy path: {', '.join(b.off_path)})"
-    return line + _unestimated(b.unestimated)
-
-
-def _window_line(w: WindowFit) -> str:
-    fits = "fits" if w.need.worst_within else "TOO SHORT"
-    worst = (f"; worst case {format_duration(w.need.worst_case)}: {w.need.worst_fails_in} "
-             f"fails, then " + (f"rollback -> {w.need.worst_rollback}" if w.need.worst_rollback
-                                 else "no rollback")) if w.need.worst_fails_in else ""
-    return (f"{w.window} {w.start} .. {w.end} ({format_duration(w.length)}) for the path from "
-            f"{w.state}: expected {format_duration(w.need.expected)}{worst} ({fits})")
-
-
-def _rollback_line(r: RollbackPath) -> str:
-    if r.walk is None:
-        return f"{r.state}: NO rollback edge"
-    chain = " -> ".join((r.state, *r.walk.states))
-    end = f" -> {r.walk.end}" if r.walk.end else f" (stops: {r.walk.stopped})"
-    return (f"{chain}{end}: est {format_duration(r.walk.expected)}"
-            + _unestimated(r.walk.unestimated))
-
-
-def _unestimated(names: tuple[str, ...]) -> str:
-    return f" (no estimate: {', '.join(names)})" if names else ""
-
-
-def plan_to_json(plan: Plan) -> dict[str, Any]:
-    """The plan as plain JSON values (lists, numbers in seconds), budget verdicts included."""
-    doc = thaw(asdict(plan))
-    for check, entry in zip(plan.budgets, doc["budgets"]):
-        entry["within"], entry["worst_within"] = check.within, check.worst_within
-    return doc
-

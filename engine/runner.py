@@ -101,7 +101,7 @@ def invoke(prepared: PreparedStep, ctx: Any) -> Result:
     except DeviceUnreachable as e:
         return Result(failed=True, unreachable=True, msg=str(e))
     except PersonNeeded as e:
-        return Result(awaiting=str(e), msg=str(e))
+        return Result(awaiting=str(e), msg=str(e), asks=e.asks)
     except OtpatchError as e:
         return Result(failed=True, msg=str(e))
     except Exception as e:  # a module bug must not kill a run halfway through a change

@@ -133,14 +133,13 @@ def start_lab(inventory: str | Path, faults: Iterable[str] = (), *, ephemeral: b
     if ephemeral:
         hosts = [_ephemeral(h) for h in hosts]
     options = {"time_scale": time_scale, "syslog_to": syslog_to, "state_dir": state_dir}
-    groups: dict[tuple[str, ...], list[Any]] = {}  # the hosts that share the same faults
-    for host in hosts:
-        groups.setdefault(faults_for(host, faults), []).append(host)
+    # One lab for every host, so devices that talk to each other (a CPU's I/O scanner and
+    # its drops) share it; scoped faults are then set host by host, as reset() does.
+    scoped = any("@" in f for f in faults)
     handles: list[Any] = []
     try:
-        for group_faults, group in groups.items():
-            for _, start in _starters():
-                handles.append(start(group, group_faults, options))
+        for _, start in _starters():
+            handles.append(start(hosts, () if scoped else faults, options))
     except OSError as e:  # a port in use, an address that is not this machine's
         Lab(Path(inventory), handles).stop()
         raise InputError(f"{inventory}: cannot start the simulators: {e}") from e
@@ -148,6 +147,8 @@ def start_lab(inventory: str | Path, faults: Iterable[str] = (), *, ephemeral: b
         Lab(Path(inventory), handles).stop()
         raise
     lab = Lab(Path(inventory), handles, {h.name: h for h in hosts})
+    if scoped:
+        lab.reset(faults)
     if ephemeral:
         target = inventory_to or (out_dir or Path(".")) / Path(inventory).name
         try:

@@ -89,7 +89,10 @@ def serve(args: Any, home: Path, stop: threading.Event, stop_words: str) -> None
                    syslog_to=str(syslog)) as lab:
         print("\n".join(_report(args, inventory, lab, syslog, written, stop_words)),
               flush=True)
-        stop.wait()
+        # a timed wait: a signal the OS hands to another thread (a simulator's) only sets
+        # Python's flag, and the main thread runs the handler once it wakes
+        while not stop.wait(0.2):
+            pass
         # stopping takes a moment: past 10 s, every thread's stack goes to stderr (what
         # holds the stop), so a hang says where it hangs
         faulthandler.dump_traceback_later(10.0, exit=False)

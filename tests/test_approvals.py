@@ -403,3 +403,26 @@ def test_approvals_json_lists_each_approval_with_its_verdict(home, keys):
     assert verdicts == [("process_owner", "Alice Chen", True),
                         ("ot_security_officer", "Dana Okafor", False)]
     assert "does not hold the role ot_security_officer" in doc["approvals"][1]["refused"]
+
+
+def test_the_pause_records_what_it_asks_so_attest_answers_any_guided_step(home, keys):
+    """The pause names the statement and role asked (`asks`), whatever module asked: so a
+    guided step (m580.firmware_transfer on a real CPU, mguard.check's tunnels) is answered
+    with `otpatch attest` like core.attest. A step waiting for a file asks no one."""
+    from otpatch.engine.attest_cli import _asked
+    from otpatch.engine.journal import Journal
+
+    run_id = waiting_for_a_person(home)
+    with Journal.open(home, read_only=True) as journal:
+        (paused,) = [e.event() for e in journal.entries(run_id)
+                     if e.event_type == "run_paused"]
+    assert paused.step["asks"] == {"statement": "All PID loops are stable", "role": "operator"}
+    guided = {"state": "lab_transfer", "index": 0, "visit": 1,
+              "module": "m580.firmware_transfer", "args": {"target": "lab_plc"},
+              "asks": {"statement": "lab-plc-1: I updated it", "role": "operator"}}
+    assert _asked(guided) == {"statement": "lab-plc-1: I updated it", "role": "operator"}
+    waiting_for_a_file = {**guided, "module": "mguard.export_profile"}
+    del waiting_for_a_file["asks"]
+    assert _asked(waiting_for_a_file) is None
+    older = {"module": "core.attest", "args": {"statement": "S", "role": "operator"}}
+    assert _asked(older) == {"statement": "S", "role": "operator"}  # journals before `asks`

@@ -88,7 +88,8 @@ def until_done(home: Path, done, keys: dict[str, Path]):
 
 def stage_run(home: Path, inventory: Path, stage: str, keys, *extra: str):
     done = otpatch_child(home, "run", M580, "-i", str(inventory), "--execute", "--stage",
-                         stage, "--operator", OPERATOR, "--json", "-e", "soak=0s", *extra,
+                         stage, "--operator", OPERATOR, "--json", "-e", "soak=0s",
+                         "-e", "io_observe=1s", *extra,
                          timeout=120)
     return until_done(home, done, keys)
 

@@ -115,11 +115,12 @@ def test_get_attribute_single_agrees_with_get_attributes_all(lab):
 @pytest.mark.parametrize("host, class_code, attribute, expected", [
     ("lab-plc-1", objects.FIRMWARE_LOADER, 1, bytes([0])),  # transfer state: idle
     ("lab-plc-1", objects.FIRMWARE_LOADER, 4, bytes(32)),  # no device-computed hash yet
-    ("lab-x80-1", objects.IO_CONNECTION_DIAGNOSTICS, 1, bytes([1])),  # established
-    ("lab-x80-1", objects.IO_CONNECTION_DIAGNOSTICS, 2, struct.pack("<I", 10_000)),  # RPI
+    ("lab-x80-1", objects.CONNECTION_MANAGER, 1, struct.pack("<H", 0)),  # Open Requests
+    ("lab-x80-1", objects.CONNECTION_MANAGER, 8, struct.pack("<H", 0)),  # Connection Timeouts
     ("lab-x80-1", objects.SIM_CONTROL, objects.CTRL_MARKER,
      objects.short_string(objects.SIMULATOR_MARKER)),
-], ids=["loader-state", "loader-hash", "io-established", "io-rpi", "control-marker"])
+], ids=["loader-state", "loader-hash", "cm-open-requests", "cm-connection-timeouts",
+        "control-marker"])
 def test_get_attribute_single_on_the_other_objects(lab, host, class_code, attribute, expected):
     response = _request(lab, host, objects.GET_ATTRIBUTE_SINGLE, class_code,
                         attribute=attribute)

@@ -26,7 +26,8 @@ def test_execute_runs_the_lab_for_real_and_stops_at_the_production_gate(tmp_path
                    out_dir=tmp_path / "lab") as lab:
         site_register.sign(lab.inventory)  # an execute run needs the site register signed
         child = pexpect.spawn(sys.executable, ["-m", "otpatch.engine.cli", "run", M580, "-i",
-                                               str(lab.inventory), "--execute", "-e", "soak=0s"],
+                                               str(lab.inventory), "--execute", "-e", "soak=0s",
+                                               "-e", "io_observe=1s"],
                               cwd=str(ROOT), env=child_env(home), encoding="utf-8",
                               timeout=60, dimensions=(40, 200))
         child.expect(r"attestation \(ot_security_officer\): Lab test results")

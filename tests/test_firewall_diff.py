@@ -191,7 +191,7 @@ def test_an_update_that_drops_a_rule_is_caught_with_exactly_that_rule():
 
 
 def test_an_update_across_81_renames_the_vpn_rules_actions_and_loses_nothing():
-    before, after, raw_before, raw_after = updated(firmware="8.0.2")
+    before, after, raw_before, raw_after = updated(firmware="8.0.2", to="8.9.3")
     assert b"TARGET_REF" not in raw_before and b"VPN_ENABLED" in raw_before
     found = diff(before, after)
     assert found.renamed() == {"TARGET -> TARGET_REF": 4}

@@ -44,7 +44,7 @@ def ansible_inventory(path: Path, tmp_path: Path) -> subprocess.CompletedProcess
 
 
 def test_the_shipped_inventories_are_found_by_content():
-    assert [p.name for p in SHIPPED] == ["lab.yml"]
+    assert [p.name for p in SHIPPED] == ["lab.yml", "plant-example.yml"]
     assert not is_inventory(ROOT / "inventory" / "lab-controls.yml")
 
 

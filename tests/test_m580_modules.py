@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from otpatch.modules.contract.errors import PersonNeeded
 from otpatch.modules.m580.modules import (Identity, SetMode, Status, VerifyVersion, WaitRun)
 from otpatch.modules.m580.sim import start_simulators
 from otpatch.modules.m580.transport import TransportUnavailable, VendorToolTransport
@@ -15,23 +16,35 @@ from otpatch.modules.m580.update import FirmwareTransfer, RestorePrevious
 from otpatch.modules.m580.versions import parse_version
 from otpatch.modules.simulator_only import NotOnRealDevice
 from tests.fixtures.m580.support import (EXECUTE_TIME_SCALE, bound, context, cpu_host,
-                                         firmware_image)
+                                         firmware_image, simulator_calls, with_operator)
 
 FAST = {"interval": 0.05}  # execute runs poll the wall clock: keep the tests quick
+# A CPU that starts on 4.20 goes to 4.30 and back by a plain restore: from v03.20 the way back
+# crosses 4.20 downward (FAQ000272937), refused (tests/test_m580_rollback.py).
+SINCE_4_20 = "v04.20"
 
 
 @pytest.fixture
 def dry(tmp_path):
-    """A simulated CPU driven only by the run's virtual clock, and a dry-run context."""
+    """A simulated CPU on v03.20 driven only by the run's virtual clock, and a dry-run
+    context."""
     host = cpu_host()
     with start_simulators([host]) as lab:
         yield context({"plc": (bound(lab, host),)}, tmp_path, dry_run=True)
 
 
 @pytest.fixture
+def dry_420(tmp_path):
+    """The same on v04.20, for the update to v04.30 and the plain restore back."""
+    host = cpu_host(firmware=SINCE_4_20)
+    with start_simulators([host]) as lab:
+        yield context({"plc": (bound(lab, host),)}, tmp_path, dry_run=True)
+
+
+@pytest.fixture
 def live(tmp_path):
-    """A simulated CPU on a scaled wall clock, and an execute-mode context."""
-    host = cpu_host()
+    """A simulated CPU on v04.20 on a scaled wall clock, and an execute-mode context."""
+    host = cpu_host(firmware=SINCE_4_20)
     with start_simulators([host], time_scale=EXECUTE_TIME_SCALE) as lab:
         yield context({"plc": (bound(lab, host),)}, tmp_path, dry_run=False)
 
@@ -87,7 +100,8 @@ def test_set_mode_reads_back_and_is_idempotent(dry):
     assert not again.changed and "already in manual mode" in again.msg
 
 
-def test_dry_run_update_and_rollback_pass_in_virtual_time(dry, tmp_path):
+def test_dry_run_update_and_rollback_pass_in_virtual_time(dry_420, tmp_path):
+    dry = dry_420
     started, args = time.monotonic(), _transfer_args(tmp_path)
     assert FirmwareTransfer().read_back(args, dry).applied is False
     transfer = FirmwareTransfer().run(args, dry)
@@ -102,11 +116,11 @@ def test_dry_run_update_and_rollback_pass_in_virtual_time(dry, tmp_path):
     assert VerifyVersion().run({"target": "plc", "version": "V4.3"}, dry).facts["matches"]
 
     before = dry.clock.elapsed()
-    restore = RestorePrevious().run({"target": "plc", "version": "v03.20"}, dry)
+    restore = RestorePrevious().run({"target": "plc", "version": "v04.20"}, dry)
     assert restore.changed and not restore.failed, restore.msg
     assert dry.clock.elapsed() - before == pytest.approx(6 * 60, abs=5)
-    assert "v04.30 -> v03.20" in restore.msg
-    assert RestorePrevious().read_back({"target": "plc", "version": "v03.20"}, dry).applied
+    assert "v04.30 -> v04.20" in restore.msg
+    assert RestorePrevious().read_back({"target": "plc", "version": "v04.20"}, dry).applied
     assert time.monotonic() - started < 10
 
 
@@ -117,8 +131,9 @@ def test_execute_mode_against_a_fast_simulator(live, tmp_path):
     assert not WaitRun().run({"target": "plc", **FAST}, live).failed
     result = VerifyVersion().run({"target": "plc", "version": "SV4.30"}, live)
     assert not result.failed and result.facts["running_version"] == "v04.30"
-    assert not RestorePrevious().run({"target": "plc", **FAST}, live).failed
-    assert Identity().run({"target": "plc"}, live).facts["revision"] == "v03.20"
+    restore = RestorePrevious().run({"target": "plc", **FAST}, live)
+    assert restore.changed and not restore.failed, restore.msg
+    assert Identity().run({"target": "plc"}, live).facts["revision"] == "v04.20"
 
 
 def test_transfer_of_the_running_version_changes_nothing(dry, tmp_path):
@@ -164,24 +179,38 @@ def test_vendor_tool_transport_refuses_plainly(call):
         getattr(transport, call)(*args)
 
 
-def test_a_host_marked_real_gets_no_simulator_command_even_from_a_simulator(tmp_path):
+def test_a_host_marked_real_gets_no_simulator_command_even_from_a_simulator(tmp_path,
+                                                                           monkeypatch):
     """Marked `simulator: false` (the old `custom: {register_map: otpatch}` escape hatch is
-    gone: an inventory mark is never trusted alone): refused, and nothing reaches the CPU."""
+    gone: an inventory mark is never trusted alone): the transfer is a guided step that asks
+    a person and reads the CPU through FC 43/14 and the CIP Identity only, Status (the
+    register map) is refused, and nothing of the simulator's own interface reaches the CPU."""
     host = cpu_host()
     with start_simulators([host]) as lab:
         real = replace(bound(lab, host), simulator=False,
                        vars={"custom": {"register_map": "otpatch"}})
-        ctx = context({"plc": (real,)}, tmp_path, dry_run=False)
-        with pytest.raises(NotOnRealDevice) as transfer:
-            FirmwareTransfer().run(_transfer_args(tmp_path), ctx)
-        with pytest.raises(NotOnRealDevice, match="register map"):
+        ctx = with_operator(context({"plc": (real,)}, tmp_path, dry_run=False))
+        cpu, args = lab.device(host.name), _transfer_args(tmp_path)
+        calls = simulator_calls(monkeypatch, cpu)
+        with pytest.raises(PersonNeeded) as asked:  # nobody at a terminal: the run pauses
+            FirmwareTransfer().run(args, ctx)
+        back = FirmwareTransfer().read_back(args, ctx)  # what `resume` asks first
+        with pytest.raises(NotOnRealDevice, match="register map") as status_refused:
             Status().run({"target": "plc"}, ctx)
+        seen = list(calls)
+        monkeypatch.undo()
         sim = context({"plc": (bound(lab, host),)}, tmp_path, dry_run=False)
         status = Status().run({"target": "plc"}, sim)
-    assert str(transfer.value).startswith(
-        "not available on a real device: lab-plc-1: m580.firmware_transfer uses the otpatch "
-        "simulator's register map")
-    assert "`simulator: false`: nothing was sent" in str(transfer.value)
+    assert seen == [] and cpu.transfers == 0
+    assert asked.value.asks["role"] == "operator"
+    for word in ("lab-plc-1", "SV4.30 (v04.30)", "EcoStruxure Automation Device Maintenance",
+                 args["image"]["hash"], "the USB service port"):
+        assert word in asked.value.asks["statement"], asked.value.asks
+    assert back.applied is False and "runs v03.20, not v04.30" in back.result.msg
+    assert str(status_refused.value).startswith(
+        "not available on a real device: lab-plc-1: m580.status uses the otpatch simulator's "
+        "register map")
+    assert "`simulator: false`: nothing was sent" in str(status_refused.value)
     assert status.facts["transfer"] == "idle" and status.facts["running_version"] == "v03.20"
 
 
@@ -193,13 +222,15 @@ def test_a_target_with_an_adapter_is_refused(tmp_path):
         Status().run({"target": "plc"}, ctx)
 
 
-def test_read_backs_find_a_cpu_mid_action_moving_and_the_engine_waits_it_out(dry, tmp_path):
+def test_read_backs_find_a_cpu_mid_action_moving_and_the_engine_waits_it_out(dry_420,
+                                                                             tmp_path):
     """Crashed right after the image (then the restore) reached the CPU: each read-back
     says still moving with what it sees; the engine's wait passes the simulator's time
     and reads again, within the step's own timeout."""
     from otpatch.engine import runner
     from otpatch.modules.m580.common import driver
 
+    dry = dry_420
     args = _transfer_args(tmp_path)
     cpu = driver(dry, args, "test")
     image = Path(args["image"]["path"]).read_bytes()
@@ -212,7 +243,7 @@ def test_read_backs_find_a_cpu_mid_action_moving_and_the_engine_waits_it_out(dry
     assert done.waited == 8 * 60 and dry.clock.elapsed() == 8 * 60
     assert "the device's SHA-256 matches" in done.check.result.msg
 
-    restore = {"target": "plc", "version": "v03.20"}
+    restore = {"target": "plc", "version": "v04.20"}
     rebooting = RestorePrevious().read_back(restore, dry)  # the restore waits this out first
     assert rebooting.moving and rebooting.result.msg.startswith("lab-plc-1: REBOOTING")
     settled = runner.read_back("m580.restore_previous", restore, dry)
@@ -222,4 +253,4 @@ def test_read_backs_find_a_cpu_mid_action_moving_and_the_engine_waits_it_out(dry
         "lab-plc-1: UPDATING, runs v04.30, restore in_progress")
     back = runner.read_back("m580.restore_previous", restore, dry)
     assert back.check.applied is True and back.waited == 6 * 60
-    assert Status().run({"target": "plc"}, dry).facts["running_version"] == "v03.20"
+    assert Status().run({"target": "plc"}, dry).facts["running_version"] == "v04.20"

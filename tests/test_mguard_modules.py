@@ -15,8 +15,9 @@ from otpatch.modules.contract.module import Module
 from otpatch.modules.mguard import atv, profile
 from otpatch.modules.mguard.driver import MguardDriver
 from otpatch.modules.mguard.simprofile import SIM_PSK
-from tests.fixtures.mguard.support import (FIXTURES, TIME_SCALE, Run, firmware_file,  # noqa
-                                           lab_password, make_lab, mguard_host)
+from tests.fixtures.mguard.support import (FIXTURES, MGUARD_4302, RS4000, TIME_SCALE,  # noqa
+                                           Run, firmware_file, lab_password, make_lab,
+                                           mguard_host)
 
 
 def one_rule_less(saved: str, folder: Path) -> Path:
@@ -36,12 +37,17 @@ def dry(make_lab, tmp_path):
 
 # -- reading ----------------------------------------------------------------------------------
 
-def test_version_reports_firmware_model_and_serial(dry):
-    run, _ = dry
-    result = run.step("mguard.version")
+@pytest.mark.parametrize("device,facts", [
+    (RS4000, {"firmware_version": "8.8.1", "model": "FL MGUARD RS4000", "part_number": "2700634",
+              "platform": "RS", "firmware_line": "8.x"}),
+    (MGUARD_4302, {"firmware_version": "10.3.1", "model": "FL MGUARD 4302", "part_number": "",
+                   "platform": "2000/4000", "firmware_line": "10.x"}),
+], ids=["rs4000-8.x", "4302-10.x"])
+def test_version_reports_firmware_model_serial_and_platform(make_lab, tmp_path, device, facts):
+    lab = make_lab(hosts=[mguard_host(device=device)])
+    result = Run(tmp_path, lab.host()).step("mguard.version")
     assert not result.failed
-    assert result.facts == {"firmware_version": "10.3.1", "model": "FL MGUARD RS4000",
-                            "serial": "SIM-MGUARD-0001", "part_number": "2700634"}
+    assert result.facts == {**facts, "serial": "SIM-MGUARD-0001", "evidence": "simulator"}
 
 
 def test_export_saves_the_profile_in_the_change_store_with_its_sha256(dry):
@@ -86,24 +92,29 @@ def test_check_without_an_exported_profile_says_what_is_missing(dry):
 
 # -- the procedure, dry run -------------------------------------------------------------------
 
-def test_export_update_check_and_rollback_import_in_simulated_time(dry, tmp_path):
-    run, _ = dry
-    image = firmware_file(tmp_path)
+@pytest.mark.parametrize("device,before,after", [(RS4000, "8.8.1", "8.9.3"),
+                                                  (MGUARD_4302, "10.3.1", "10.5.0")],
+                         ids=["rs4000-8.x", "4302-10.x"])
+def test_export_update_check_and_rollback_import_in_simulated_time(make_lab, tmp_path, device,
+                                                                   before, after):
+    run = Run(tmp_path, make_lab(hosts=[mguard_host(device=device)]).host())
+    image = firmware_file(tmp_path, version=after)
     started = time.monotonic()
     saved = run.step("mguard.export_profile").facts["profile"]
+    assert saved["atv_version"] == f"{before}.default"
     assert not run.step("mguard.check", expect_from="exported_profile", label="before").failed
-    update = run.step("mguard.firmware_update", image=image, target_version="10.5.0")
+    update = run.step("mguard.firmware_update", image=image, target_version=after)
     assert update.changed and not update.failed, update.msg
     assert "SHA-256" in update.msg  # MD5 verified, SHA-256 recorded, and said so
     received = update.facts["firmware_update"]["device_received"]
     assert received["md5"] == image["hash"] and len(received["sha256"]) == 64
-    ready = run.step("mguard.wait_ready", expect_version="10.5.0")
+    ready = run.step("mguard.wait_ready", expect_version=after)
     assert not ready.failed and ready.facts["ready_after_s"] == 180  # 60 s install + 120 s
-    after = run.step("mguard.check", expect_from="exported_profile", label="after")
-    assert not after.failed, after.msg
+    checked = run.step("mguard.check", expect_from="exported_profile", label="after")
+    assert not checked.failed, checked.msg
     checks = run.facts["fw"]["checks"]
-    assert checks["before"]["observed"]["firmware_version"] == "10.3.1"
-    assert checks["after"]["observed"]["firmware_version"] == "10.5.0"
+    assert checks["before"]["observed"]["firmware_version"] == before
+    assert checks["after"]["observed"]["firmware_version"] == after
     assert checks["before"]["observed"]["rules_active"] == \
         checks["after"]["observed"]["rules_active"] == 16
     bad = run.step("mguard.import_profile", profile=str(one_rule_less(saved["path"], tmp_path)))
@@ -138,7 +149,8 @@ def test_import_of_the_running_profile_changes_nothing(dry):
 
 @pytest.mark.parametrize("change,message", [
     ("hash", "not uploaded: firmware image"),
-    ("version", "not installed: the package holds firmware '10.4.0', not the target 10.5.0"),
+    ("version", "not uploaded: the package fl-mguard-10.4.0.bin holds firmware '10.4.0', not "
+                "the target 10.5.0"),
 ], ids=["published-hash-mismatch", "package-of-another-version"])
 def test_firmware_update_refuses_a_package_that_is_not_the_approved_one(dry, tmp_path, change,
                                                                         message):
@@ -150,9 +162,10 @@ def test_firmware_update_refuses_a_package_that_is_not_the_approved_one(dry, tmp
     assert result.failed and not result.changed
     assert message in result.msg
     assert lab.sim().device.phase == "ready" and lab.sim().device.firmware == "10.3.1"
+    assert lab.sim().device.uploads == 0  # refused before the upload
 
 
-@pytest.mark.parametrize("name,ok", [("FL_MGUARD_RS4000-update-10.5.0.bin", True),
+@pytest.mark.parametrize("name,ok", [("FL_MGUARD_4302-update-10.5.0.bin", True),
                                      ("update.bin", False)], ids=["version-in-name", "no-version"])
 def test_a_vendor_package_in_a_dry_run_is_taken_at_its_file_names_version(dry, tmp_path, name,
                                                                           ok):
@@ -303,7 +316,7 @@ def test_a_target_of_two_mguards_reports_each(make_lab, tmp_path):
     run.ctx.targets = {"fw": (lab.host("lab-mguard-1"), lab.host("lab-mguard-2"))}
     result = run.step("mguard.version")
     assert set(result.facts["hosts"]) == {"lab-mguard-1", "lab-mguard-2"}
-    assert result.msg.startswith("lab-mguard-1: FL MGUARD RS4000")
+    assert result.msg.startswith("lab-mguard-1: FL MGUARD 4302")
 
 
 def test_read_back_over_two_mguards_with_one_updated_asks_a_human(make_lab, tmp_path):

@@ -110,7 +110,7 @@ def test_a_password_file_works_like_the_environment(make_lab, tmp_path):
     host = dataclasses.replace(lab.host(), credentials=MappingProxyType(
         {"username": "admin", "password_file": str(secret)}))
     with MguardDriver(host) as driver:
-        assert driver.version()["model"] == "FL MGUARD RS4000"
+        assert driver.version()["model"] == "FL MGUARD 4302"
 
 
 def test_a_host_without_tls_trust_is_refused_before_any_connection(lab_password):

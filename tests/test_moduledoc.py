@@ -36,8 +36,9 @@ def otpatch_modules(capsys, *argv: str) -> str:
 def list_rows(out: str) -> dict[str, list[str]]:
     """name -> its other columns, from the aligned list (columns are 2+ spaces apart)."""
     lines = out.splitlines()
-    assert re.split(r"\s{2,}", lines[0]) == ["MODULE", "CHANGES DEVICE", "DRY RUN", "SUMMARY"]
-    return {cells[0]: cells[1:] for cells in (re.split(r"\s{2,}", ln, 3) for ln in lines[1:])}
+    assert re.split(r"\s{2,}", lines[0]) == ["MODULE", "CHANGES DEVICE", "DRY RUN",
+                                             "REAL DEVICE", "SUMMARY"]
+    return {cells[0]: cells[1:] for cells in (re.split(r"\s{2,}", ln, 4) for ln in lines[1:])}
 
 
 def argument_lines(out: str) -> dict[str, str]:
@@ -57,23 +58,29 @@ def test_the_list_names_every_registered_module_in_order(capsys):
     assert "logdevice.set_value" in rows  # a site plugin is listed like a built-in
 
 
-LIST_ROWS = [
-    ("m580.firmware_transfer", "yes: firmware", "yes", "Steps 2 and production: transfer"),
-    ("mguard.import_profile", "yes: configuration", "yes", "Import a saved configuration"),
-    ("ansible.playbook", "yes: device", "yes", "Run an Ansible playbook as one step"),
-    ("m580.identity", "no", "yes", "Read an M580 CPU's"),
-    ("core.wait", "no", "yes", "Wait for a duration (e.g. 4h soak, 60s settle)."),
-    ("logdevice.set_value", "yes: value", "yes", "Write key=value on the stand-in device"),
+LIST_ROWS = [  # (module, changes device, dry run, real device, summary)
+    ("m580.firmware_transfer", "yes: firmware", "yes", None, "Steps 2 and production: transfer"),
+    ("mguard.import_profile", "yes: configuration", "yes", None, "Import a saved configuration"),
+    ("ansible.playbook", "yes: device", "yes", "site", "Run an Ansible playbook as one step"),
+    ("m580.identity", "no", "yes", "sourced", "Read an M580 CPU's"),
+    ("m580.health", "no", "yes", "sourced", "Read a CPU's (or X80 adapter's) health"),
+    ("m580.set_mode", "yes: mode", "yes", "simulator", "Put the CPU's process control"),
+    ("syslog.continuity", "no", "yes", "sourced", "Listen on a UDP port"),
+    ("core.wait", "no", "yes", "none", "Wait for a duration (e.g. 4h soak, 60s settle)."),
+    ("logdevice.set_value", "yes: value", "yes", "simulator",
+     "Write key=value on the stand-in device"),  # a plugin that declares nothing: the default
 ]
 
 
-@pytest.mark.parametrize("name, changes, dry_run, summary", LIST_ROWS,
+@pytest.mark.parametrize("name, changes, dry_run, real, summary", LIST_ROWS,
                          ids=[row[0] for row in LIST_ROWS])
 def test_a_list_row_says_what_the_module_changes_and_whether_it_dry_runs(
-        capsys, name, changes, dry_run, summary):
+        capsys, name, changes, dry_run, real, summary):
+    """REAL DEVICE: None where another package decides (it is converting them)."""
     row = list_rows(otpatch_modules(capsys))[name]
     assert row[:2] == [changes, dry_run]
-    assert row[2].startswith(summary)
+    assert row[2] == (real or registry.get(name).on_real_device())
+    assert row[3].startswith(summary)
 
 
 # -- one module ----------------------------------------------------------------------------
@@ -86,7 +93,8 @@ def test_firmware_transfer_shows_it_changes_the_device_its_arguments_and_read_ba
     assert argument_lines(out) == {
         "target": "required", "image": "required", "image.path": "required",
         "image.algorithm": "required", "image.hash": "required", "port": "required",
-        "version": "required", "timeout": "optional", "interval": "optional"}
+        "version": "required", "timeout": "optional", "interval": "optional",
+        "role": "optional"}  # who performs it in the vendor tool on a real CPU
     text = flat(out)
     assert "after a crash the CPU's running or staged version equals `version`: applied" in text
     assert "a transfer the device aborted: applied, failed" in text
@@ -103,8 +111,14 @@ CONTRACTS = [
     ("m580.restore_previous", [r"verifies\s+firmware: when version is given"]),
     ("m580.set_mode", [r"verifies\s+mode: always", r"mode\s+required\s+one of manual, auto"]),
     ("mguard.check", [r"verifies\s+configuration: when expect or expect_from is given"]),
-    ("ansible.playbook", [r"changes device\s+yes: device \(any aspect"]),
-    ("risk.assess", [r"reaches device\s+no: reads only the inventory"]),
+    ("ansible.playbook", [r"changes device\s+yes: device \(any aspect",
+                          r"real device\s+site: the site's own automation"]),
+    ("risk.assess", [r"reaches device\s+no: sends nothing to a device", r"real device\s+none"]),
+    ("m580.health", [r"real device\s+sourced: only interfaces a public source documents",
+                     r"Sources - ODVA, The CIP Networks Library Volume 1 .* section 5-2 Identity",
+                     r"- Modbus Application Protocol Specification V1\.1b3, section 6\.21"]),
+    ("m580.status", [r"real device\s+simulator: the otpatch simulator's own interface, "
+                     r"refused on a real device"]),
     ("core.wait", [r"after a crash\s+nothing to re-verify: the step is run again"]),
 ]
 
@@ -156,8 +170,11 @@ def test_the_json_list_carries_the_same_facts(capsys):
     assert rows["m580.firmware_transfer"]["changes_device"] is True
     assert rows["m580.firmware_transfer"]["changes"] == ["firmware"]
     assert rows["core.set_fact"]["changes_device"] is False
+    assert (rows["m580.wait_run"]["real_device"], rows["m580.status"]["real_device"]) == (
+        "sourced", "simulator")
     text = list_rows(otpatch_modules(capsys))
-    assert all(text[name][2] == row["summary"] for name, row in rows.items())
+    assert all(text[name][2:] == [row["real_device"], row["summary"]]
+               for name, row in rows.items())
 
 
 def test_the_json_detail_carries_the_same_facts(capsys):
@@ -168,6 +185,7 @@ def test_the_json_detail_carries_the_same_facts(capsys):
         True, True, False)
     assert doc["read_back_doc"] == cls.read_back_doc
     assert doc["doc"] == cls.doc
+    assert (doc["real_device"], doc["sources"]) == (cls.on_real_device(), list(cls.sources))
     required = {r["name"] for r in doc["arguments"] if r["required"] and "." not in r["name"]}
     assert required == {"target", "image", "version", "port"}
     restore = json.loads(otpatch_modules(capsys, "m580.restore_previous", "--json"))

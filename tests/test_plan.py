@@ -6,12 +6,13 @@ from collections import namedtuple
 
 import pytest
 
-from otpatch.engine.plan import format_plan, make_plan, plan_to_json
+from otpatch.engine.plan import make_plan
+from otpatch.engine.plantext import format_plan, plan_to_json
 
 from conftest import FIXTURES
 from playbook_factory import playbook
 
-Host = namedtuple("Host", "name")
+Host = namedtuple("Host", "name simulator", defaults=(True,))  # lab hosts: simulators
 FIRMWARE_HASH = "3b1f" * 16
 TRANSFER = {"m580.firmware_transfer": {"target": "plc", "port": "usb"}}  # changes a device
 
@@ -184,6 +185,50 @@ def test_budget_worst_case_is_the_worst_failure_point():
         32 * 60, "a", "slow_undo")
 
 
+# A rollback whose restore may be refused: restore -> downgrade -> spare, as the M580's
+# (Schneider FAQ000272937). Each failing state follows its on_failure edge.
+CHAIN = states(
+    transfer={"expect_duration": "8m", "rollback": "restore", "do": [TRANSFER],
+              "next": "completed"},
+    restore={"expect_duration": "7m", "on_failure": "downgrade", "next": "rolled_back"},
+    downgrade={"expect_duration": "13m", "on_failure": "spare", "next": "rolled_back"},
+    spare={"expect_duration": "20m", "next": "rolled_back"})
+
+
+def test_a_failing_rollback_follows_its_on_failure_chain():
+    spec = {**CHAIN, "budgets": {"downtime": {"limit": "30m", "states": ["transfer"]}}}
+    plan = plan_of(spec)
+    (check,) = plan.budgets
+    assert (check.worst_case, check.contingency_case) == (15 * 60, 48 * 60)
+    assert check.contingency.failing == ("restore", "downgrade")
+    assert check.worst_within and not check.contingency_within
+    text = format_plan(plan)
+    assert ("  transfer -> restore -> rolled_back: est 7m; if it fails: restore fails -> "
+            "downgrade fails -> spare, 40m\n") in text
+    assert ("findings for the approvers (the worst case when a rollback fails too):\n"
+            "  downtime (30m) is overrun: 48m when transfer fails, then restore fails -> "
+            "downgrade fails -> spare\n") in text
+    assert plan_to_json(plan)["findings"] == [
+        "downtime (30m) is overrun: 48m when transfer fails, then restore fails -> "
+        "downgrade fails -> spare"]
+
+
+def test_a_rollback_chain_that_fits_is_no_finding():
+    spec = {**CHAIN, "budgets": {"downtime": {"limit": "1h", "states": ["transfer"]}}}
+    text = format_plan(plan_of(spec))
+    assert "if the rollback fails too" in text
+    assert "findings for the approvers (the worst case when a rollback fails too): none" in text
+
+
+def test_a_looping_on_failure_chain_ends():
+    spec = states(transfer={"expect_duration": "1m", "rollback": "a", "do": [TRANSFER],
+                            "next": "completed"},
+                  a={"expect_duration": "2m", "on_failure": "b", "next": "rolled_back"},
+                  b={"expect_duration": "3m", "on_failure": "a", "next": "rolled_back"})
+    (rollback,) = plan_of(spec).rollbacks
+    assert (rollback.contingency.failing, rollback.contingency.seconds) == (("a",), 5 * 60)
+
+
 def test_gates_in_path_order_with_roles():
     plan = make_plan(playbook(M580), None, {})
     assert [(g.state, g.roles) for g in plan.gates] == [
@@ -261,3 +306,21 @@ def test_plan_command_prints_text_or_json(capsys):
     doc = json.loads(capsys.readouterr().out)
     assert [r["state"] for r in doc["rollbacks"]] == ["change"]
     assert {p["name"]: p["value"] for p in doc["params"]}["device"] == "plc.json"
+
+
+def test_the_shipped_m580_plan_shows_schneiders_way_back_as_a_finding(capsys):
+    """Restore refused across 4.20, the special downgrade (13 min), then the spare CPU
+    (20 min): the worst case the approvers must weigh, against the patch window and the
+    downtime budget (FAQ000272937)."""
+    from otpatch.engine.cli import main
+    from conftest import ROOT
+
+    assert main(["plan", str(ROOT / "playbooks" / "m580-firmware-update.yml"),
+                 "-i", str(ROOT / "inventory" / "lab.yml"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    chain = "production_restore fails -> production_downgrade fails -> production_spare"
+    assert doc["findings"] == [
+        f"patch_window (15m) is overrun: 53m when production_verify fails, then {chain}",
+        f"downtime (10m) is overrun: 43m when production_verify fails, then {chain}"]
+    (production,) = [r for r in doc["rollbacks"] if r["state"] == "production_transfer"]
+    assert production["contingency"]["seconds"] == 40 * 60

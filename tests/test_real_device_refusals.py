@@ -97,20 +97,25 @@ def assert_cip_identity_only(peer: EnipRecorder, asked: bool) -> None:
 def _m580_args(name: str, tmp_path) -> dict:
     return {"m580.status": {"expect": {"state": "RUN", "run_led": "solid_green"}},
             "m580.set_mode": {"mode": "manual"},
-            "m580.wait_run": {"timeout": "10s", "interval": "1s"},
             "m580.firmware_transfer": {"image": firmware_image(tmp_path), "version": "SV4.30",
                                        "port": "usb", "timeout": "20s", "interval": "1s"},
             "m580.restore_previous": {"version": "v03.20", "timeout": "20s",
                                       "interval": "1s"}}[name]
 
 
-M580_MODULES = pytest.mark.parametrize("module", [
-    "m580.status", "m580.set_mode", "m580.wait_run", "m580.firmware_transfer",
-    "m580.restore_previous"])
+M580_SIMULATOR_ONLY = ("m580.status", "m580.set_mode")
+M580_GUIDED = ("m580.firmware_transfer", "m580.restore_previous")  # a person's on a real host
+M580_MODULES = pytest.mark.parametrize("module", M580_SIMULATOR_ONLY + M580_GUIDED)
+# A host marked simulator that does not answer as one is refused by every module; a host
+# marked real (`simulator: false`) only by the simulator's own steps: the guided ones ask a
+# person there instead (tests/test_m580_rollback.py), having sent public reads only.
+REFUSED = pytest.mark.parametrize("module, marked", [
+    *((m, True) for m in M580_SIMULATOR_ONLY + M580_GUIDED),
+    *((m, False) for m in M580_SIMULATOR_ONLY)],
+    ids=lambda v: ("marked-sim" if v else "marked-real") if isinstance(v, bool) else v)
 
 
-@M580_MODULES
-@MARKS
+@REFUSED
 @MODES
 def test_m580_modules_refuse_a_plain_modbus_server(plain_modbus, enip_peer, tmp_path, module,
                                                    marked, dry_run):
@@ -143,6 +148,35 @@ def test_m580_modules_refuse_a_plain_enip_cpu_after_its_identity(enip_peer, tmp_
     assert_cip_identity_only(peer, asked=True)
 
 
+PUBLIC_READS = pytest.mark.parametrize("module, args, said", [
+    ("m580.wait_run", {"timeout": "10s", "interval": "1s"},
+     "lab-plc-1: back, I/O connection in run mode, no major fault, revision v03.20 after 0s"),
+    ("m580.health", {"expect": {"io": "run", "major_fault": False, "firmware_update": False}},
+     "lab-plc-1: CIP Identity status 0x0064: configured; at least one I/O connection in run "
+     "mode; revision v03.20"),
+], ids=["wait_run", "health"])
+
+
+@PUBLIC_READS
+@MARKS
+@MODES
+def test_m580_public_reads_work_on_plain_peers_sending_only_identity_reads(
+        plain_modbus, enip_peer, tmp_path, module, args, said, marked, dry_run):
+    """wait_run and health use public reads on every host: against pymodbus' server and
+    cpppo (status word 100: configured, an I/O connection in run mode) they answer, having
+    sent one FC 43 and one CIP Identity read, nothing of the simulator's."""
+    peer = enip_peer()
+    host = cpu_host(simulator=marked, modbus=plain_modbus.endpoint, enip=peer.endpoint)
+    ctx = context({"plc": (host,)}, tmp_path, dry_run=dry_run)
+    result = step(ctx, module, target="plc", **args)
+    assert not result.failed and result.msg.startswith(said), result.msg
+    facts = result.facts
+    assert (facts["io"], facts["major_fault"], facts["revision"]) == ("run", False, "v03.20")
+    assert facts["identity_status"]["hex"] == "0x0064"
+    assert_modbus_untouched(plain_modbus, marked=True)  # the one FC 43 read, nothing else
+    assert_cip_identity_only(peer, asked=True)
+
+
 def test_a_modbus_server_that_only_names_itself_a_simulator_is_refused(tmp_path):
     """A product name ending "(otpatch simulator)" without the marker object is not one."""
     server = PlainModbus(product_name="BMEP581020 (otpatch simulator)")
@@ -155,12 +189,13 @@ def test_a_modbus_server_that_only_names_itself_a_simulator_is_refused(tmp_path)
         server.stop()
 
 
-@pytest.mark.parametrize("module, args", [
-    ("m580.set_mode", {"mode": "manual"}),
-    ("m580.firmware_transfer", {"version": "SV4.30", "port": "usb"}),
-    ("m580.restore_previous", {"version": "v03.20"}),
-], ids=["set_mode", "firmware_transfer", "restore_previous"])
-@MARKS
+@pytest.mark.parametrize("module, args, marked", [
+    ("m580.set_mode", {"mode": "manual"}, True),
+    ("m580.set_mode", {"mode": "manual"}, False),
+    ("m580.firmware_transfer", {"version": "SV4.30", "port": "usb"}, True),
+    ("m580.restore_previous", {"version": "v03.20"}, True),
+], ids=["set_mode-marked-sim", "set_mode-marked-real", "firmware_transfer-marked-sim",
+        "restore_previous-marked-sim"])
 def test_m580_read_backs_cannot_tell_on_a_plain_modbus_server(plain_modbus, tmp_path, module,
                                                               args, marked):
     """Resume after a crash: the read-back goes through the same check; a device that is
@@ -175,33 +210,9 @@ def test_m580_read_backs_cannot_tell_on_a_plain_modbus_server(plain_modbus, tmp_
     assert_modbus_untouched(plain_modbus, marked)
 
 
-@MARKS
-@MODES
-def test_cip_connections_refuses_a_plain_enip_adapter(enip_peer, tmp_path, marked, dry_run):
-    """cpppo as an X80 adapter: its Identity is read (if it is marked a simulator), never
-    the simulator's diagnostics object (0x352) or clock (0x64); a 4-hour soak does not
-    start."""
-    peer = enip_peer(product_name="BMECRA31210", device_type=12)
-    adapter = dataclasses.replace(adapter_host(enip=peer.endpoint), simulator=marked)
-    ctx = context({"drops": (adapter,)}, tmp_path, dry_run=dry_run)
-    result = step(ctx, "cip.connections", target="drops", soak="4h", interval="1m")
-    assert_refused(result, "lab-x80-1", "cip.connections", marked)
-    assert "class 0x352" in result.msg
-    assert_cip_identity_only(peer, asked=marked)
-    assert ctx.clock.elapsed() < (1e-9 if dry_run else 1.0)
-
-
-def test_cip_connections_reads_no_adapter_when_one_of_them_is_not_a_simulator(enip_peer,
-                                                                              tmp_path):
-    """Two drops, the second a plain peer: refused before the simulated one is read."""
-    peer = enip_peer(product_name="BMECRA31210", device_type=12)
-    sim_adapter = adapter_host("lab-x80-1")
-    with start_simulators([sim_adapter]) as lab:
-        drops = (bound(lab, sim_adapter), adapter_host("lab-x80-2", enip=peer.endpoint))
-        result = step(context({"drops": drops}, tmp_path, dry_run=False), "cip.connections",
-                      target="drops")
-    assert_refused(result, "lab-x80-2", "cip.connections", marked=True)
-    assert_cip_identity_only(peer, asked=True)
+# cip.connections reads only public CIP (Connection Manager counters, Identity status) and
+# asks no simulator check: a plain cpppo adapter is read, then attested where it answers no
+# counters (tests/test_cip_connections.py).
 
 
 # -- mGuard: the invented CGI actions, uploads and credentials --------------------------------
@@ -240,8 +251,13 @@ def assert_https_identity_only(recorder: HttpsRecorder, marked: bool) -> None:
         assert recorder.connections == 0  # not even a TLS handshake
 
 
+# A host marked `simulator: false` gets the guided path now (tests/test_mguard_guided.py);
+# a host marked a simulator that does not answer as one is still refused.
+SIM_MARKED = pytest.mark.parametrize("marked", [True], ids=["marked-simulator"])
+
+
 @MGUARD_MODULES
-@MARKS
+@SIM_MARKED
 @MODES
 def test_mguard_modules_refuse_a_plain_https_server(https_recorder, lab_password, tmp_path,
                                                     module, marked, dry_run):
@@ -256,7 +272,7 @@ def test_mguard_modules_refuse_a_plain_https_server(https_recorder, lab_password
 
 
 @pytest.mark.parametrize("module", ["mguard.firmware_update", "mguard.import_profile"])
-@MARKS
+@SIM_MARKED
 def test_mguard_read_backs_cannot_tell_on_a_plain_https_server(https_recorder, lab_password,
                                                                tmp_path, module, marked):
     run = Run(tmp_path, recorder_host(https_recorder, marked), dry_run=False)

@@ -69,9 +69,9 @@ def _value(observed: dict, name: str):
 
 
 CASES = [  # id, faults, run status, the lab firewall's outcome, words of its statement
-    ("completed", (), "completed", "changed_and_verified", "firmware 10.3.1 -> 10.5.0"),
+    ("completed", (), "completed", "changed_and_verified", "firmware 8.8.1 -> 8.9.3"),
     ("rolled-back", ("syslog_gap",), "rolled_back", "left_changed",
-     "left changed: remains at firmware 10.5.0 (as found 10.3.1); restored: the firewall rule set, "
+     "left changed: remains at firmware 8.9.3 (as found 8.8.1); restored: the firewall rule set, "
      "16 firewall rules, as found"),
     ("halted", ("syslog_gap", "profile_import_drops_rules"), "halted", "unknown",
      "its configuration change (lab_restore mguard.import_profile) was not verified: it "
@@ -101,10 +101,10 @@ def test_each_device_outcome_is_said_plainly(reports, name, faults, status, outc
 def test_as_found_and_as_left_are_what_the_simulator_held(reports, name):
     _, doc, before, after, _ = reports[name]
     fw = _device(doc, LAB_FW)
-    assert _value(fw["as_found"], "firmware") == before["firmware"] == "10.3.1"
+    assert _value(fw["as_found"], "firmware") == before["firmware"] == "8.8.1"
     assert _value(fw["as_found"], "rules") == before["rules"]
     assert fw["identity"]["serial"] == before["serial"]
-    assert _value(fw["as_left"], "firmware") == after["firmware"] == "10.5.0"
+    assert _value(fw["as_left"], "firmware") == after["firmware"] == "8.9.3"
     if fw["outcome"] == "unknown":  # the import dropped rules: no rule count is claimed
         assert "rules" not in fw["as_left"] and after["rules"] < before["rules"]
         return

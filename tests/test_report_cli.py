@@ -83,7 +83,7 @@ def test_status_and_json_add_a_line_per_device(home, capsys, mguard_lab):
     run_id, _ = _record_of(capsys, MGUARD, "-i", str(lab.inventory), *extra, "--stage", "lab")
     code, out, _ = _cli(capsys, "status", run_id)
     assert code == 0
-    assert "  lab-mguard-1: changed and verified: firmware 10.3.1 -> 10.5.0" \
+    assert "  lab-mguard-1: changed and verified: firmware 8.8.1 -> 8.9.3" \
         in out.splitlines()
     assert "  prod-mguard-1: not changed: not read by this run" in out.splitlines()
     code, out, _ = _cli(capsys, "status", run_id, "--json")

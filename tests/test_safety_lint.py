@@ -42,6 +42,7 @@ UNSAFE = [
     ("waive-signoff", "waiver-invalid", 12, "waive-unverified"),
     ("attest-role-unheld", "attest-role-unheld", 21, "base"),
     ("window-ended", "window-ended", 19, "base"),  # plan and run; see below
+    ("simulator-on-real-host", "simulator-interface", 26, "base"),
 ]
 BY_VALIDATE = [row for row in UNSAFE if row[1] != "window-ended"]
 
@@ -145,9 +146,10 @@ def plc_listener():
 
 
 def site_copy(tmp_path: Path, port: int, simulator: bool = False) -> Path:
+    """The site with its CPUs at `port`; prod-plc marked a simulator only with `simulator`."""
     text = SITE.read_text().replace("127.0.0.1:1", f"127.0.0.1:{port}")
-    if simulator:
-        text = text.replace("part_number: BMEP581020,\n", "part_number: BMEP581020, simulator: true,\n")
+    if not simulator:
+        text = text.replace("simulator: true, endpoints", "endpoints")
     path = tmp_path / "site.yml"
     path.write_text(text)
     return path

@@ -118,7 +118,7 @@ def test_the_shipped_lab_ports_lie_outside_the_ephemeral_range():
     from otpatch.engine.simup import LAB_SYSLOG_PORT
 
     ports = lab_ports() + [LAB_SYSLOG_PORT]
-    assert len(ports) == 12 and len(set(ports)) == 12, ports
+    assert len(ports) == 14 and len(set(ports)) == 14, ports
     assert all(15020 <= p <= 15099 for p in ports), ports  # the block lab.yml documents
     assert not [p for p in ports if low <= p <= high], (low, high)
 
@@ -130,7 +130,7 @@ def test_sim_up_with_free_ports_starts_20_times_right_after_local_traffic(sim_up
                        str(tmp_path / f"lab-{attempt}.yml"))
         lines = child.up()
         assert sum(": https 127.0.0.1:" in line or ": enip 127.0.0.1:" in line
-                   for line in lines) == 8, lines
+                   for line in lines) == 10, lines
         rc, out, err = child.stop()
         assert rc == 0 and "simulators stopped" in out, (attempt, err)
 

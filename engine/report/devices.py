@@ -45,9 +45,9 @@ READINGS: dict[str, tuple[tuple[str, ...], ...]] = {
     "rules_digest": (("checks", "*", "observed", "rules_digest"), ("profile", "rules_digest")),
     "tunnels_up": (("checks", "*", "observed", "tunnels_up"),),
     "vlans": (("checks", "*", "observed", "vlans"),),
-    "io_connected": (("connected",),),
-    "rpi_ms": (("rpi_ms",),),
-    "io_timeouts": (("timeouts_total",),),
+    "io_status": (("io_status",),),  # cip.connections: the adapter's identity status
+    "rpi_ms_configured": (("rpi_ms_configured",),),  # as configured: no public read shows the RPI
+    "io_timeouts": (("connection_manager", "connection_timeouts"),),
 }
 IDENTITY = ("vendor", "model", "part_number", "serial")
 ANY = "device"  # a change of anything on the device (modules/contract/module.py ANY_ASPECT)
@@ -58,12 +58,14 @@ STALE_AFTER = {"firmware": ("firmware",), "cpu_state": ("firmware", "mode"),
                    "profile_sha256", "rules", "rules_by_table", "rules_digest", "tunnels_up",
                    "vlans")},
                **{k: ("firmware", "configuration") for k in (
-                   "io_connected", "rpi_ms", "io_timeouts")}}
+                   "io_status", "rpi_ms_configured", "io_timeouts")}}
 # values compared between as found and as left, and how a difference is said
 # (not the profile file's hash: a firmware update rewrites its #version line, so the file
 # differs while every rule means the same; the rules digest says what the rules do)
 COMPARED = {"firmware": "firmware", "rules_digest": "the firewall rule set",
-            "rules": "rule count"}
+            "rules": "rule count",
+            # another unit in its place (the M580's spare CPU): its serial is not the one found
+            "serial": "serial"}
 OUTCOME_WORDS = {"changed_and_verified": "changed and verified",
                  "restored_and_verified": "restored and verified",
                  "left_changed": "left changed", "not_changed": "not changed",
@@ -103,6 +105,8 @@ class Trail:
 def hosts_of(facts: Mapping[str, Any], hosts: list[str]) -> dict[str, Mapping[str, Any]]:
     """A step's facts per host: keyed by host where the module nests them (cip adapters),
     else all of them for a target of one host."""
+    if hosts and set(facts) & set(hosts):  # keyed by host at the top (cip.connections)
+        return {h: facts[h] for h in hosts if isinstance(facts.get(h), Mapping)}
     for value in facts.values():
         if isinstance(value, Mapping) and hosts and set(value) & set(hosts):
             return {h: value[h] for h in hosts if isinstance(value.get(h), Mapping)}
@@ -254,7 +258,8 @@ def _judged(trail: Trail, completed: bool) -> tuple[str, bool, str]:
                                  f"verified: {why}"
     differ = [k for k in COMPARED if k in trail.found and k in trail.left
               and trail.found[k].value != trail.left[k].value]
-    same = [k for k in COMPARED if k in trail.found and k in trail.left and k not in differ]
+    same = [k for k in COMPARED if k in trail.found and k in trail.left and k not in differ
+            and k != "serial"]  # the same unit is no restored value
     if completed:
         moved = "; ".join(f"{COMPARED[k]} {_short(trail.found[k].value)} -> "
                           f"{_short(trail.left[k].value)}" for k in differ)
@@ -263,10 +268,12 @@ def _judged(trail: Trail, completed: bool) -> tuple[str, bool, str]:
     if not differ:
         return "restored_and_verified", True, f"{kept}, as found" if kept else \
             "read after the restore"
+    unit = [f"another unit in its place, serial {_short(trail.left[k].value)} (as found "
+            f"{_short(trail.found[k].value)})" for k in differ if k == "serial"]
     remains = "; ".join(f"{COMPARED[k]} {_short(trail.left[k].value)} (as found "
-                        f"{_short(trail.found[k].value)})" for k in differ)
-    return "left_changed", True, f"remains at {remains}" + (
-        f"; restored: {kept}, as found" if kept else "")
+                        f"{_short(trail.found[k].value)})" for k in differ if k != "serial")
+    said = "; ".join(unit + ([f"remains at {remains}"] if remains else []))
+    return "left_changed", True, said + (f"; restored: {kept}, as found" if kept else "")
 
 
 def _said(name: str, value: Any) -> str:
@@ -288,12 +295,12 @@ def _values(readings_: Mapping[str, Reading]) -> str:
         shown.append(f"CPU {value['cpu_state']}")
     if "rules" in value:
         shown.append(f"{value['rules']} firewall rules")
-    if "io_connected" in value:
-        rpi = f" at RPI {value['rpi_ms']:g} ms" if isinstance(value.get("rpi_ms"),
-                                                               (int, float)) else ""
-        shown.append(("I/O connected" if value["io_connected"] else "I/O NOT connected")
-                     + rpi + (f", {value['io_timeouts']} connection timeouts"
-                              if "io_timeouts" in value else ""))
+    if "io_status" in value:
+        rpi = f" (RPI {value['rpi_ms_configured']:g} ms as configured)" if isinstance(
+            value.get("rpi_ms_configured"), (int, float)) else ""
+        shown.append(f"I/O {value['io_status']}" + rpi
+                     + (f", {value['io_timeouts']} connection timeouts counted"
+                        if "io_timeouts" in value else ""))
     return ", ".join(shown)
 
 

@@ -29,6 +29,11 @@ NOT_ON_WINDOWS = ("not available on Windows: Ansible's control node runs on Linu
 
 class AnsiblePlaybook(Module):
     name = "ansible.playbook"
+    # The site's own playbook decides what reaches its devices: its interfaces are the
+    # site's to stand behind, whatever the host.
+    real_device = "site"
+    sources = ("ansible-runner, the interface to Ansible this step drives, "
+               "https://ansible.readthedocs.io/projects/runner/",)
     doc = (
         "Run an Ansible playbook as one step, through ansible-runner, against the run's own "
         "inventory file (hosts carry ansible_connection and the rest). `playbook` is a path; a "

@@ -1,11 +1,10 @@
 """CIP object layouts over EtherNet/IP: the one place their bytes are packed and unpacked.
 
-Used by the drivers (reading) and by the simulators (answering). The Identity object is the
-ODVA one (class 0x01). The I/O connection diagnostics object (class 0x352) is the
-simulator's own: neither its class number nor its layout is confirmed for a real X80 adapter
-(no public source here; check the vendor's documentation before reading a real one). The
-simulator control (0x64) and firmware loader (0x65) objects are otpatch's, in the
-vendor-specific class range 0x64-0xC7."""
+Used by the drivers (reading) and by the simulators (answering). The Identity object (class
+0x01) and the Connection Manager object (class 0x06) are ODVA's (CIP Vol. 1 sections 5-2
+and 3-4.1); the Forward_Open / Forward_Close requests and the class-1 I/O packets are laid
+out in cip/connected.py. The simulator control (0x64) and firmware loader (0x65) objects are
+otpatch's, in the vendor-specific class range 0x64-0xC7."""
 from __future__ import annotations
 
 import struct
@@ -23,14 +22,16 @@ SIMULATOR_MARKER = "otpatch simulator"
 
 # Class codes
 IDENTITY = 0x01
+CONNECTION_MANAGER = 0x06
 SIM_CONTROL = 0x64
 FIRMWARE_LOADER = 0x65
-IO_CONNECTION_DIAGNOSTICS = 0x352
 
 # Services
 GET_ATTRIBUTES_ALL = 0x01
 GET_ATTRIBUTE_SINGLE = 0x0E
 SET_ATTRIBUTE_SINGLE = 0x10
+FORWARD_CLOSE = 0x4E  # Connection Manager (CIP Vol. 1 3-5.5.3)
+FORWARD_OPEN = 0x54  # Connection Manager (CIP Vol. 1 3-5.5.2)
 LOADER_BEGIN = 0x4B  # size UDINT, port USINT, version USINT major, USINT minor, sha256[32]
 LOADER_CHUNK = 0x4C  # offset UDINT, bytes
 LOADER_COMMIT = 0x4D  # the image is complete: the device starts writing it
@@ -136,36 +137,52 @@ def list_identity_item(identity: CipIdentity, ip: str, port: int) -> bytes:
     return struct.pack("<HHH", 1, 0x0C, len(body)) + body
 
 
+# The Connection Manager's instance 1 counters (CIP Vol. 1 section 3-4.1, UINT each; the
+# names as Wireshark's packet-cip.c dissects them), in attribute order 1-8.
+CM_COUNTERS = ("open_requests", "open_format_rejects", "open_resource_rejects",
+               "open_other_rejects", "close_requests", "close_format_requests",
+               "close_other_requests", "connection_timeouts")
+CM_COUNTER_NAMES = dict(zip(CM_COUNTERS, (
+    "Open Requests", "Open Format Rejects", "Open Resource Rejects", "Open Other Rejects",
+    "Close Requests", "Close Format Requests", "Close Other Requests", "Connection Timeouts")))
+UINT_RANGE = 0x10000
+
+
 @dataclass(frozen=True)
-class IoConnectionDiagnostics:
-    """One implicit I/O connection as an adapter sees it (class 0x352, one instance each):
-    established, RPI in each direction (microseconds), timeouts and frames since power-up."""
+class ConnectionManagerCounters:
+    """Connection Manager instance 1, attributes 1-8: what it counted since power-up, each
+    a UINT that wraps at 65536. None for an attribute the device does not have (optional)."""
 
-    established: bool
-    rpi_ot_us: int
-    rpi_to_us: int
-    timeouts: int
-    frames: int
-
-    _LAYOUT = "<BIIII"
+    open_requests: int | None = 0
+    open_format_rejects: int | None = 0
+    open_resource_rejects: int | None = 0
+    open_other_rejects: int | None = 0
+    close_requests: int | None = 0
+    close_format_requests: int | None = 0
+    close_other_requests: int | None = 0
+    connection_timeouts: int | None = 0
 
     def attributes(self) -> dict[int, bytes]:
-        """Attributes 1-5 (this simulator's numbering): the fields in order."""
-        values = (int(self.established), self.rpi_ot_us, self.rpi_to_us,
-                  self.timeouts & 0xFFFFFFFF, self.frames & 0xFFFFFFFF)
-        return {n: struct.pack("<" + kind, value)
-                for n, (kind, value) in enumerate(zip(self._LAYOUT[1:], values), start=1)}
+        """Get_Attribute_Single reply data by attribute number (those the device has)."""
+        return {n: struct.pack("<H", value % UINT_RANGE)
+                for n, value in enumerate(self.values(), start=1) if value is not None}
 
     def encode(self) -> bytes:
         return _all(self.attributes())
 
+    def values(self) -> tuple[int | None, ...]:
+        return tuple(getattr(self, name) for name in CM_COUNTERS)
+
     @classmethod
-    def decode(cls, data: bytes) -> "IoConnectionDiagnostics":
-        if len(data) < struct.calcsize(cls._LAYOUT):
-            raise ValueError(f"I/O connection diagnostics of {len(data)} bytes, expected "
-                             f"{struct.calcsize(cls._LAYOUT)}")
-        established, ot, to, timeouts, frames = struct.unpack_from(cls._LAYOUT, data)
-        return cls(bool(established), ot, to, timeouts, frames)
+    def from_attributes(cls, found: dict[int, bytes | None]) -> "ConnectionManagerCounters":
+        """From Get_Attribute_Single replies by attribute number (None: not answered)."""
+        def value(n: int) -> int | None:
+            raw = found.get(n)
+            return None if raw is None else struct.unpack_from("<H", raw)[0]
+        return cls(*(value(n) for n in range(1, len(CM_COUNTERS) + 1)))
+
+    def fact(self) -> dict[str, int | None]:
+        return dict(zip(CM_COUNTERS, self.values()))
 
 
 @dataclass(frozen=True)
@@ -208,3 +225,15 @@ def parse_loader_begin(data: bytes) -> tuple[int, int, int, int, str]:
         raise ValueError("loader begin request must be 39 bytes")
     size, port, major, minor = struct.unpack_from("<IBBB", data)
     return size, port, major, minor, data[7:39].hex()
+
+
+# The simulated CPU's application store and hardware objects (otpatch's, vendor-specific
+# range; layouts in m580/appobject.py). They stand in for what Control Expert (application
+# upload / download over UMAS) and a person (swapping the CPU for its spare) do: no public API.
+APPLICATION_STORE = 0x66
+CPU_HARDWARE = 0x67
+APP_UPLOAD_CHUNK = 0x4B  # offset UDINT, length UINT -> that many bytes of the image
+APP_DOWNLOAD_BEGIN = 0x4C  # size UDINT, CRC-32 UDINT, name SHORT_STRING
+APP_DOWNLOAD_CHUNK = 0x4D  # offset UDINT, bytes
+APP_DOWNLOAD_COMMIT = 0x4E  # the image is complete: the CPU checks its CRC-32 and loads it
+HW_SWAP_SPARE = 0x4B  # a person swaps in the pre-registered spare CPU with its SD card

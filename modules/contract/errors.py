@@ -86,7 +86,13 @@ class DeviceUnreachable(RunError):
 
 class PersonNeeded(RunError):
     """A step needs a person who is not there (no terminal to ask at). Not a failure: the
-    runner turns it into an awaiting result, the run pauses (exit 3), resume asks again."""
+    runner turns it into an awaiting result, the run pauses (exit 3), resume asks again.
+    `asks`: the attestation asked ({"statement", "role"}), when it is one: the pause records
+    it, so `otpatch attest` can answer a guided step of any module, not only core.attest."""
+
+    def __init__(self, message: str, asks: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.asks = dict(asks) if asks else None
 
 
 class JournalError(OtpatchError):

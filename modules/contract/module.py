@@ -20,6 +20,7 @@ class Result:
     # The step cannot finish until someone is there (a person at a terminal): why. Neither
     # success nor failure: the run pauses, awaiting, and resume runs the step again.
     awaiting: str = ""
+    asks: Mapping[str, str] | None = None  # awaiting an attestation: its statement and role
 
     def to_dict(self) -> dict[str, Any]:
         out = {"changed": self.changed, "failed": self.failed, "msg": self.msg,

@@ -22,6 +22,7 @@ def _image(args, ctx):
 
 class Verify(Module):
     name = "firmware.verify"
+    reaches_device = False  # it hashes a file on the otpatch host: no device, no target
     doc = ("Step 1 of the procedure: hash the downloaded firmware package with the algorithm "
            "its vendor published (SHA-256 for Schneider Electric, MD5 for Phoenix Contact) and "
            "compare with the published value pinned in the playbook. A SHA-256 is recorded "
@@ -52,6 +53,7 @@ class Verify(Module):
 
 class Stage(Module):
     name = "firmware.stage"
+    reaches_device = False  # a copy into the run's change store: no device, no target
     doc = ("Pre-stage a verified firmware package in the run's change store, so the transfer "
            "uses a copy nobody can swap; the copy is hashed again and must match what "
            "firmware.verify recorded.")

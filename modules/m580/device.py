@@ -1,30 +1,34 @@
-"""The simulated devices' behaviour, without any network: an M580 CPU with its firmware store
-and an X80 EIO drop adapter with its implicit I/O connection, both on a simulated clock."""
+"""The simulated devices' behaviour, without any network: an M580 CPU with its firmware store,
+application and hardware (cpustore.py), and an X80 EIO drop adapter with its Connection
+Manager (iosim.py), on a simulated clock; their figures are in simfigures.py."""
 from __future__ import annotations
 
 import hashlib
 import heapq
 import itertools
 import time
-import zlib
 from dataclasses import dataclass, field
 from typing import Callable
 
 from otpatch.modules.cip import objects
 from otpatch.modules.m580 import registers as R
+from otpatch.modules.m580.appobject import DownloadState, SwapState
+from otpatch.modules.m580.engineering_link import crosses_down
+from otpatch.modules.m580.hardware import SpareCpu, cip_serial_of, pv_text
+from otpatch.modules.m580.iosim import AdapterConnections
+from otpatch.modules.m580.cpustore import ApplicationAndHardware
+from otpatch.modules.m580.simapp import (  # SimRefused: enip_sim's too
+    Application, ApplicationDownload, Hardware, SimRefused)
+from otpatch.modules.m580.simfigures import (ABORT_AT, DEFAULT_APPLICATION, MIN_DOWNGRADE_PV,
+                                             NOCONF_STATUS, REBOOT_S, RESTORE_S,
+                                             SIM_PRODUCT_VERSION, SPECIAL_FIRMWARE_MARKER,
+                                             TRANSFER_S)
 from otpatch.modules.m580.versions import NO_VERSION, FirmwareVersion
 
 CPU_FAULTS = frozenset({"hash_mismatch", "transfer_abort", "reboot_hang",
                         "wrong_version_after_reboot"})
 ADAPTER_FAULTS = frozenset({"io_connection_loss"})
 FAULTS = CPU_FAULTS | ADAPTER_FAULTS
-
-TRANSFER_S = 8 * 60  # a full BME P58 1020 image over the USB service port at 115,200 baud
-REBOOT_S = 52  # the automatic reboot after a transfer: the article gives 45-60 s
-RESTORE_S = 6 * 60  # Control Expert "PLC - Restore Previous Version", restart included
-ABORT_AT = 0.37  # transfer_abort: the share of the transfer done when it breaks off
-IO_TIMEOUT_EVERY_S = 7 * 60  # io_connection_loss: one connection timeout per 7 minutes
-
 
 class SimClock:
     """Simulated seconds: advanced by hand, plus wall time divided by `time_scale` (wall
@@ -46,14 +50,6 @@ class SimClock:
         self._advanced += max(0.0, seconds)
 
 
-class SimRefused(Exception):
-    """The simulated device refuses a request: a CIP general status and the reason."""
-
-    def __init__(self, status: int, reason: str):
-        super().__init__(reason)
-        self.status = status
-
-
 @dataclass(frozen=True)
 class DeviceConfig:
     """What a simulator is told about the device it plays (from the inventory host)."""
@@ -67,15 +63,18 @@ class DeviceConfig:
     rpi_ms: float = 10.0
     pid_loops: int = 4
     io_drops: int = 1
+    product_version: int = SIM_PRODUCT_VERSION  # the CPU's hardware PV
+    application_name: str = DEFAULT_APPLICATION  # the CPU's application (and its SD card's)
+    spare: SpareCpu | None = None  # the pre-registered spare CPU (inventory `spare_cpu`)
 
     @property
     def cip_serial(self) -> int:
         """The CIP serial (UDINT): the inventory serial if it is hex, else its CRC-32."""
-        text = self.serial.strip()
-        try:
-            return int(text, 16) & 0xFFFFFFFF
-        except ValueError:
-            return zlib.crc32(text.encode())
+        return cip_serial_of(self.serial)
+
+    @property
+    def hardware(self) -> Hardware:
+        return Hardware(self.serial, self.part_number, self.product_version)
 
     @property
     def product_name(self) -> str:
@@ -94,6 +93,10 @@ class _Timeline:
     def at(self, due: float, action: Callable[[float], None]) -> None:
         heapq.heappush(self._events, (due, next(self._seq), action))
 
+    def cancel(self) -> None:
+        """Nothing pending happens any more (the CPU was powered down and replaced)."""
+        self._events.clear()
+
     def settle(self) -> float:
         now = self.clock.now()
         while self._events and self._events[0][0] <= now:
@@ -110,10 +113,13 @@ class _Transfer:
     size: int
     image: bytearray = field(default_factory=bytearray)
     committed: bool = False
+    special: bool = False  # the special downgrade firmware across 4.20: erases the application
 
 
-class SimulatedCpu:
-    """An M580 CPU: RUN state, operating mode, PID loops, I/O drops, firmware store."""
+class SimulatedCpu(ApplicationAndHardware):
+    """An M580 CPU: RUN state, operating mode, PID loops, I/O drops, firmware store, its
+    application (lost in a special downgrade, put back by a download) and its hardware (the
+    spare swap replaces it)."""
 
     def __init__(self, config: DeviceConfig, faults: frozenset[str], clock: SimClock):
         self.config, self.clock = config, clock
@@ -134,6 +140,13 @@ class SimulatedCpu:
         # what the CPU was asked to do: a crash test counts them (never twice for one change)
         self.transfers = 0  # images committed to flash (commit_transfer)
         self.restores = 0  # Restore Previous Version started
+        self.hardware = self.config.hardware
+        self.application: Application | None = Application.as_configured(
+            self.config.application_name)
+        self.download_state, self.swap_state = DownloadState.IDLE, SwapState.IDLE
+        self._download: ApplicationDownload | None = None
+        self.downloads = 0  # application downloads loaded (commit_download)
+        self.swaps = 0  # spare swaps started
 
     # -- what the device shows --------------------------------------------------------------
     def registers(self) -> dict[int, int]:
@@ -165,21 +178,27 @@ class SimulatedCpu:
 
     def cip_identity(self) -> objects.CipIdentity:
         self.timeline.settle()
-        status = 0x0004 | {R.CpuState.UPDATING: objects.STATUS_FIRMWARE_UPDATE,
-                           R.CpuState.RUN: 0x0060, R.CpuState.HALTED: 0x0430}.get(self.state,
-                                                                                 0x0070)
-        c = self.config
+        status = NOCONF_STATUS if self.state == R.CpuState.NOCONF else 0x0004 | {
+            R.CpuState.UPDATING: objects.STATUS_FIRMWARE_UPDATE, R.CpuState.RUN: 0x0060,
+            R.CpuState.HALTED: 0x0430}.get(self.state, 0x0070)
         return objects.CipIdentity(objects.SCHNEIDER_VENDOR_ID, objects.DEVICE_TYPE_PLC,
-                                   c.cip_product_code, self.running.major, self.running.minor,
-                                   status, c.cip_serial, c.product_name)
+                                   self.config.cip_product_code, self.running.major,
+                                   self.running.minor, status, self.hardware.cip_serial,
+                                   self._product_name())
+
+    def _product_name(self) -> str:
+        return f"{self.hardware.part_number} ({objects.SIMULATOR_MARKER})"
 
     def modbus_identity(self) -> dict[int, str]:
-        """FC 43/14 objects: basic, regular, and 0x80 (extended) naming the simulator."""
+        """FC 43/14 objects: basic, regular (0x06 the application's name, while it has one),
+        and 0x80 (extended) naming the simulator."""
         self.timeline.settle()
-        c = self.config
-        return {0x00: "Schneider Electric", 0x01: c.part_number, 0x02: str(self.running),
-                0x03: "www.se.com", 0x04: c.product_name, 0x05: c.model or "Modicon M580",
-                0x80: objects.SIMULATOR_MARKER}
+        found = {0x00: "Schneider Electric", 0x01: self.hardware.part_number,
+                 0x02: str(self.running), 0x03: "www.se.com", 0x04: self._product_name(),
+                 0x05: self.config.model or "Modicon M580", 0x80: objects.SIMULATOR_MARKER}
+        if self.application is not None:
+            found[0x06] = self.application.name
+        return found
 
     # -- what a client may ask -------------------------------------------------------------
     def set_mode(self, value: int) -> bool:
@@ -215,6 +234,7 @@ class SimulatedCpu:
         t = self._transfer
         if t is None or t.committed or len(t.image) != t.size:
             raise SimRefused(objects.STATE_CONFLICT, "image incomplete")
+        self._check_downgrade(t)
         t.committed, t.started = True, self.timeline.settle()
         self.transfers += 1
         self.transfer_state, self.state = R.TransferState.IN_PROGRESS, R.CpuState.UPDATING
@@ -223,10 +243,32 @@ class SimulatedCpu:
         else:
             self.timeline.at(t.started + TRANSFER_S, self._transferred)
 
+    def _check_downgrade(self, t: _Transfer) -> None:
+        """FAQ000272937: across 4.20 downward only the special firmware, and only on a CPU
+        whose product version allows it (MIN_DOWNGRADE_PV); the CPU then boots without its
+        application."""
+        if not crosses_down(self.running, t.version):
+            return
+        if not bytes(t.image).startswith(SPECIAL_FIRMWARE_MARKER):
+            raise SimRefused(objects.DEVICE_STATE_CONFLICT,
+                             f"{self.running} to {t.version} needs the special firmware from "
+                             "Schneider support (FAQ000272937)")
+        pv = self.hardware.product_version
+        if pv < MIN_DOWNGRADE_PV:
+            raise SimRefused(objects.DEVICE_STATE_CONFLICT,
+                             f"product version {pv_text(pv)} does not allow the downgrade to "
+                             f"{t.version} (this simulator: {pv_text(MIN_DOWNGRADE_PV)} and "
+                             "later)")
+        t.special = True
+
     def restore_previous(self) -> None:
         self._refuse_if_busy()
         if self.previous.is_none:
             raise SimRefused(objects.STATE_CONFLICT, "no previous version stored")
+        if crosses_down(self.running, self.previous):
+            raise SimRefused(objects.DEVICE_STATE_CONFLICT,
+                             f"{self.running} to {self.previous} needs the special firmware "
+                             "from Schneider support (FAQ000272937)")
         self.restore_state, self.state = R.RestoreState.IN_PROGRESS, R.CpuState.UPDATING
         self.restores += 1
         self.timeline.at(self.clock.now() + RESTORE_S, self._restored)
@@ -236,6 +278,10 @@ class SimulatedCpu:
         if self.state in (R.CpuState.UPDATING, R.CpuState.REBOOTING):
             raise SimRefused(objects.DEVICE_STATE_CONFLICT,
                              f"CPU is {self.state.name.lower()}")
+        if self.download_state == DownloadState.IN_PROGRESS or \
+                self.swap_state == SwapState.IN_PROGRESS:
+            raise SimRefused(objects.DEVICE_STATE_CONFLICT,
+                             "an application download or a spare swap is under way")
 
     # -- what happens as simulated time passes ----------------------------------------------
     def _abort(self, due: float) -> None:
@@ -253,36 +299,47 @@ class SimulatedCpu:
         self.timeline.at(due + REBOOT_S, self._booted)
 
     def _booted(self, due: float) -> None:
-        if "wrong_version_after_reboot" not in self.faults:  # that fault: boots the old bank
+        new_bank = "wrong_version_after_reboot" not in self.faults  # that fault: the old one
+        if new_bank:
             self.running = self.staged
         # reboot_hang: the new image is in flash but the CPU never comes up on it
-        self.state = R.CpuState.HALTED if "reboot_hang" in self.faults else R.CpuState.RUN
+        self.state = R.CpuState.HALTED if "reboot_hang" in self.faults else self._up()
+        if new_bank and self._transfer is not None and self._transfer.special:
+            self.application = None  # FAQ000272937: "reject and erase the application"
+            if self.state != R.CpuState.HALTED:
+                self.state = R.CpuState.NOCONF
+
+    def _up(self) -> R.CpuState:
+        """The state a CPU starts in: RUN with an application, NOCONF without one."""
+        return R.CpuState.RUN if self.application is not None else R.CpuState.NOCONF
 
     def _restored(self, due: float) -> None:
         self.running, self.previous, self.staged = self.previous, self.running, NO_VERSION
-        self.restore_state, self.state = R.RestoreState.COMPLETE, R.CpuState.RUN
-
+        self.restore_state, self.state = R.RestoreState.COMPLETE, self._up()
 
 class SimulatedAdapter:
-    """An X80 EIO drop adapter: one implicit I/O connection from its CPU at the RPI."""
+    """An X80 EIO drop adapter: the class-1 connections its CPU's EIO scanner opens
+    (iosim.AdapterConnections: Forward_Open, counters, timeouts), and its Identity, whose
+    status word says how those connections stand. `io_connection_loss` on an adapter makes
+    its scanner stop sending to it once the CPU runs another firmware (scanner.py)."""
 
     def __init__(self, config: DeviceConfig, faults: frozenset[str], clock: SimClock):
         self.config, self.clock = config, clock
+        self.connections = AdapterConnections()
         self.reset(faults)
 
     def reset(self, faults: frozenset[str]) -> None:
-        """With these faults from now on (an adapter keeps no other state)."""
+        """With these faults from now on; the counters as after power-up (the connections
+        its scanner holds stay open)."""
         self.faults = frozenset(faults) & ADAPTER_FAULTS
+        self.connections.reset()
 
-    def connection(self) -> objects.IoConnectionDiagnostics:
-        now = self.clock.now()
-        rpi_us = round(self.config.rpi_ms * 1000)
-        timeouts = int(now // IO_TIMEOUT_EVERY_S) if "io_connection_loss" in self.faults else 0
-        return objects.IoConnectionDiagnostics(True, rpi_us, rpi_us, timeouts,
-                                               int(now * 1e6 // rpi_us))
+    def connection_manager(self) -> objects.ConnectionManagerCounters:
+        return self.connections.counters()
 
     def cip_identity(self) -> objects.CipIdentity:
         c = self.config
         return objects.CipIdentity(objects.SCHNEIDER_VENDOR_ID, objects.DEVICE_TYPE_COMMS_ADAPTER,
                                    c.cip_product_code, c.version.major, c.version.minor,
-                                   0x0065, c.cip_serial, c.product_name)
+                                   self.connections.status_word(), c.cip_serial,
+                                   c.product_name)

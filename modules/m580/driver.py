@@ -2,11 +2,12 @@
 cross-checked, status from the simulator's register map, operating mode, the firmware
 transport, and the simulator's clock.
 
-The identity reads are public (Modbus FC 43/14, CIP Identity class 0x01) and work on any
-host. Everything else here is the otpatch simulator's own interface (its register map, its
-CIP classes 0x64 and 0x65): before the first such command the driver confirms, once, that
-the host answers as a simulator (simidentity.py), and otherwise refuses with "not available
-on a real device: ..." having sent nothing but the identity read."""
+The identity reads are public (Modbus FC 43/14, CIP Identity class 0x01, cited in
+FC43_SOURCE and CIP_IDENTITY_SOURCE) and work on any host. Everything else here is the
+otpatch simulator's own interface (its register map, its CIP classes 0x64 and 0x65): before
+the first such command the driver confirms, once, that the host answers as a simulator
+(simidentity.py), and otherwise refuses with "not available on a real device: ..." having
+sent nothing but the identity read."""
 from __future__ import annotations
 
 import socket
@@ -37,6 +38,20 @@ REGISTER_MAP = ("{purpose} uses the otpatch simulator's register map (CPU state,
                 "these go through EcoStruxure Control Expert (UMAS, proprietary, no public "
                 "API); m580.identity and m580.verify_version read the public identity")
 SIM_CLOCK = "{purpose} passes simulated time (CIP class 0x64), which only a simulator has"
+
+# The public interfaces the identity and health reads use, as the modules cite them.
+FC43_SOURCE = ("Modbus Application Protocol Specification V1.1b3, section 6.21 (function 43 / "
+               "MEI type 14, Read Device Identification), "
+               "https://modbus.org/docs/Modbus_Application_Protocol_V1_1b3.pdf")
+CIP_IDENTITY_SOURCE = ("ODVA, The CIP Networks Library Volume 1 (Common Industrial Protocol), "
+                       "section 5-2 Identity object (class 0x01, instance 1), Get_Attributes_All"
+                       "; attribute 5 Status, Tables 5-2.3 (status bits) and 5-2.4 (extended "
+                       "device status), https://www.odva.org/")
+ENIP_SOURCE = ("ODVA, The CIP Networks Library Volume 2 (EtherNet/IP Adaptation of CIP), "
+               "chapter 2 encapsulation: explicit messaging on TCP 44818, https://www.odva.org/")
+CIP_STATUS_CROSS_CHECK = ("OpENer (an open-source EtherNet/IP stack), source/src/cip/"
+                          "cipidentity.h: the same status bits and extended status values, "
+                          "https://github.com/EIPStackGroup/OpENer")
 
 
 @dataclass(frozen=True)
@@ -116,7 +131,8 @@ class M580Driver:
             client.close()
 
     def modbus_identity(self, read_code: int = DeviceInformation.REGULAR) -> ModbusIdentity:
-        """Read device identification (FC 43/14), following `more follows`."""
+        """Read device identification (FC 43/14), following `more follows` (FC43_SOURCE:
+        a read of the identification objects, nothing written)."""
         found: dict[int, str] = {}
         with self._modbus() as client:
             object_id = 0
@@ -172,6 +188,8 @@ class M580Driver:
         return CipSession(f"{address}:{port}", self.host.name, self.timeout)
 
     def cip_identity(self) -> objects.CipIdentity:
+        """The CIP Identity object by Get_Attributes_All, unconnected explicit messaging
+        (CIP_IDENTITY_SOURCE, ENIP_SOURCE): a read, nothing written."""
         with self.cip() as session:
             return session.identity()
 

@@ -1,17 +1,21 @@
 """An asyncio EtherNet/IP responder: over TCP the encapsulation commands pycomm3 and other
 explicit-messaging clients use (RegisterSession, UnRegisterSession, ListIdentity, ListServices,
 SendRRData) and unconnected CIP requests dispatched to the simulator's objects by class; over
-UDP on the same port, ListIdentity and ListServices (what discovery tools send)."""
+UDP on the same port, ListIdentity and ListServices (what discovery tools send). A request's
+other common-packet-format items (the sockaddr info items of a Forward_Open) reach its
+handler, and a handler's reply may carry items of its own (CipReply) or an extended status
+(cip/connected.py CipError)."""
 from __future__ import annotations
 
 import asyncio
 import itertools
 import logging
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
 from otpatch.modules.cip import objects
+from otpatch.modules.cip.connected import CipError
 from otpatch.modules.m580.device import SimRefused
 
 LOG = logging.getLogger(__name__)
@@ -31,9 +35,20 @@ class CipRequest:
     instance: int
     attribute: int | None
     data: bytes
+    items: Mapping[int, bytes] = field(default_factory=dict)  # other CPF items, by type
+    peer: str = ""  # the client's IP address
 
 
-ObjectHandler = Callable[[CipRequest], bytes]  # reply data, or raises SimRefused
+@dataclass(frozen=True)
+class CipReply:
+    """Reply data and the CPF items to send after it (a Forward_Open's O->T sockaddr)."""
+
+    data: bytes
+    items: tuple[tuple[int, bytes], ...] = ()
+
+
+# reply data (or a CipReply), or raises SimRefused / CipError
+ObjectHandler = Callable[[CipRequest], "bytes | CipReply"]
 
 
 def parse_request(message: bytes) -> CipRequest:
@@ -56,6 +71,9 @@ def parse_request(message: bytes) -> CipRequest:
     return CipRequest(service, found[0x20], found.get(0x24, 0), found.get(0x30), data)
 
 
+FREE_PORT_ATTEMPTS = 20  # system-chosen TCP ports whose UDP twin was taken, at most
+
+
 class EnipResponder:
     """One TCP listener answering as one EtherNet/IP device."""
 
@@ -69,9 +87,20 @@ class EnipResponder:
         self._datagrams: asyncio.DatagramTransport | None = None
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self.bind, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-        await self._listen_udp()
+        """TCP and UDP on one port number. On a system-chosen port (0) the TCP port is free
+        but the same number may be held over UDP by another program: choose again."""
+        chosen = self.port == 0
+        for attempt in range(FREE_PORT_ATTEMPTS if chosen else 1):
+            self._server = await asyncio.start_server(self._serve, self.bind,
+                                                      0 if chosen else self.port)
+            self.port = self._server.sockets[0].getsockname()[1]
+            try:
+                await self._listen_udp()
+                return
+            except OSError:
+                if not chosen or attempt == FREE_PORT_ATTEMPTS - 1:
+                    raise
+                self.port = 0
 
     async def _listen_udp(self) -> None:
         """UDP on the TCP listener's port (the spec's 44818 for both)."""
@@ -121,7 +150,7 @@ class EnipResponder:
                 if command == REGISTER_SESSION:
                     session = next(self._sessions)
                     sess = session
-                reply = self._answer(command, sess, session, body)
+                reply = self._answer(command, sess, session, body, _peer(writer))
                 if reply is not None:
                     status, data = reply
                     writer.write(HEADER.pack(command, len(data), sess, status, context, 0) + data)
@@ -132,7 +161,7 @@ class EnipResponder:
             self._clients.pop(writer, None)
             writer.close()
 
-    def _answer(self, command: int, sess: int, session: int, body: bytes
+    def _answer(self, command: int, sess: int, session: int, body: bytes, peer: str = ""
                 ) -> tuple[int, bytes] | None:
         if command == NOP:
             return None
@@ -144,7 +173,7 @@ class EnipResponder:
             return INVALID_COMMAND, b""
         if not session or sess != session:
             return INVALID_SESSION, b""
-        return self._send_rr_data(body)
+        return self._send_rr_data(body, peer)
 
     def _listing(self, command: int) -> tuple[int, bytes]:
         """ListIdentity or ListServices reply data: the same over TCP and UDP."""
@@ -154,41 +183,59 @@ class EnipResponder:
         item = struct.pack("<HH", 1, 0x0120) + name
         return 0, struct.pack("<HHH", 1, 0x0100, len(item)) + item
 
-    def _send_rr_data(self, body: bytes) -> tuple[int, bytes]:
+    def _send_rr_data(self, body: bytes, peer: str = "") -> tuple[int, bytes]:
         try:
-            message = _unconnected_item(body)
+            message, items = _cpf_items(body)
         except (ValueError, struct.error):
             return INVALID_LENGTH, b""
         service = message[0] if message else 0
+        extended: tuple[int, ...] = ()
         try:
             request = parse_request(message)
             handler = self.handlers.get(request.class_code)
             if handler is None:
                 raise SimRefused(objects.PATH_UNKNOWN, f"no class 0x{request.class_code:X}")
-            status, data = objects.SUCCESS, handler(request)
+            answer = handler(replace(request, items=items, peer=peer))
+            status, reply = objects.SUCCESS, (answer if isinstance(answer, CipReply)
+                                              else CipReply(answer))
+        except CipError as e:
+            LOG.debug("refused service 0x%02X: %s", service, e)
+            status, extended, reply = e.status, e.extended, CipReply(e.data)
         except SimRefused as e:
             LOG.debug("refused service 0x%02X: %s", service, e)
-            status, data = e.status, b""
+            status, reply = e.status, CipReply(b"")
         except (IndexError, struct.error):
-            status, data = objects.NOT_ENOUGH_DATA, b""
+            status, reply = objects.NOT_ENOUGH_DATA, CipReply(b"")
         except ValueError:
-            status, data = objects.INVALID_VALUE, b""
-        cip = bytes([service | 0x80, 0, status, 0]) + data
-        cpf = struct.pack("<IHH", 0, 0, 2) + struct.pack("<HH", NULL_ADDRESS, 0)
-        return 0, cpf + struct.pack("<HH", UNCONNECTED_DATA, len(cip)) + cip
+            status, reply = objects.INVALID_VALUE, CipReply(b"")
+        cip = (bytes([service | 0x80, 0, status, len(extended)])
+               + b"".join(struct.pack("<H", w) for w in extended) + reply.data)
+        out = [(NULL_ADDRESS, b""), (UNCONNECTED_DATA, cip), *reply.items]
+        return 0, struct.pack("<IHH", 0, 0, len(out)) + b"".join(
+            struct.pack("<HH", kind, len(data)) + data for kind, data in out)
 
 
-def _unconnected_item(body: bytes) -> bytes:
-    """The unconnected data item of a SendRRData common packet format."""
+def _peer(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    return str(peer[0]) if peer else ""
+
+
+def _cpf_items(body: bytes) -> tuple[bytes, dict[int, bytes]]:
+    """The unconnected data item of a SendRRData common packet format, and its other
+    items (not the address item) by type."""
     _, _, count = struct.unpack_from("<IHH", body)
-    offset = 8
+    offset, message, items = 8, None, {}
     for _ in range(count):
         kind, length = struct.unpack_from("<HH", body, offset)
         offset += 4
         if kind == UNCONNECTED_DATA:
-            return body[offset:offset + length]
+            message = body[offset:offset + length]
+        elif kind != NULL_ADDRESS:
+            items[kind] = body[offset:offset + length]
         offset += length
-    raise ValueError("no unconnected data item")
+    if message is None:
+        raise ValueError("no unconnected data item")
+    return message, items
 
 
 class _Datagrams(asyncio.DatagramProtocol):

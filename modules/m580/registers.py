@@ -33,6 +33,7 @@ class CpuState(IntEnum):
     REBOOTING = 2
     HALTED = 3  # recovery state: the CPU did not come back after a firmware change
     UPDATING = 4  # firmware being written or restored
+    NOCONF = 5  # no valid application (Control Expert's state name): after a special downgrade
 
 
 class RunLed(IntEnum):

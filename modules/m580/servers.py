@@ -15,10 +15,13 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from otpatch.modules.cip import objects
+from otpatch.modules.cip.connected import SOCKADDR_T_O
+from otpatch.modules.m580 import appobject
 from otpatch.modules.m580 import registers as R
 from otpatch.modules.m580.device import (SimClock, SimRefused, SimulatedAdapter,
                                          SimulatedCpu)
-from otpatch.modules.m580.enip_sim import CipRequest, EnipResponder, ObjectHandler
+from otpatch.modules.m580.enip_sim import CipReply, CipRequest, EnipResponder, ObjectHandler
+from otpatch.modules.m580.iosim import AdapterIo
 from otpatch.modules.m580.versions import FirmwareVersion
 
 
@@ -98,11 +101,62 @@ def loader_handler(cpu: SimulatedCpu) -> ObjectHandler:
     return handle
 
 
-def diagnostics_handler(adapter: SimulatedAdapter) -> ObjectHandler:
-    """Class 0x352, instance 1: the adapter's implicit I/O connection from its CPU."""
+def application_handler(cpu: SimulatedCpu) -> ObjectHandler:
+    """Class 0x66, the simulated CPU's application store (what Control Expert's upload and
+    download over UMAS are for a real CPU): status, upload chunks, download begin / chunks /
+    commit (the CPU checks the CRC-32 it was told)."""
     def handle(req: CipRequest) -> bytes:
         _instance_one(req)
-        return read_attributes(req, adapter.connection())
+        if req.service in READ_SERVICES:
+            return read_attributes(req, cpu.application_status())
+        try:
+            if req.service == objects.APP_UPLOAD_CHUNK:
+                return cpu.upload(*appobject.parse_upload_request(req.data))
+            if req.service == objects.APP_DOWNLOAD_BEGIN:
+                cpu.begin_download(*appobject.parse_download_begin(req.data))
+            elif req.service == objects.APP_DOWNLOAD_CHUNK:
+                (offset,) = struct.unpack_from("<I", req.data)
+                cpu.download_chunk(offset, req.data[4:])
+            elif req.service == objects.APP_DOWNLOAD_COMMIT:
+                cpu.commit_download()
+            else:
+                raise SimRefused(objects.NOT_SUPPORTED, "service")
+        except (ValueError, struct.error) as e:
+            raise SimRefused(objects.NOT_ENOUGH_DATA, str(e)) from e
+        return b""
+    return handle
+
+
+def hardware_handler(cpu: SimulatedCpu) -> ObjectHandler:
+    """Class 0x67, the simulated CPU's hardware: product version, and the spare swap that
+    stands for a person replacing the CPU with its registered spare."""
+    def handle(req: CipRequest) -> bytes:
+        _instance_one(req)
+        if req.service in READ_SERVICES:
+            return read_attributes(req, cpu.hardware_status())
+        if req.service != objects.HW_SWAP_SPARE:
+            raise SimRefused(objects.NOT_SUPPORTED, "service")
+        cpu.swap_spare()
+        return b""
+    return handle
+
+
+def connection_manager_handler(adapter: SimulatedAdapter, io: AdapterIo) -> ObjectHandler:
+    """Class 0x06, the Connection Manager, instance 1: counters 1-8 (Get_Attribute_Single,
+    Get_Attributes_All), Forward_Open and Forward_Close of class-1 connections (CIP Vol. 1
+    sections 3-4.1 and 3-5.4; cip/connected.py)."""
+    def handle(req: CipRequest) -> bytes | CipReply:
+        _instance_one(req)
+        if req.service in READ_SERVICES:
+            return read_attributes(req, adapter.connection_manager())
+        if req.service == objects.FORWARD_OPEN:
+            conn, reply = adapter.connections.open(req.data, req.peer,
+                                                   req.items.get(SOCKADDR_T_O))
+            io.opened(conn)
+            return CipReply(reply, (io.sockaddr(),))
+        if req.service == objects.FORWARD_CLOSE:
+            return adapter.connections.close(req.data)
+        raise SimRefused(objects.NOT_SUPPORTED, f"service 0x{req.service:02X}")
     return handle
 
 
@@ -179,7 +233,9 @@ class CpuSimulator:
         self.model, self.bind, self.modbus_port = cpu, bind, modbus_port
         handlers = {objects.IDENTITY: identity_handler(cpu.cip_identity),
                     objects.SIM_CONTROL: control_handler(cpu.clock),
-                    objects.FIRMWARE_LOADER: loader_handler(cpu)}
+                    objects.FIRMWARE_LOADER: loader_handler(cpu),
+                    objects.APPLICATION_STORE: application_handler(cpu),
+                    objects.CPU_HARDWARE: hardware_handler(cpu)}
         self.enip = EnipResponder(cpu.cip_identity, handlers, bind, enip_port)
         self._modbus: ModbusTcpServer | None = None
 
@@ -206,20 +262,24 @@ class CpuSimulator:
 
 
 class AdapterSimulator:
-    """One simulated X80 EIO drop adapter on the network (EtherNet/IP only)."""
+    """One simulated X80 EIO drop adapter on the network: EtherNet/IP explicit messaging,
+    and the UDP side of the class-1 connections its CPU's scanner opens (iosim.AdapterIo)."""
 
     def __init__(self, adapter: SimulatedAdapter, bind: str, enip_port: int):
         self.model, self.bind = adapter, bind
+        self.io = AdapterIo(adapter.connections, bind)
         handlers = {objects.IDENTITY: identity_handler(adapter.cip_identity),
                     objects.SIM_CONTROL: control_handler(adapter.clock),
-                    objects.IO_CONNECTION_DIAGNOSTICS: diagnostics_handler(adapter)}
+                    objects.CONNECTION_MANAGER: connection_manager_handler(adapter, self.io)}
         self.enip = EnipResponder(adapter.cip_identity, handlers, bind, enip_port)
 
     async def start(self) -> None:
+        await self.io.start()
         await self.enip.start()
 
     async def stop(self) -> None:
         await self.enip.stop()
+        await self.io.stop()
 
     def endpoints(self) -> dict[str, str]:
         return {"enip": f"{self.bind}:{self.enip.port}"}

@@ -1,11 +1,15 @@
 """Firmware transfer and restore-previous-version: the transport interface and its two kinds.
 
-A real M580 takes firmware only through Schneider's tools (EcoStruxure Control Expert,
-Unity Loader) over UMAS, which has no public API. So the transfer is an interface:
-`SimulatorTransport` speaks to otpatch's simulator (its CIP firmware loader object), and
-`VendorToolTransport` is the plug point for a site's vendor tooling: until one is plugged in
-it refuses before sending anything, plainly, and never pretends a transfer happened.
-`M580Driver.transport()` hands out the simulator's only to a host that answers as one."""
+A real M580 takes firmware only through Schneider's tools (EcoStruxure Automation Device
+Maintenance, Control Expert, Unity Loader) over UMAS, which has no public API. So the transfer
+is an interface: `SimulatorTransport` speaks to otpatch's simulator (its CIP firmware loader
+object); on a host the inventory marks `simulator: false` the modules take a guided step
+instead (guided.py: a person in EADM, an attestation, public reads back), and
+`VendorToolTransport` is the plug point for a site that scripts its tool: a site transport
+would be chosen in the modules' guided branch (update.py `_guided`) and still be read back
+through public reads. Unplugged it refuses before sending anything and never pretends a
+transfer happened. `M580Driver.transport()` hands out the simulator's only to a host that
+answers as one."""
 from __future__ import annotations
 
 import struct
@@ -87,16 +91,17 @@ class SimulatorTransport:
 
 
 class VendorToolTransport:
-    """The plug point for a real CPU. A site that scripts EcoStruxure Control Expert or Unity
-    Loader implements FirmwareTransport with it (the three methods above) and returns it from
-    `M580Driver.transport()`; the modules also read the CPU's state (`M580Driver.status`),
-    which today comes from the simulator's register map only, so a site plugs that in too.
+    """The plug point for a real CPU. A site that scripts EcoStruxure Automation Device
+    Maintenance or Control Expert implements FirmwareTransport with it (the three methods
+    above); the modules' guided branch is where it would replace the person, the read-back
+    staying public (FC 43/14 and the CIP Identity, never the simulator's register map).
     Until then every call refuses with "not available on a real device: ..."."""
 
     name = "vendor-tool"
     WHY = ("{what} on a real M580 goes through EcoStruxure Control Expert / Unity Loader "
-           "(UMAS, proprietary, no public API) and no site transport is plugged in; do it in "
-           "Control Expert and confirm it with m580.verify_version")
+           "(UMAS, proprietary, no public API) and no site transport is plugged in; on a host "
+           "marked `simulator: false` the step is guided: a person does it in EcoStruxure "
+           "Automation Device Maintenance and attests it")
 
     def __init__(self, who: str):
         self.who = who

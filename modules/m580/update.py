@@ -1,44 +1,34 @@
-"""m580.firmware_transfer and m580.restore_previous: the two steps that change the firmware."""
+"""m580.firmware_transfer and m580.restore_previous: the two steps that change the firmware.
+
+On a host that answers as an otpatch simulator they act through its loader (transport.py);
+on a host the inventory marks `simulator: false` they are guided steps (guided.py): a person
+makes the change in EcoStruxure Automation Device Maintenance and attests it, and the module
+reads the version back through public reads. Neither goes back across 4.20 (the 4.20 line,
+engineering_link.py): that is m580.downgrade's or m580.spare_swap's."""
 from __future__ import annotations
 
 import hmac
-from typing import Any
 
 from otpatch.modules.contract.canonical import sha256_hex
 from otpatch.modules.contract.errors import DeviceUnreachable
 from otpatch.modules.contract.module import Module, ReadBack, Result
-from otpatch.modules.firmware.hashing import image_path, recheck_before_transfer
+from otpatch.modules.cip.session import CipServiceError
+from otpatch.modules.firmware.hashing import image_path
 from otpatch.modules.m580 import registers as R
 from otpatch.modules.m580.common import driver, duration_arg, schema, seconds, took, wait_for
-from otpatch.modules.m580.driver import M580Driver
-from otpatch.modules.m580.transport import PORTS, TransportUnavailable
+from otpatch.modules.m580.driver import CIP_IDENTITY_SOURCE, FC43_SOURCE, M580Driver
+from otpatch.modules.m580.engineering_link import FAQ000272937, crosses_down, crossing_refused
+from otpatch.modules.m580.guided import (SeenCpu, guided_change, is_guided, read_cpu,
+                                         version_read_back)
+from otpatch.modules.m580.transfer_args import (IMAGE, PORT, PORT_WORDS, ROLE, VERSION,
+                                                image_name, port_problem, role_of,
+                                                verified_image)
+from otpatch.modules.m580.transport import TransportUnavailable
 from otpatch.modules.m580.versions import FirmwareVersion, parse_version
 from otpatch.modules.simulator_only import refusal_cannot_tell
 
-REFUSED_PORTS = {"modbus", "modbus_tcp", "modbus-tcp", "502", "tcp/502", "tcp 502"}
-PORT_502 = ("refused: firmware is never transferred over Modbus TCP port 502. The article: "
-            "\"Transfer M580 firmware via EcoStruxure Control Expert using the Ethernet "
-            "management port. Do not use Modbus TCP port 502 for firmware transfer.\" "
-            "Use port: ethernet_mgmt (production) or usb (the lab's service port, 115,200 baud)")
-_IMAGE = {"type": "object", "description": "the firmware param's value",
-          "x-otpatch-image": True,  # lint: must be {{ params.NAME }} of a firmware param
-          "properties": {"path": {"type": "string", "minLength": 1},
-                         "algorithm": {"enum": ["sha256", "md5"]},
-                         "hash": {"type": "string", "minLength": 1}},
-          "required": ["path", "algorithm", "hash"]}
-_PORT = {"type": ["string", "integer"],
-         "description": "usb (lab: USB service port) or ethernet_mgmt (production); "
-                        "Modbus TCP 502 is refused"}
-_VERSION = {"type": "string", "minLength": 1}
-
-
-def port_problem(port: Any) -> str | None:
-    text = str(port).strip().lower()
-    if text in REFUSED_PORTS:
-        return PORT_502
-    if text not in PORTS:
-        return f"unknown port {port!r}: use usb or ethernet_mgmt"
-    return None
+# On a real CPU: a person in EADM (FAQ000272937 names it for M580 firmware), then public reads.
+GUIDED_SOURCES = (FAQ000272937, FC43_SOURCE, CIP_IDENTITY_SOURCE)
 
 
 class _FirmwareChange(Module):
@@ -47,6 +37,8 @@ class _FirmwareChange(Module):
 
     changes_device = True
     changes = ("firmware",)
+    real_device = "guided"
+    sources = GUIDED_SOURCES
 
     def advance_sim_clock(self, args, ctx, seconds: float) -> None:
         driver(ctx, args, self.name).advance_sim_clock(seconds)
@@ -57,6 +49,10 @@ class _FirmwareChange(Module):
             Result(unreachable=True, msg=msg)
         return ReadBack.still_moving(seen, seconds(args, "timeout", self.args_schema),
                                      seconds(args, "interval", self.args_schema))
+
+    def _timeouts(self, args) -> tuple[float, float]:
+        return (seconds(args, "timeout", self.args_schema),
+                seconds(args, "interval", self.args_schema))
 
     def _status(self, drv: M580Driver, args):
         """(status, None), or (None, still moving) from a CPU that does not answer: a real
@@ -73,11 +69,16 @@ class FirmwareTransfer(_FirmwareChange):
            "service port (lab) or the Ethernet management port (production), never Modbus TCP "
            "502. The image is hashed again right before the transfer and the SHA-256 the "
            "device computes afterwards must match. About 8 minutes for a full BME P58 1020 "
-           "image; the CPU then reboots on its own (m580.wait_run). A real CPU needs a vendor "
-           "tool transport (Control Expert has no public API): without one the step refuses "
-           "(\"not available on a real device\") before sending anything but identity reads.")
-    args_schema = schema(("target", "image", "version", "port"), image=_IMAGE, port=_PORT,
-                         version=_VERSION,
+           "image; the CPU then reboots on its own (m580.wait_run). A version before 4.20 on a "
+           "CPU running 4.20 or later is refused before anything is sent (FAQ000272937: "
+           "m580.downgrade). On a real CPU (`simulator: false`) a guided step: `role` (default "
+           "operator) updates the CPU in EcoStruxure Automation Device Maintenance with this "
+           "image and attests it (host, CIP serial, version, image SHA-256, port); the module "
+           "then reads the version and serial back through FC 43/14 and the CIP Identity. "
+           "Facts: transfer {version, port, sha256, size, duration_s, transport, "
+           "device_sha256 (simulator) or evidence: guided, attestation, serial}.")
+    args_schema = schema(("target", "image", "version", "port"), image=IMAGE, port=PORT,
+                         version=VERSION, role=ROLE,
                          timeout=duration_arg("20m", "how long the transfer may take"),
                          interval=duration_arg("5s", "how often to ask for progress"))
     # changes the firmware; the CPU then reboots: the running version is verified after
@@ -95,17 +96,41 @@ class FirmwareTransfer(_FirmwareChange):
         except ValueError as e:
             return Result(failed=True, msg=str(e))
         drv = driver(ctx, args, self.name)
+        if is_guided(drv):
+            return self._guided(drv, args, ctx, version)
         status = drv.status()
-        if status.running == version:
-            return Result(msg=f"{drv.host.name} already runs {version}: nothing transferred",
-                          facts={"transfer": {"version": str(version), "skipped": True}})
+        problem = _first_problem(drv, status.running, version)
+        if problem is not None:
+            return problem
         if status.state in (R.CpuState.UPDATING, R.CpuState.REBOOTING):
             return Result(failed=True, msg=f"{drv.host.name} is {R.label(status.state)}: "
                                            "a firmware change is already under way")
-        image, problem = _verified_image(args["image"], ctx)
+        image, problem = verified_image(args["image"], ctx)
         if problem:
             return Result(failed=True, msg=problem)
         return self._transfer(drv, args, ctx, image, version)
+
+    def _guided(self, drv: M580Driver, args, ctx, version: FirmwareVersion) -> Result:
+        """A real CPU: the person updates it in EADM with this image, then public reads."""
+        before = read_cpu(drv)
+        problem = _first_problem(drv, before.running, version)
+        if problem is not None:
+            return problem
+        image, problem = verified_image(args["image"], ctx)
+        if problem:
+            return Result(failed=True, msg=problem)
+        return guided_change(ctx, drv, before, self.statement(drv, before, args, ctx, image),
+                             role_of(args), version, self._timeouts(args), "transfer",
+                             _guided_facts(args, image, version))
+
+    def statement(self, drv: M580Driver, before: SeenCpu, args, ctx, image: bytes) -> str:
+        """What the person confirms: the same words each time the step asks."""
+        version = parse_version(args["version"])
+        port = PORT_WORDS[str(args["port"]).strip().lower()]
+        return (f"{drv.host.name} (CIP serial {before.serial_or(drv.host)}): I updated its "
+                f"firmware to {version.advisory} ({version}) in EcoStruxure Automation Device "
+                f"Maintenance with the package {image_name(args['image'], ctx)} (SHA-256 "
+                f"{sha256_hex(image)}) over {port}")
 
     def _transfer(self, drv: M580Driver, args, ctx, image: bytes, version: FirmwareVersion
                   ) -> Result:
@@ -114,6 +139,8 @@ class FirmwareTransfer(_FirmwareChange):
             transport.send_image(image, version, args["port"])
         except TransportUnavailable as e:
             return Result(failed=True, msg=str(e))
+        except CipServiceError as e:  # the CPU said no (a special downgrade it does not take)
+            return Result(failed=True, msg=f"{drv.host.name}: the CPU refused the image: {e}")
         done, waited = wait_for(ctx, drv, lambda: _finished(transport.status()),
                                 seconds(args, "timeout", self.args_schema),
                                 seconds(args, "interval", self.args_schema))
@@ -139,10 +166,12 @@ class FirmwareTransfer(_FirmwareChange):
     @refusal_cannot_tell
     def read_back(self, args, ctx) -> ReadBack:
         drv = driver(ctx, args, self.name)
+        version = parse_version(args["version"])
+        if is_guided(drv):
+            return version_read_back(drv, ctx, args["target"], version, *self._timeouts(args))
         status, silent = self._status(drv, args)
         if silent:
             return silent
-        version = parse_version(args["version"])
         who, there = drv.host.name, version in (status.running, status.staged)
         if status.transfer == R.TransferState.COMPLETE and there:
             return ReadBack(True, _received(drv, args, ctx, status, version))
@@ -159,6 +188,22 @@ class FirmwareTransfer(_FirmwareChange):
                 f"{status.running}")))
         return ReadBack(False, Result(facts=status.fact(), msg=(
             f"{who}: runs {status.running}, {version} neither running nor staged")))
+
+
+def _first_problem(drv: M580Driver, running: FirmwareVersion, version: FirmwareVersion
+                   ) -> Result | None:
+    """Nothing to do (already there), or refused across 4.20 downward; None: go on."""
+    if running == version:
+        return Result(msg=f"{drv.host.name} already runs {version}: nothing transferred",
+                      facts={"transfer": {"version": str(version), "skipped": True}})
+    if crosses_down(running, version):
+        return Result(failed=True, msg=crossing_refused(drv.host.name, running, version))
+    return None
+
+
+def _guided_facts(args, image: bytes, version: FirmwareVersion) -> dict:
+    return {"version": str(version), "port": args["port"], "sha256": sha256_hex(image),
+            "size": len(image), "transport": "guided: EcoStruxure Automation Device Maintenance"}
 
 
 def _busy(status) -> bool:
@@ -189,27 +234,22 @@ def _finished(status):
     return status if status.state in (R.TransferState.COMPLETE, R.TransferState.ABORTED) else None
 
 
-def _verified_image(image: dict, ctx) -> tuple[bytes, str | None]:
-    """The image's bytes, hashed again right before the transfer (firmware.hashing's check),
-    and the bytes actually sent checked against the published SHA-256."""
-    problem = recheck_before_transfer(image, ctx)
-    if problem:
-        return b"", problem
-    path = image_path(image, getattr(ctx, "playbook_dir", None))
-    data = path.read_bytes()
-    if image["algorithm"] == "sha256" and not hmac.compare_digest(
-            sha256_hex(data), str(image["hash"]).lower()):
-        return b"", f"firmware image {path} changed while it was being read"
-    return data, None
-
-
 class RestorePrevious(_FirmwareChange):
     name = "m580.restore_previous"
-    doc = ("Rollback: Control Expert's PLC - Restore Previous Version, about 6 minutes, "
-           "restart included; the CPU ends in RUN on the version it ran before the transfer. "
-           "With `version`, that version is checked (and makes read-back exact). Through "
-           "the simulator's loader only: refused on a real device (no public interface).")
-    args_schema = schema(version={**_VERSION, "description": "the version expected after"},
+    doc = ("Rollback: the article's PLC - Restore Previous Version (a menu no source found "
+           "confirms), about 6 minutes, restart included; the CPU ends in RUN on the version "
+           "it ran before the transfer. With `version`, that version is checked (and makes "
+           "read-back exact). Refused before anything is sent when the way back crosses 4.20 "
+           "downward (FAQ000272937: the special firmware from Schneider support, m580.downgrade, "
+           "or the spare CPU, m580.spare_swap). On a real CPU (`simulator: false`) a guided "
+           "step, `version` required: `role` (default operator) takes the CPU back to it in "
+           "EcoStruxure Automation Device Maintenance (with `image`, that package, hashed "
+           "again) and attests it; the version is read back through FC 43/14 and the CIP "
+           "Identity. On a simulator, through its loader.")
+    args_schema = schema(version={**VERSION, "description": "the version expected after"},
+                         image={**IMAGE, "description": "on a real CPU: the package of the "
+                                                        "version to go back to (optional)"},
+                         role=ROLE,
                          timeout=duration_arg("15m", "how long the restore may take"),
                          interval=duration_arg("5s", "how often to look"))
     verifies = {"firmware": ("version",)}  # with `version`, the running version is read back
@@ -219,8 +259,9 @@ class RestorePrevious(_FirmwareChange):
     def run(self, args, ctx) -> Result:
         drv = driver(ctx, args, self.name)
         expected = parse_version(args["version"]) if args.get("version") else None
-        timeout = seconds(args, "timeout", self.args_schema)
-        interval = seconds(args, "interval", self.args_schema)
+        if is_guided(drv):
+            return self._guided(drv, args, ctx, expected)
+        timeout, interval = self._timeouts(args)
         # A CPU still writing or rebooting (e.g. into an image that failed its hash) takes no
         # restore: wait until it settles, then decide on what it really runs.
         before, _ = wait_for(ctx, drv, lambda: _settled(drv.status()), timeout, interval)
@@ -232,6 +273,9 @@ class RestorePrevious(_FirmwareChange):
         if before.previous.is_none:
             return Result(failed=True, msg=f"{drv.host.name}: no previous version stored on "
                                            "the CPU: nothing to restore")
+        if crosses_down(before.running, before.previous):
+            return Result(failed=True, msg=crossing_refused(drv.host.name, before.running,
+                                                            before.previous))
         try:
             drv.transport().restore_previous()
         except TransportUnavailable as e:
@@ -239,9 +283,42 @@ class RestorePrevious(_FirmwareChange):
         after, waited = wait_for(ctx, drv, lambda: _restored(drv.status()), timeout, interval)
         return _restore_result(drv, ctx, before, after, waited, expected)
 
+    def _guided(self, drv: M580Driver, args, ctx, expected: FirmwareVersion | None
+                ) -> Result:
+        """A real CPU: the person takes it back to `version` in EADM, then public reads."""
+        who = drv.host.name
+        if expected is None:
+            return Result(failed=True, msg=f"{self.name}: {who} is a real CPU: give `version` "
+                                           "(the version to go back to), which is read back")
+        before = read_cpu(drv)
+        if before.running == expected:
+            return Result(msg=f"{who} already runs {expected}: nothing to restore")
+        if crosses_down(before.running, expected):
+            return Result(failed=True, msg=crossing_refused(who, before.running, expected))
+        package = ""
+        if args.get("image"):
+            image, problem = verified_image(args["image"], ctx)
+            if problem:
+                return Result(failed=True, msg=problem)
+            package = (f" with the package {image_name(args['image'], ctx)} (SHA-256 "
+                       f"{sha256_hex(image)})")
+        statement = (f"{who} (CIP serial {before.serial_or(drv.host)}): I took its firmware "
+                     f"back to {expected.advisory} ({expected}) in EcoStruxure Automation "
+                     f"Device Maintenance{package}")
+        return guided_change(ctx, drv, before, statement, role_of(args), expected,
+                             self._timeouts(args), "restore",
+                             {"from_version": str(before.running), "version": str(expected)})
+
     @refusal_cannot_tell
     def read_back(self, args, ctx) -> ReadBack:
         drv = driver(ctx, args, self.name)
+        if is_guided(drv):
+            if not args.get("version"):
+                return ReadBack(None, Result(failed=True, msg=(
+                    f"{drv.host.name}: a real CPU's restore without `version` cannot be read "
+                    "back")))
+            return version_read_back(drv, ctx, args["target"], parse_version(args["version"]),
+                                     *self._timeouts(args))
         status, silent = self._status(drv, args)
         if silent:
             return silent

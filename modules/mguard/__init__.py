@@ -8,7 +8,7 @@ MODULES = {
     "mguard.import_profile": "otpatch.modules.mguard.profiles:ImportProfile",
     "mguard.firmware_update": "otpatch.modules.mguard.firmware:FirmwareUpdate",
     "mguard.wait_ready": "otpatch.modules.mguard.status:WaitReady",
-    "mguard.check": "otpatch.modules.mguard.status:Check",
+    "mguard.check": "otpatch.modules.mguard.check:Check",
 }
 
 # probe(host) -> None (not this kind of device) | (answers as an otpatch simulator, detail)

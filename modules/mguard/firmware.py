@@ -1,15 +1,22 @@
-"""mguard.firmware_update: the Phoenix Contact package hashed again right before it goes, sent
-over HTTPS (443), checked by what the device says it received, then installed."""
+"""mguard.firmware_update: the Phoenix Contact package hashed again right before it goes,
+checked to be of the device's platform and firmware line (platform.py, package.py), then on
+a simulator sent over HTTPS (443), checked by what the device says it received, installed;
+on a real device installed by a person in the web UI (Management >> Update, local update)
+who attests it, host, serial and the package's MD5 and SHA-256 bound in the statement."""
 from __future__ import annotations
 
 from typing import Any, Mapping
 
 from otpatch.modules.contract.module import ReadBack, Result
-from otpatch.modules.firmware.hashing import image_path, recheck_before_transfer
+from otpatch.modules.firmware.hashing import file_digests, image_path, recheck_before_transfer
 from otpatch.modules.contract.durations import parse_duration
+from otpatch.modules.mguard import package
 from otpatch.modules.mguard.common import (POLL_INTERVAL, READY_TIMEOUT, HostModule, ReadyWait,
-                                           read_back_hosts, schema)
+                                           earlier_facts, read_back_hosts, schema)
 from otpatch.modules.mguard.driver import MguardDriver
+from otpatch.modules.mguard.guided import (MANUAL_MANAGEMENT, ROLE, attested, firmware_of,
+                                           fresh_export, now_iso, role_of, serial_of)
+from otpatch.modules.mguard.platform import MANUAL_10, MANUAL_8
 
 IMAGE = {"type": "object", "required": ["path", "algorithm", "hash"],
          "x-otpatch-image": True,  # lint: must be {{ params.NAME }} of a firmware param
@@ -30,24 +37,36 @@ class FirmwareUpdate(HostModule):
            "firmware.verify recorded), upload it, require the device to report the same hash "
            "for what it received and the target version inside the package, then start the "
            "install; the device reboots (follow with mguard.wait_ready). Unchanged when the "
-           "device already runs target_version. The upload and install calls are the "
-           "simulator's (no public source documents them): a host that does not answer as an "
-           "otpatch simulator is refused before any upload, credentials or action.")
+           "device already runs target_version. Before anything goes, the target version "
+           "and the package (a stand-in's header; a vendor package's file name) must be of "
+           "the device's platform: an FL MGUARD RS4000 (RS platform) runs 8.x, an FL MGUARD "
+           "4302 (2000/4000 platform) 10.x; otherwise refused, naming both. The upload and "
+           "install calls are the simulator's (no public source documents them). On a real "
+           "plant: guided: the same platform and hash checks, then the person (`role`, "
+           "default operator) installs the package in the web UI (Management >> Update, "
+           "local update) and attests it (host, serial, model, version, the package's MD5 "
+           "and SHA-256); facts firmware_update.evidence attested; mguard.wait_ready reads "
+           "back. The current version, for unchanged, is the newest profile exported in "
+           "this run that no update or import made stale.")
+    real_device = "guided"
+    sources = (MANUAL_MANAGEMENT, MANUAL_10, MANUAL_8)
     changes_device = True
     changes = ("firmware",)  # verified after the reboot: mguard.wait_ready expect_version
     read_back_doc = ("installing, rebooting or not answering yet: still moving (for up to "
                      f"{READY_TIMEOUT}); ready: compare its firmware with target_version; a "
                      "certificate or login it refuses: cannot tell")
-    args_schema = schema({"image": IMAGE, "target_version": {"type": "string", "minLength": 1}},
+    args_schema = schema({"image": IMAGE, "target_version": {"type": "string", "minLength": 1},
+                          "role": ROLE},
                          required=("image", "target_version"))
 
     def on_host(self, args, ctx, host, driver: MguardDriver) -> Result:
         target, image = args["target_version"], args["image"]
-        current = driver.version().get("firmware")
+        device = driver.version()
+        current = device.get("firmware")
         if current == target:
             return Result(msg=f"already runs firmware {target}",
                           facts={"firmware_version": current})
-        problem = recheck_before_transfer(image, ctx)
+        problem = _before_transfer(image, ctx, host, str(device.get("model") or ""), target)
         if problem:
             return Result(failed=True, msg=f"not uploaded: {problem}")
         received = driver.upload_firmware(image_path(image, ctx.playbook_dir))
@@ -65,10 +84,49 @@ class FirmwareUpdate(HostModule):
                           f"reboots (about {answer.get('install_s', '?')} s + "
                           f"{answer.get('reboot_s', '?')} s)")
 
+    def on_real_host(self, args, ctx, host) -> Result:
+        target, image = args["target_version"], args["image"]
+        fresh = fresh_export(earlier_facts(ctx, args["target"], host.name))
+        current = firmware_of(fresh) if fresh else None
+        if current == target:
+            return Result(msg=f"already runs firmware {target} (the profile exported in this "
+                              "run says so)", facts={"firmware_version": current})
+        problem = _before_transfer(image, ctx, host, host.model, target)
+        if problem:
+            return Result(failed=True, msg=f"not installed: {problem}")
+        path = image_path(image, ctx.playbook_dir)
+        digests = file_digests(path, ("md5", "sha256"))
+        confirmed, record = attested(
+            ctx, f"{host.name} (serial {serial_of(host)}, {host.model}): I installed firmware "
+                 f"{target} from {path.name} (MD5 {digests['md5']}, SHA-256 "
+                 f"{digests['sha256']}) in this device's web UI (Management >> Update, local "
+                 "update), and the device restarted", role_of(args))
+        if not confirmed:
+            return Result(failed=True, msg=f"{record['person']} did not confirm the update of "
+                                           f"{host.name} to {target}: nothing recorded")
+        facts = {**_facts(current or host.firmware or None, target, image, {}),
+                 "device_received": None,  # nothing was sent by otpatch: the person did
+                 "image_digests": digests, "evidence": "attested", "attestation": record,
+                 "at": now_iso(ctx)}
+        ctx.record("firmware_update_attested", {"host": host.name, **facts})
+        return Result(changed=True, facts={"firmware_update": facts},
+                      msg=f"{facts['from_version']} -> {target}: installed in the web UI by "
+                          f"{record['person']} (attested; the package's MD5 and SHA-256 in the "
+                          "statement); mguard.wait_ready reads the version back")
+
     def read_back(self, args, ctx) -> ReadBack:
         return read_back_hosts(ctx, args["target"],
                                lambda host, driver: _read_back(args, ctx, driver),
                                purpose=self.name)
+
+
+def _before_transfer(image: Mapping[str, Any], ctx: Any, host: Any, model: str,
+                     target: str) -> str | None:
+    """Why the package must not go (to the device, or into a person's hands): of another
+    platform's line than the device's, or no longer the verified file."""
+    path = image_path(image, getattr(ctx, "playbook_dir", None))
+    return (package.refusal(path, host.name, model, target)
+            or recheck_before_transfer(image, ctx))
 
 
 def _read_back(args, ctx, driver: MguardDriver) -> ReadBack:

@@ -8,6 +8,11 @@ How the lab inventory trusts the simulators (the driver never skips verification
   without, it is made fresh in a temporary folder removed at stop;
 - if the host has `tls_ca_file`, the simulator writes its certificate (public, no key)
   there at every start: the inventory points the driver at the file the lab keeps current.
+
+Each simulator plays the host's `model` (its platform: platform.py), `firmware`, `serial_number`
+and `part_number`; a model and firmware that do not go together (an FL MGUARD RS4000 on 10.x)
+are refused at start, naming the host. Without `firmware`: the platform's default (8.8.1 on
+the RS platform, 10.3.1 on the 2000/4000).
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from otpatch.modules.contract.errors import InputError
 from otpatch.modules.mguard import creds
 from otpatch.modules.mguard.driver import endpoint_of
 from otpatch.modules.mguard.sim import MguardSimulator, loopback
-from otpatch.modules.mguard.simdevice import FAULTS
+from otpatch.modules.mguard.simdevice import FAULTS, DeviceMismatch
 
 
 def is_mguard(host: Any) -> bool:
@@ -113,11 +118,15 @@ def _start_one(host: Any, faults: frozenset[str], time_scale: float | None, bind
                          "address: a simulator cannot stand in for it")
     device = {k: v for k, v in (("firmware", host.firmware), ("serial", host.serial),
                                 ("part_number", host.part_number), ("model", host.model)) if v}
-    sim = MguardSimulator(host.name, username=creds.username_of(host),
-                          password=creds.password_of(host), port=port, bind=bind,
-                          faults=faults, time_scale=time_scale, syslog_to=syslog_to,
-                          cert_dir=Path(state_dir) / host.name if state_dir else None,
-                          **device)
+    try:
+        sim = MguardSimulator(host.name, username=creds.username_of(host),
+                              password=creds.password_of(host), port=port, bind=bind,
+                              faults=faults, time_scale=time_scale, syslog_to=syslog_to,
+                              cert_dir=Path(state_dir) / host.name if state_dir else None,
+                              **device)
+    except DeviceMismatch as e:  # the simulator plays the inventory's model, on its line
+        raise InputError(f"{e}: the simulator plays the model and firmware the inventory "
+                         "names") from None
     if host.vars.get("tls_ca_file"):
         ca_file = Path(str(host.vars["tls_ca_file"])).expanduser()
         ca_file.parent.mkdir(parents=True, exist_ok=True)

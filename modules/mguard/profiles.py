@@ -1,5 +1,8 @@
 """mguard.export_profile and mguard.import_profile: the configuration profile backed up to the
-run's change store before a change, and imported back to roll it back."""
+run's change store before a change, and imported back to roll it back. On a simulator
+through its own calls; on a real device guided (guided.py): a person downloads or restores
+the profile in the web UI (Management >> Configuration Profiles) and otpatch reads the file
+they saved, and after an import a fresh download, compared by rules digest."""
 from __future__ import annotations
 
 import os
@@ -14,6 +17,9 @@ from otpatch.modules.mguard.atv import AtvError
 from otpatch.modules.mguard.common import (POLL_INTERVAL, HostModule, duration_arg, earlier_facts,
                                            how_long, read_back_hosts, schema, stamp)
 from otpatch.modules.mguard.driver import MguardDriver
+from otpatch.modules.mguard.guided import (ATV_FORMAT, MANUAL_MANAGEMENT, ROLE, attested,
+                                           fresh_export, guided_export, now_iso, role_of,
+                                           serial_of)
 from otpatch.modules.polling import poll_until
 from otpatch.modules.schema_defs import DURATION, LABEL
 
@@ -30,10 +36,20 @@ class ExportProfile(HostModule):
            "journal. Facts `profiles.<label>` (and, for the as_found backup, `profile`: "
            "what import_profile and check expect_from restore and compare with; a later "
            "export under another label leaves it alone): path, sha256, size, rule "
-           "counts, rules digest, VLANs, IPsec tunnels, remote syslog; never a secret. "
-           "Simulator only (no public source documents a profile export call): refused on "
-           "a real device; there, save the profile in the device's web UI.")
-    args_schema = schema({"label": {**LABEL, "description": "names the backup (default as_found)"}})
+           "counts, rules digest, VLANs, IPsec tunnels, remote syslog, saved_at; never a "
+           "secret. On a simulator through its own export call. On a real plant: guided "
+           "(no public source documents an export call): the step names a file "
+           "<run_dir>/mguard/<host>-<label>.atv and waits (the run pauses, awaiting) until "
+           "the person (`role`, default operator) has downloaded the running profile in the "
+           "web UI (Management >> Configuration Profiles) and saved it there; then it reads "
+           "it, checks its #version is of the device's platform, and the person attests "
+           "host, serial and the file's SHA-256 (facts evidence: guided_export, "
+           "attestation).")
+    real_device = "guided"
+    sources = (MANUAL_MANAGEMENT, ATV_FORMAT)
+    args_schema = schema({"label": {**LABEL, "description": "names the backup (default "
+                                                             "as_found)"},
+                          "role": ROLE})
 
     def on_host(self, args, ctx, host, driver: MguardDriver) -> Result:
         label = args.get("label", "as_found")
@@ -49,9 +65,22 @@ class ExportProfile(HostModule):
         except (AtvError, profile.ProfileUnreadable) as e:
             return Result(failed=True, msg=f"saved {path.name} (sha256 {saved['sha256']}), but "
                                            f"it cannot be read: {e}", facts=_facts(label, saved))
-        return Result(msg=f"saved {path.name}: {saved['rules']['total']} firewall rules, VLANs "
-                          f"{saved['vlans']}, {len(saved['tunnels'])} IPsec connections; "
-                          f"sha256 {saved['sha256']}", facts=_facts(label, saved))
+        saved["saved_at"] = now_iso(ctx)
+        return Result(msg=_saved_msg(path.name, saved), facts=_facts(label, saved))
+
+    def on_real_host(self, args, ctx, host) -> Result:
+        label = args.get("label", "as_found")
+        saved = guided_export(ctx, host, label, role_of(args))
+        if isinstance(saved, Result):
+            return saved
+        return Result(msg=f"{_saved_msg(Path(saved['path']).name, saved)} (downloaded in the "
+                          f"web UI, attested by {saved['attestation']['person']})",
+                      facts=_facts(label, saved))
+
+
+def _saved_msg(name: str, saved: Mapping[str, Any]) -> str:
+    return (f"saved {name}: {saved['rules']['total']} firewall rules, VLANs {saved['vlans']}, "
+            f"{len(saved['tunnels'])} IPsec connections; sha256 {saved['sha256']}")
 
 
 BACKUP_LABEL = "as_found"  # the export a rollback restores: kept as `profile` too
@@ -92,8 +121,17 @@ class ImportProfile(HostModule):
            "`restore_timeout` (default 90s, the article's figure). `profile` defaults to the "
            "one mguard.export_profile saved for this target; the file must still have the "
            "SHA-256 recorded then (or `sha256`). Unchanged when the device already runs "
-           "that configuration. Simulator only (no public source documents a profile import "
-           "call): refused on a real device before the profile or credentials are sent.")
+           "that configuration. On a simulator through its own import call. On a real "
+           "plant: guided (no public source documents an import call): unchanged when the "
+           "newest profile exported in this run (and not made stale by an update or import "
+           "since) holds the same settings; else the person (`role`) uploads and restores "
+           "the file in the web UI (Management >> Configuration Profiles) and attests it "
+           "(host, serial, file SHA-256), then downloads the running profile again "
+           "(<run_dir>/mguard/<host>-<label>.atv, `label` default imported), which must "
+           "hold the same rules (count and rules digest). How many rules are active, and "
+           "how fast they came back, no public interface shows: facts rules_active null.")
+    real_device = "guided"
+    sources = (MANUAL_MANAGEMENT, ATV_FORMAT)
     changes_device = True
     changes = ("configuration",)
     verifies = {"configuration": ()}  # waits until the device shows every rule active
@@ -101,7 +139,10 @@ class ImportProfile(HostModule):
                      "effect and its rules are still being restored: still moving (for up to "
                      "restore_timeout); once restored, count the active rules")
     args_schema = schema({"profile": {"type": "string", "minLength": 1}, "sha256": SHA256,
-                          "restore_timeout": DURATION, "interval": DURATION})
+                          "restore_timeout": DURATION, "interval": DURATION, "role": ROLE,
+                          "label": {**LABEL, "description": "names the read-back download "
+                                                            "on a real device (default "
+                                                            "imported)"}})
 
     def on_host(self, args, ctx, host, driver: MguardDriver) -> Result:
         saved = _saved_profile(args, ctx, host)
@@ -115,6 +156,27 @@ class ImportProfile(HostModule):
                                         "sha256": facts["sha256"], "rules": facts["rules"],
                                         "device_rules": answer.get("rules")})
         return _restored(args, ctx, driver, facts, changed=True)
+
+    def on_real_host(self, args, ctx, host) -> Result:
+        saved = _saved_profile(args, ctx, host)
+        if isinstance(saved, str):
+            return Result(failed=True, msg=saved)
+        path, loaded, facts = saved
+        if _runs_already(ctx, args["target"], host, loaded):
+            return Result(msg=f"already in effect: {path.name} (the newest profile exported "
+                              "in this run holds the same settings)",
+                          facts={"import": {**facts, "rules_active": None}})
+        confirmed, record = attested(ctx, f"{host.name} (serial {serial_of(host)}): I uploaded "
+                                          f"{path.name} (SHA-256 {facts['sha256']}) in this "
+                                          "device's web UI (Management >> Configuration "
+                                          "Profiles) and restored it", role_of(args))
+        if not confirmed:
+            return Result(failed=True, msg=f"{record['person']} did not confirm the import of "
+                                           f"{path.name}: nothing recorded as imported")
+        done = {**facts, "at": now_iso(ctx), "evidence": "attested", "attestation": record}
+        ctx.record("profile_import_attested", {"host": host.name, "path": str(path),
+                                               "sha256": facts["sha256"], **record})
+        return _read_back_real(args, ctx, host, loaded, done)
 
     def read_back(self, args, ctx) -> ReadBack:
         return read_back_hosts(ctx, args["target"],
@@ -197,3 +259,41 @@ def _restored(args, ctx, driver: MguardDriver, facts: dict[str, Any], changed: b
     return Result(changed=changed, facts={"import": done},
                   msg=f"{verb} {name}: all {expected} firewall rules active after "
                       f"{how_long(ctx, waited)}")
+
+
+def _runs_already(ctx: Any, target: str, host: Any, loaded: profile.LoadedProfile) -> bool:
+    """Whether the newest fresh export of this run holds the saved profile's settings."""
+    current = fresh_export(earlier_facts(ctx, target, host.name))
+    if current is None:
+        return False
+    try:
+        running = profile.load(Path(current["path"]).read_bytes(), current["path"])
+    except (OSError, AtvError, profile.ProfileUnreadable):
+        return False
+    return running.document.settings == loaded.document.settings
+
+
+def _read_back_real(args, ctx, host, loaded: profile.LoadedProfile,
+                    done: dict[str, Any]) -> Result:
+    """The running profile downloaded again after the attested import: the same rules?"""
+    label = args.get("label", "imported")
+    back = guided_export(ctx, host, label, role_of(args))
+    if isinstance(back, Result):
+        return back
+    expected = profile.summary(loaded.document)
+    done.update(rules_active=None, restored_after_s=None,
+                rules_configured=back["rules"]["total"],
+                read_back={"label": label, "path": back["path"], "sha256": back["sha256"]})
+    facts = {"import": done, "profiles": {label: back}}
+    name = Path(done["path"]).name
+    if back["rules_digest"] != expected["rules_digest"] or \
+            back["rules"]["total"] != done["rules"]:
+        return Result(failed=True, changed=True, facts=facts,
+                      msg=f"after the import of {name} the running profile holds "
+                          f"{back['rules']['total']} firewall rules, {done['rules']} expected, "
+                          "and its rules differ (rules digest): the import did not take effect")
+    return Result(changed=True, facts=facts,
+                  msg=f"imported {name} (attested by {done['attestation']['person']}); the "
+                      f"running profile downloaded again holds its {done['rules']} firewall "
+                      "rules (rules digest matches); whether all are active, and within 90 s, "
+                      "no public interface shows")

@@ -4,6 +4,10 @@ auth, the CGI paths the driver uses, and a simulator-only control channel:
   GET  /sim/identity   (no auth) {"simulator": "otpatch-mguard-sim", "device": NAME, ...}
   POST /sim/advance    (basic auth) body `seconds=N`: pass N seconds of simulated time
 
+Every request is kept in `requests` (method, path, query, whether it carried a login) and
+every completed TLS handshake counted in `handshakes`, so a test can prove what a host that
+is not treated as a simulator received: nothing, or at most a handshake.
+
 Its clock moves only through /sim/advance (a dry run's virtual clock drives it), or, when
 started with a `time_scale` (real seconds per simulated second: 0.002 makes a 120 s reboot
 take 0.24 s), also in real time. While the simulated device reboots, the device paths close
@@ -29,7 +33,8 @@ from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 from otpatch.modules.mguard.simcert import load_or_create, self_signed, write_pair
-from otpatch.modules.mguard.simdevice import DeviceError, MguardDevice, SyslogSender
+from otpatch.modules.mguard.simdevice import (DeviceError, MguardDevice, SyslogSender,
+                                              device_model)
 
 LOG = logging.getLogger(__name__)
 SIM_ID = "otpatch-mguard-sim"
@@ -48,6 +53,7 @@ class MguardSimulator:
             raise ValueError(f"simulators listen on loopback addresses only, not {bind}")
         if time_scale is not None and time_scale <= 0:
             raise ValueError("time_scale must be positive (real seconds per simulated second)")
+        device_model(device.get("model"), device.get("firmware"), who=name)  # before any port
         self.name, self.bind, self.time_scale = name, bind, time_scale
         self._login = (username, password)
         self._tmp = Path(tempfile.mkdtemp(prefix="otpatch-mguard-sim-"))
@@ -65,6 +71,9 @@ class MguardSimulator:
         self.device.on_power.append(self._server.drop_connections)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.requests: list[dict[str, Any]] = []  # the request log, in arrival order
+        self.handshakes = 0
+        self._log_lock = threading.Lock()
 
     @property
     def port(self) -> int:
@@ -84,6 +93,7 @@ class MguardSimulator:
 
     def identity(self) -> dict[str, Any]:
         return {"simulator": SIM_ID, "device": self.name, "model": self.device.model,
+                "platform": self.device.platform.key,
                 "sim_time": round(self.device.now, 3), "time_scale": self.time_scale,
                 "note": "a simulator: not a Phoenix Contact device"}
 
@@ -96,6 +106,17 @@ class MguardSimulator:
             return False
         return (hmac.compare_digest(user.encode(), self._login[0].encode())
                 & hmac.compare_digest(password.encode(), self._login[1].encode()))
+
+    def logged(self, method: str, path: str, login: bool) -> None:
+        """Keep one request in the log (sent by the handler before it answers)."""
+        url = urlsplit(path)
+        with self._log_lock:
+            self.requests.append({"method": method, "path": url.path, "query": url.query,
+                                  "login": login})
+
+    def handshake_done(self) -> None:
+        with self._log_lock:
+            self.handshakes += 1
 
     def reset(self, faults: frozenset[str]) -> None:
         """The device as delivered, with these faults, presenting its first certificate
@@ -193,6 +214,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.request.settimeout(self.timeout)
         self.power_events = self.server.sim.device.power_events
         self.request.do_handshake()  # a failed one ends here: finish() is not called
+        self.server.sim.handshake_done()
         with self.server.connections_lock:
             self.server.connections[self.request] = threading.get_ident()
         super().setup()
@@ -214,6 +236,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         sim = self.server.sim
         url = urlsplit(self.path)
+        sim.logged(method, self.path, "Authorization" in self.headers)
         if (method, url.path) == ("GET", "/sim/identity"):
             return self._send(200, json.dumps(sim.identity()), "application/json")
         if not sim.check_login(self.headers.get("Authorization")):

@@ -18,13 +18,17 @@ update's profile migration silently drops one packet-filter rule, UPDATE_DROPS, 
 migration bug would: the running profile, and so the next export, holds one rule fewer).
 
 An update migrates the running profile as the firmware would (simprofile.migrate): the new
-`#version`, and the 8.1 renames when it crosses 8.1."""
+`#version`, and the 8.1 renames when it crosses 8.1.
+
+The device plays the model it is given, on that model's platform (platform.py): an FL MGUARD
+RS4000 runs 8.x and writes 8.x profiles, an FL MGUARD 4302 runs 10.x; a model and firmware
+that do not go together are refused (DeviceMismatch), and so is a package of the other
+platform (package.py), at the upload."""
 from __future__ import annotations
 
 import hashlib
 import heapq
 import itertools
-import re
 import socket
 import threading
 import time
@@ -32,6 +36,8 @@ from typing import Any, Callable
 
 from otpatch.modules.contract.canonical import sha256_hex
 from otpatch.modules.mguard import atv, profile
+from otpatch.modules.mguard.package import read_header, stand_in, version_in_name
+from otpatch.modules.mguard.platform import MGUARD2, RS, Platform, classify, firmware_problem
 from otpatch.modules.mguard.simprofile import migrate, plant_profile
 
 RESTORE_S, INSTALL_S, REBOOT_S, SYSLOG_PERIOD_S = 75.0, 60.0, 120.0, 10.0
@@ -40,18 +46,33 @@ UPDATE_DROPS = ("FW_INCOMING", 1)  # the table and 0-based row update_drops_rule
 MAX_PERIODIC_PER_ADVANCE = 120  # a 4-hour jump must not flood the receiver
 FAULTS = frozenset({"syslog_gap", "profile_import_drops_rules", "https_cert_changed",
                     "update_drops_rule"})
-FIRMWARE_MAGIC = b"MGUARD-SIM-FIRMWARE"
-_HEADER = re.compile(rb"^MGUARD-SIM-FIRMWARE version=(\S+) model=(.+)$")
-_VERSION_IN_NAME = re.compile(r"(\d+\.\d+\.\d+)")
 MODEL = "FL MGUARD RS4000"
+DEFAULTS = {RS.key: ("FL MGUARD RS4000", "8.8.1"), MGUARD2.key: ("FL MGUARD 4302", "10.3.1")}
 
 
-def firmware_image(version: str, model: str = MODEL, size: int = 64 * 1024) -> bytes:
-    """A firmware package the simulator accepts (its own format: a header line naming the
-    version and model, then filler). Real packages are signed by Phoenix Contact."""
-    header = FIRMWARE_MAGIC + f" version={version} model={model}\n".encode()
-    filler = hashlib.sha256(header).digest() * (max(0, size - len(header)) // 32 + 1)
-    return header + filler[:max(0, size - len(header))]
+def firmware_image(version: str, model: str | None = None, size: int = 64 * 1024) -> bytes:
+    """A firmware package the simulator accepts (package.py's stand-in: a header line
+    naming version, platform and model, then filler). Real packages are signed by Phoenix
+    Contact. Without a model: for the platform whose line `version` is of."""
+    return stand_in(version, model, size=size)
+
+
+class DeviceMismatch(ValueError):
+    """A model and a firmware that do not go together (an RS4000 on 10.x)."""
+
+
+def device_model(model: str | None, firmware: str | None, who: str = "the device"
+                 ) -> tuple[str, str, Platform]:
+    """(model, firmware, platform) of a simulated device: what is given, the rest the
+    platform's defaults (no model: the platform whose line the firmware is of)."""
+    if model is None:
+        key = MGUARD2.key if firmware and MGUARD2.runs(firmware) else RS.key
+        model = DEFAULTS[key][0]
+    platform = classify(model)
+    problem = firmware_problem(model, firmware, who=who)
+    if platform is None or problem:
+        raise DeviceMismatch(problem or model)
+    return model, firmware or DEFAULTS.get(platform.key, DEFAULTS[RS.key])[1], platform
 
 
 class DeviceError(ValueError):
@@ -83,9 +104,10 @@ class SyslogSender:
 class MguardDevice:
     """One simulated mGuard. Thread-safe: the HTTPS handlers and the clock thread share it."""
 
-    def __init__(self, name: str, *, firmware: str = "10.3.1", model: str = MODEL,
-                 serial: str = "SIM-MGUARD-0001", part_number: str = "2700634",
+    def __init__(self, name: str, *, firmware: str | None = None, model: str | None = None,
+                 serial: str = "SIM-MGUARD-0001", part_number: str = "",
                  faults: frozenset[str] = frozenset(), syslog: SyslogSender | None = None):
+        model, firmware, self.platform = device_model(model, firmware, who=name)
         self.name, self.model, self.serial, self.part_number = name, model, serial, part_number
         self.delivered_firmware, self.syslog = firmware, syslog
         self.lock = threading.RLock()
@@ -191,7 +213,7 @@ class MguardDevice:
         other file (a real vendor package in a dry run) is taken at the version its file
         name carries, since the simulator cannot read a signed vendor package."""
         self._require_ready()
-        version = _package_version(data, filename, self.model)
+        version = self._package_version(data, filename)
         self.uploads += 1
         self.pending_image = {"version": version, "size": len(data),
                               "sha256": sha256_hex(data),
@@ -199,6 +221,24 @@ class MguardDevice:
         self.log("update", f"firmware package {version} received")
         return {"received_size": str(len(data)), "received_sha256": self.pending_image["sha256"],
                 "received_md5": self.pending_image["md5"], "image_version": version}
+
+    def _package_version(self, data: bytes, filename: str) -> str:
+        """The version a package holds; DeviceError for one of another platform."""
+        header = read_header(data)
+        if header:
+            if header.platform is not self.platform:
+                what = header.platform.describe() if header.platform else "another platform"
+                raise DeviceError(400, f"package is for the {what} ({header.model}), not "
+                                       f"this {self.model} ({self.platform.describe()})")
+            return header.version
+        named = version_in_name(filename)
+        if not named:
+            raise DeviceError(400, "not an mGuard firmware package this simulator can read "
+                                   "(no version in its header or file name)")
+        if not self.platform.runs(named):
+            raise DeviceError(400, f"firmware {named} is not for this {self.model} "
+                                   f"({self.platform.describe()})")
+        return named
 
     def install_firmware(self) -> dict[str, str]:
         self._require_ready()
@@ -267,20 +307,6 @@ class MguardDevice:
         if logged:
             rule = logged[next(self._log_cycle) % len(logged)]
             self.log("firewall", _connection_line(rule))
-
-
-def _package_version(data: bytes, filename: str, model: str) -> str:
-    header = _HEADER.match(data.split(b"\n", 1)[0])
-    if header:
-        version, for_model = (g.decode("ascii", "replace") for g in header.groups())
-        if for_model != model:
-            raise DeviceError(400, f"package is for {for_model!r}, not {model}")
-        return version
-    named = _VERSION_IN_NAME.search(filename)
-    if not named:
-        raise DeviceError(400, "not an mGuard firmware package this simulator can read "
-                               "(no version in its header or file name)")
-    return named.group(1)
 
 
 def _connection_line(rule: dict[str, Any]) -> str:

@@ -1,33 +1,80 @@
-"""mguard.version, mguard.wait_ready, mguard.check: reading an mGuard, never changing it."""
+"""mguard.version and mguard.wait_ready: reading an mGuard, never changing it. On a simulator
+through its own status calls; on a real device from a profile exported in this run (its
+`#version` names the firmware that wrote it), and for wait_ready a TLS handshake first."""
 from __future__ import annotations
 
 from typing import Any, Mapping
 
+from otpatch.modules.contract.errors import DeviceUnreachable
 from otpatch.modules.contract.module import Result
-from otpatch.modules.mguard import profile
 from otpatch.modules.mguard.common import (POLL_INTERVAL, READY_TIMEOUT, HostModule, ReadyWait,
                                            duration_arg, earlier_facts, how_long, schema)
 from otpatch.modules.mguard.driver import MguardDriver
+from otpatch.modules.mguard.guided import (ATV_FORMAT, MANUAL_MANAGEMENT, ROLE, TLS_HANDSHAKE,
+                                           firmware_of, fresh_export, guided_export, role_of)
+from otpatch.modules.mguard.handshake import handshake
+from otpatch.modules.mguard.platform import MANUAL_10, MANUAL_8, classify
+from otpatch.modules.polling import poll_until
 from otpatch.modules.schema_defs import DURATION, LABEL
+
+VERSION_LABEL = {**LABEL, "description": "names the download a real device's version is read "
+                                         "from, when this run has no fresh one"}
 
 
 class Version(HostModule):
     name = "mguard.version"
-    doc = ("Read an mGuard's firmware version, model and serial over HTTPS "
-           "(nph-status.cgi); facts: firmware_version, model, serial, part_number. "
-           "Simulator only (no public source documents the call): refused on a real "
-           "device, having read nothing but /sim/identity, without credentials.")
-    args_schema = schema({})
+    doc = ("Read an mGuard's firmware version, model and serial; facts: firmware_version, "
+           "model, serial, part_number, platform (RS | 2000/4000 | 1000), firmware_line "
+           "(8.x | 10.x | ...), evidence. On a simulator through its own status call "
+           "(evidence simulator). On a real plant: guided: the version is the `#version` of "
+           "the newest profile exported in this run that no update or import has made "
+           "stale (run mguard.export_profile first and no second download is needed), else "
+           "the person (`role`) downloads the running profile now (label `label`, default "
+           "version); model, serial and part number are the inventory's (evidence "
+           "exported_profile). Nothing is sent to the device.")
+    real_device = "guided"
+    sources = (ATV_FORMAT, MANUAL_MANAGEMENT, MANUAL_10, MANUAL_8)
+    args_schema = schema({"role": ROLE, "label": VERSION_LABEL})
 
     def on_host(self, args, ctx, host, driver: MguardDriver) -> Result:
         v = driver.version()
         facts = {"firmware_version": v.get("firmware"), "model": v.get("model"),
-                 "serial": v.get("serial"), "part_number": v.get("part_number")}
-        note = ""
-        if host.firmware and host.firmware != facts["firmware_version"]:
-            note = f" (the inventory says {host.firmware})"
-        return Result(msg=f"{facts['model']} serial {facts['serial']}: firmware "
-                          f"{facts['firmware_version']}{note}", facts=facts)
+                 "serial": v.get("serial"), "part_number": v.get("part_number"),
+                 **_platform(v.get("model"), v.get("part_number")), "evidence": "simulator"}
+        return Result(msg=_said(host, facts), facts=facts)
+
+    def on_real_host(self, args, ctx, host) -> Result:
+        saved = fresh_export(earlier_facts(ctx, args["target"], host.name))
+        downloaded: dict[str, Any] = {}
+        if saved is None:
+            label = args.get("label", "version")
+            saved = guided_export(ctx, host, label, role_of(args))
+            if isinstance(saved, Result):
+                return saved
+            downloaded = {"profiles": {label: saved}}
+        facts = {"firmware_version": firmware_of(saved), "model": host.model,
+                 "serial": host.serial, "part_number": host.part_number,
+                 **_platform(host.model, host.part_number),
+                 "evidence": {"source": "exported_profile", "read": "#version",
+                              "identity": "inventory",
+                              **{k: saved.get(k) for k in ("label", "path", "sha256",
+                                                           "saved_at")}}, **downloaded}
+        return Result(msg=_said(host, facts) + f" (the #version of {saved['label']}, "
+                                               "exported in the web UI)", facts=facts)
+
+
+def _platform(model: str | None, part_number: str | None) -> dict[str, Any]:
+    platform = classify(model, part_number)
+    return {"platform": platform.key if platform else None,
+            "firmware_line": platform.line if platform else None}
+
+
+def _said(host: Any, facts: Mapping[str, Any]) -> str:
+    note = ""
+    if host.firmware and host.firmware != facts["firmware_version"]:
+        note = f" (the inventory says {host.firmware})"
+    return (f"{facts['model']} serial {facts['serial']}: firmware "
+            f"{facts['firmware_version']}{note}")
 
 
 class WaitReady(HostModule):
@@ -36,10 +83,18 @@ class WaitReady(HostModule):
            "update or a reboot), up to `timeout` (default 10m), polling every `interval` "
            "(default 5s); with `expect_version`, a ready device must report that firmware. "
            "A changed certificate or a refused login ends the wait at once. A dry run "
-           "passes the time virtually, and the simulator with it. Simulator only (its "
-           "status action): refused on a real device.")
+           "passes the time virtually, and the simulator with it. On a simulator through its "
+           "status call. On a real plant: a TLS handshake on its HTTPS port, polled until "
+           "it answers with the pinned (or CA-trusted) certificate (nothing else is sent), "
+           "then the version from the running profile the person (`role`) downloads (label "
+           "`label`, default ready): facts firmware_version, tls.fingerprint, evidence.")
+    real_device = "guided"
+    sources = (TLS_HANDSHAKE, ATV_FORMAT, MANUAL_MANAGEMENT)
     args_schema = schema({"timeout": DURATION, "interval": DURATION,
-                          "expect_version": {"type": "string", "minLength": 1}})
+                          "expect_version": {"type": "string", "minLength": 1},
+                          "role": ROLE,
+                          "label": {**LABEL, "description": "names the download on a real "
+                                                            "device (default ready)"}})
     verifies = {"firmware": ("expect_version",)}
 
     def on_host(self, args, ctx, host, driver: MguardDriver) -> Result:
@@ -57,94 +112,45 @@ class WaitReady(HostModule):
         return Result(msg=f"ready after {how_long(ctx, waited)}, firmware "
                           f"{state.get('firmware')}", facts=facts)
 
-
-class Check(HostModule):
-    name = "mguard.check"
-    doc = ("Verify after a change that the firewall is intact: the active firewall rule "
-           "count, the VLANs (routing between VLAN 10/20/30), the IPsec tunnels that must be "
-           "up, and a digest of the rules. Expected values come from `expect` "
-           "({rules: N, vlans: [10, 20], tunnels_up: [name], rules_digest: sha256:...}) or, "
-           "with `expect_from: exported_profile`, from the profile mguard.export_profile "
-           "recorded earlier for this target (explicit `expect` keys win). Without either it "
-           "only records what it sees. Facts: checks.<label> (expected, observed, problems) "
-           "so before/after counts stay side by side in the change record. Simulator only "
-           "(its status actions and profile export): refused on a real device.")
-    args_schema = schema({
-        "expect": {"type": "object", "additionalProperties": False, "properties": {
-            "rules": {"type": "integer", "minimum": 0},
-            "vlans": {"type": "array", "items": {"type": "integer", "minimum": 1,
-                                                 "maximum": 4094}},
-            "tunnels_up": {"type": "array", "items": {"type": "string", "minLength": 1}},
-            "rules_digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}}},
-        "expect_from": {"enum": ["exported_profile"]},
-        "label": LABEL,
-    })
-    verifies = {"configuration": ("expect", "expect_from")}
-
-    def on_host(self, args, ctx, host, driver: MguardDriver) -> Result:
-        expected = _expected(args, ctx, host)
-        if isinstance(expected, str):
-            return Result(failed=True, msg=expected)
-        observed = observe(driver)
-        problems = compare(expected, observed)
-        label = args.get("label", "check")
-        facts = {"checks": {label: {"ok": not problems, "expected": expected,
-                                    "observed": observed, "problems": problems}}}
-        seen = (f"{observed['rules_active']} active rules, VLANs {observed['vlans']}, "
-                f"tunnels up: {', '.join(observed['tunnels_up']) or 'none'}")
-        if problems:
-            return Result(failed=True, msg=f"{label}: " + "; ".join(problems), facts=facts)
-        return Result(msg=f"{label}: {seen}" + (" as expected" if expected else ""),
-                      facts=facts)
+    def on_real_host(self, args, ctx, host) -> Result:
+        fingerprint, waited, last = _tls_answers(args, ctx, host)
+        facts: dict[str, Any] = {"ready_after_s": waited if fingerprint else None,
+                                 "waited_s": waited}
+        if fingerprint is None:
+            return Result(failed=True, unreachable=True, facts=facts,
+                          msg=f"no TLS answer after {how_long(ctx, waited)}; last: {last}")
+        label = args.get("label", "ready")
+        saved = guided_export(ctx, host, label, role_of(args))
+        if isinstance(saved, Result):
+            return saved
+        version = firmware_of(saved)
+        facts.update(firmware_version=version, tls={"fingerprint": fingerprint},
+                     evidence={"source": "tls_handshake+exported_profile", "label": label,
+                               "sha256": saved["sha256"]}, profiles={label: saved})
+        expected = args.get("expect_version")
+        if expected and version != expected:
+            return Result(failed=True, facts=facts,
+                          msg=f"answers TLS with its pinned certificate, but its running "
+                              f"profile names firmware {version}, expected {expected}")
+        return Result(facts=facts, msg=f"answered TLS after {how_long(ctx, waited)} "
+                                       f"({fingerprint}); its running profile names firmware "
+                                       f"{version}")
 
 
-def observe(driver: MguardDriver) -> dict[str, Any]:
-    """What the device shows now: firmware, active rules, VLANs, tunnels, rules digest."""
-    firewall, tunnels = driver.firewall(), driver.tunnels()
-    running = profile.load(driver.export_profile(), f"{driver.host.name} running profile")
-    summary = profile.summary(running.document)
-    return {"firmware_version": driver.state().get("firmware"),
-            "rules_active": firewall["rules_active"],
-            "rules_configured": summary["rules"]["total"], "restore": firewall["restore"],
-            "vlans": firewall["vlans"], "tunnels": tunnels,
-            "tunnels_up": sorted(n for n, s in tunnels.items() if s == "up"),
-            "rules_digest": summary["rules_digest"]}
+def _tls_answers(args, ctx, host) -> tuple[str | None, float, str]:
+    """(fingerprint or None, time waited, the last reason) polling the TLS handshake; a
+    certificate that is not the trusted one ends the wait at once (CertificateRefused)."""
+    last = ["no answer yet"]
 
+    def check() -> str | None:
+        try:
+            return handshake(host)
+        except DeviceUnreachable as e:
+            last[0] = str(e)
+            return None
 
-def _expected(args: Mapping[str, Any], ctx: Any, host: Any) -> dict[str, Any] | str:
-    """The expected values, or why they cannot be known."""
-    expected: dict[str, Any] = {}
-    if args.get("expect_from") == "exported_profile":
-        saved = earlier_facts(ctx, args["target"], host.name).get("profile")
-        if not saved:
-            return (f"no exported profile recorded for target {args['target']}: run "
-                    "mguard.export_profile first, or give `expect`")
-        expected = {"rules": saved["rules"]["total"],
-                    "vlans": [v for v in saved["vlans"] if v is not None],
-                    "tunnels_up": sorted(t["name"] or t["rid"] or t["path"]
-                                         for t in saved["tunnels"] if t["started"]),
-                    "rules_digest": saved["rules_digest"]}
-    expected.update(args.get("expect") or {})
-    return expected
+    fingerprint, waited = poll_until(ctx, check,
+                                     timeout=duration_arg(args, "timeout", READY_TIMEOUT),
+                                     interval=duration_arg(args, "interval", POLL_INTERVAL))
+    return fingerprint, waited, last[0]
 
-
-def compare(expected: Mapping[str, Any], observed: Mapping[str, Any]) -> list[str]:
-    """Each difference between what was expected and what the device shows, in words."""
-    problems = []
-    if observed["restore"] != "idle":
-        problems.append("a profile restore is still running")
-    if "rules" in expected and observed["rules_active"] != expected["rules"]:
-        problems.append(f"{observed['rules_active']} firewall rules active, expected "
-                        f"{expected['rules']}")
-    if "vlans" in expected:
-        missing = sorted(set(expected["vlans"]) - set(observed["vlans"]))
-        extra = sorted(set(observed["vlans"]) - set(expected["vlans"]))
-        if missing or extra:
-            problems.append(f"VLANs missing {missing}, unexpected {extra}")
-    for name in expected.get("tunnels_up", ()):
-        state = observed["tunnels"].get(name, "missing")
-        if state != "up":
-            problems.append(f"IPsec tunnel {name} is {state}")
-    if "rules_digest" in expected and observed["rules_digest"] != expected["rules_digest"]:
-        problems.append("the firewall rules differ from the expected ones (rules digest)")
-    return problems

@@ -19,6 +19,16 @@ TEXT_LIMIT = 300
 
 class Continuity(Module):
     name = "syslog.continuity"
+    # It listens and sends nothing to a device: on a real plant the firewall's own syslog
+    # (UDP, RFC 5426) is what it counts. It reaches the device's traffic, so the host's
+    # stage still applies (a production firewall is heard only from a production state).
+    real_device = "sourced"
+    sources = (
+        "RFC 5426, Transmission of Syslog Messages over UDP (UDP port 514, one message per "
+        "datagram), https://www.rfc-editor.org/rfc/rfc5426",
+        "RFC 5424, The Syslog Protocol, https://www.rfc-editor.org/rfc/rfc5424",
+        "RFC 3164, The BSD syslog Protocol (the older format many devices send), "
+        "https://www.rfc-editor.org/rfc/rfc3164")
     doc = ("Listen on a UDP port (514 in production; `bind` defaults to 0.0.0.0) for `window` "
            "(default 60s) and require at least `min_messages` (default 1) syslog messages "
            "from each host of `from_host`, recognised by source address (`source`, else the "

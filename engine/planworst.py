@@ -35,9 +35,11 @@ def contingency(playbook: Playbook, start: str) -> Contingency:
 
 
 def _worst(playbook: Playbook, start: str, seen: frozenset[str]) -> Contingency:
-    names = _walk(playbook, start)
-    spent = sum(_expect(playbook, n) for n in names)
-    best = Contingency(start, spent, (), names[-1] if names else start)
+    from otpatch.engine.plan import walk_next  # plan imports this module
+
+    walk = walk_next(playbook, start)
+    names = [n for n in walk.states if n in playbook.states]
+    best = Contingency(start, walk.expected, (), names[-1] if names else start)
     spent = 0.0
     for name in names:
         spent += _expect(playbook, name)
@@ -49,15 +51,6 @@ def _worst(playbook: Playbook, start: str, seen: frozenset[str]) -> Contingency:
         if (total, len(deeper.failing) + 1) > (best.seconds, len(best.failing)):
             best = Contingency(start, total, (name, *deeper.failing), deeper.ends_in)
     return best
-
-
-def _walk(playbook: Playbook, start: str) -> list[str]:
-    out: list[str] = []
-    name: str | None = start
-    while name and name not in TERMINALS and name in playbook.states and name not in out:
-        out.append(name)
-        name = playbook.states[name].next
-    return out
 
 
 def _expect(playbook: Playbook, name: str) -> float:

@@ -115,3 +115,38 @@ def test_the_playbook_step_records_the_matches_as_facts(plant):
 def test_the_playbook_step_fails_plainly_on_a_missing_file(plant):
     result = AdvisoriesMatch().run({"advisories": "no/such/folder"}, _ctx(plant))
     assert result.failed and "no/such/folder: no such file or folder" in result.msg
+
+
+@pytest.mark.parametrize("model, family, applies", [
+    ("FL MGUARD RS4000", "FL MGUARD RS4000", True),
+    ("FL MGUARD RS4000 TX/TX", "FL MGUARD RS4000", True),  # the label's port suffix
+    ("FL MGUARD RS4000 TX/TX VPN", "FL MGUARD RS4000", True),
+    ("fl mguard  rs4000", "FL MGUARD RS4000", True),  # spelling and spacing
+    ("FL MGUARD RS4004", "FL MGUARD RS4000", False),  # another model
+    ("FL MGUARD RS40004", "FL MGUARD RS4000", False),
+    ("FL MGUARD", "FL MGUARD RS4000", False),  # less than the family
+    ("FL MGUARD 4302", "FL MGUARD RS4000", False),
+])
+def test_a_playbook_for_a_model_applies_to_its_variants(model, family, applies):
+    from otpatch.modules.advisories.playbooks import applies as applies_to
+
+    entry = SimpleNamespace(vendor="Phoenix Contact", model=family, part_numbers=())
+    host = SimpleNamespace(vendor="Phoenix Contact", model=model, part_number="")
+    assert applies_to(entry, host) is applies
+
+
+def test_the_playbooks_are_found_beside_the_inventory_from_any_folder(tmp_path, monkeypatch,
+                                                                       capsys):
+    """Run from another folder, `advisories match -i inventory/lab.yml` still names the
+    project's playbooks (playbooks/ beside the inventory's folder)."""
+    import json
+
+    from otpatch.engine.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    advisory = REAL / "icsa-21-194-02.json"
+    assert main(["advisories", "match", str(advisory), "-i",
+                 str(ROOT / "inventory" / "lab.yml"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    books = {b for m in doc["matches"] for b in m["playbooks"]}
+    assert any(b.startswith("m580-firmware-update@") for b in books), books

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 
@@ -25,9 +26,10 @@ def register(sub: argparse._SubParsersAction, host: Any) -> None:
                    help="CSAF JSON files, or folders searched for *.json")
     m.add_argument("-i", "--inventory", required=True, metavar="INVENTORY")
     m.add_argument("--controls", metavar="FILE", help="compensating controls (YAML)")
-    m.add_argument("--playbooks", default="playbooks", metavar="DIR",
+    m.add_argument("--playbooks", metavar="DIR",
                    help="folder of playbooks whose metadata.applies_to is matched "
-                        "(default: ./playbooks)")
+                        "(default: the first of ./playbooks, playbooks/ beside the "
+                        "inventory, and playbooks/ beside the inventory's folder)")
     m.add_argument("--due-from", choices=("initial", "current"), default="initial",
                    help="count due dates from the advisory's initial (default) or current "
                         "release date")
@@ -52,6 +54,7 @@ def match_command(args: argparse.Namespace, host: Any) -> int:
     controls = load_controls(args.controls) if args.controls else {}
     cycle = parse_when(args.next_cycle, "--next-cycle") if args.next_cycle else None
     loaded = load_advisories(args.paths)
+    args.playbooks = args.playbooks or str(default_playbooks(args.inventory))
     refs, problems = load_playbooks(args.playbooks, host.load_playbook)
     matches = match(inventory, loaded.advisories, controls, playbooks=refs,
                     due_from=args.due_from, next_cycle=cycle)
@@ -59,3 +62,14 @@ def match_command(args: argparse.Namespace, host: Any) -> int:
               args.controls, args.playbooks, tuple(r.label for r in refs), tuple(problems))
     print(json.dumps(document(run), indent=2) if args.json else text(run))
     return 0
+
+
+def default_playbooks(inventory: str) -> Path:
+    """Where a site keeps its playbooks when --playbooks does not say: ./playbooks, else
+    beside the inventory, else beside the inventory's folder (this project's layout:
+    inventory/lab.yml and playbooks/); ./playbooks when none exists (the note says so)."""
+    here = Path(inventory).resolve().parent
+    for folder in (Path("playbooks"), here / "playbooks", here.parent / "playbooks"):
+        if folder.is_dir():
+            return folder
+    return Path("playbooks")

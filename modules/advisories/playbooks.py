@@ -49,15 +49,24 @@ def load_playbooks(folder: str | Path, load_playbook: Callable[[Path], Any]
 
 def applies(entry: Any, host: Any) -> bool:
     """Whether one applies_to entry names the host: same vendor, then its part number
-    (wildcards allowed) when both give one, else its model."""
+    (wildcards allowed) when both give one, else its model (variants included)."""
     if not entry.vendor or vendor_key(entry.vendor) != vendor_key(host.vendor):
         return False
     part = str(host.part_number or "").upper()
     if entry.part_numbers and part:
         return any(fnmatchcase(part, p.upper()) for p in entry.part_numbers)
     if entry.model:
-        return _squash(entry.model) == _squash(host.model)
+        return model_of_family(host.model, entry.model)
     return not entry.part_numbers
+
+
+def model_of_family(model: Any, family: str) -> bool:
+    """Whether a model designation is `family` or a variant of it: the family's words,
+    then more words (the port or option suffix a label carries: "FL MGUARD RS4000 TX/TX",
+    "... TX/TX VPN" are an FL MGUARD RS4000); never another model whose name merely starts
+    alike ("FL MGUARD RS4004", "FL MGUARD RS40004")."""
+    words, wanted = _words(model), _words(family)
+    return bool(wanted) and words[:len(wanted)] == wanted
 
 
 def playbooks_for(host: Any, refs: Iterable[PlaybookRef]) -> tuple[str, ...]:
@@ -65,5 +74,6 @@ def playbooks_for(host: Any, refs: Iterable[PlaybookRef]) -> tuple[str, ...]:
     return tuple(sorted(r.label for r in refs if any(applies(a, host) for a in r.applies_to)))
 
 
-def _squash(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "", str(text).lower())
+def _words(text: Any) -> list[str]:
+    """Lower-case words of letters and digits; punctuation and spacing do not count."""
+    return re.findall(r"[a-z0-9]+", str(text or "").lower())

@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from otpatch.engine.model import NO_ROLLBACK, TERMINALS, Budget, Playbook, State, Step
+from otpatch.engine.model import NO_ROLLBACK, Budget, Playbook, State, Step
+from otpatch.engine.planwalk import Walk, walk_next
 from otpatch.engine.planworst import Contingency, contingency
 from otpatch.modules.contract.durations import format_duration
 
@@ -23,17 +24,6 @@ class PlannedState:
     rollback: str | None  # the rollback edge active here, declared or inherited
     rollback_inherited: bool  # True when the edge comes from a state before this one
     changes_device: bool
-
-
-@dataclass(frozen=True)
-class Walk:
-    """The states met following `next` edges from one state, and where that leads."""
-
-    states: tuple[str, ...]
-    end: str | None  # the terminal reached; None when the walk stopped short
-    stopped: str  # why it stopped short ("" when it reached a terminal)
-    expected: float
-    unestimated: tuple[str, ...]  # states without expect_duration (counted 0)
 
 
 @dataclass(frozen=True)
@@ -217,30 +207,6 @@ def _contingencies(playbook: Playbook, path: tuple[PlannedState, ...]
                    ) -> dict[str, Contingency]:
     return {t: contingency(playbook, t) for t in sorted({p.rollback for p in path} - {None})
             if t in playbook.states}
-
-
-def walk_next(playbook: Playbook, start: str) -> Walk:
-    """Follow `next` edges from `start` to a terminal; stop, saying why, at a state met
-    twice (a loop), a state without a next edge, or a name that is not a state."""
-    names: list[str] = []
-    name: str | None = start
-    stopped = ""
-    while name not in TERMINALS:
-        state = playbook.states.get(name) if name else None
-        if name in names:
-            stopped = f"loop: {names[-1]} leads back to {name}"
-        elif state is None:
-            stopped = f"unknown state {name!r} after {names[-1] if names else 'the start'}"
-        elif not state.next:
-            names.append(name)
-            stopped = f"dead end: {name} has no next edge"
-        if stopped:
-            break
-        names.append(name)
-        name = state.next
-    unestimated = tuple(n for n in names if playbook.states[n].expect_duration is None)
-    expected = sum(playbook.states[n].expect_duration or 0.0 for n in names)
-    return Walk(tuple(names), None if stopped else name, stopped, expected, unestimated)
 
 
 def _path(playbook: Playbook, walk: Walk) -> tuple[PlannedState, ...]:

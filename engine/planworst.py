@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from otpatch.engine.model import TERMINALS, Playbook
+from otpatch.engine.planwalk import walk_next
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,6 @@ def contingency(playbook: Playbook, start: str) -> Contingency:
 
 
 def _worst(playbook: Playbook, start: str, seen: frozenset[str]) -> Contingency:
-    from otpatch.engine.plan import walk_next  # plan imports this module
-
     walk = walk_next(playbook, start)
     names = [n for n in walk.states if n in playbook.states]
     best = Contingency(start, walk.expected, (), names[-1] if names else start)

@@ -76,6 +76,12 @@ class Advisory:
     products: Mapping[str, Product]
     vulnerabilities: tuple[Vulnerability, ...]
     notes: tuple[str, ...] = ()  # problems of a valid document, e.g. an undefined product id
+    # CSAF tests (section 6) the document fails that matching does not depend on, one line
+    # each with the test id: carried into the reasons of every match it yields.
+    warnings: tuple[str, ...] = ()
+    publisher: str = ""  # document.publisher.name: who published this copy
+    publisher_namespace: str = ""  # document.publisher.namespace (a URL)
+    signature: Any = None  # signatures.SignatureCheck of the .asc beside the file; None: none checked
 
 
 @dataclass(frozen=True)

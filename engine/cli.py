@@ -173,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="otpatch: %(levelname)s: %(message)s")
     # pymodbus logs what otpatch reports itself (a port in use, a peer gone): one line, ours
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    # python-gnupg logs every signature that is not valid; the report says it, in one line
+    logging.getLogger("gnupg").setLevel(logging.ERROR)
     logging.getLogger("urllib3").setLevel(logging.ERROR)  # a retried GET across a reboot
     try:
         load_plugins()

@@ -17,6 +17,13 @@ class PackageHost:
         return load_inventory(path)
 
     @staticmethod
+    def home() -> Path:
+        """$OTPATCH_HOME, else ./.otpatch (engine/journal.py); InputError for a bad one."""
+        from otpatch.engine.journal import default_home
+
+        return default_home()
+
+    @staticmethod
     def load_playbook(path: str | Path, inventory: Any = None) -> Any:
         """A validated, frozen playbook (engine/loader.py); PlaybookError with file:line:col."""
         from otpatch.engine.loader import load_playbook

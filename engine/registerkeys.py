@@ -9,17 +9,18 @@ anywhere, its protection is checked, not assumed: on POSIX the file and every fo
 it must be owned by root and not writable by group or others, a sticky folder such as /tmp
 excepted (the checks of OpenSSH's StrictModes and of sudo on sudoers). On Windows the ACL is
 not read (as engine/keys.py does for private keys): that is noted, not refused. Running as
-root is noted too: root can edit the file whatever its mode."""
+root is noted too: root can edit the file whatever its mode. The check is
+modules/contract/pinned.py's, shared with the pinned advisory keys."""
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from otpatch.modules.contract import pinned
 from otpatch.modules.contract.errors import InputError, PlaybookError
-from otpatch.modules.contract.platform import on_windows, runs_as_root
+from otpatch.modules.contract.platform import on_windows
 
 KEYS_ENV = "OTPATCH_REGISTER_KEYS"
 POSIX_PATH = Path("/etc/otpatch/register-keys.yml")
@@ -75,64 +76,12 @@ def pinned_keys_path(environ: Mapping[str, str] | None = None) -> Path:
 
 def load_pinned(path: Path | None) -> PinnedKeys:
     """The pinned signers at `path`; RegisterUnsigned saying why they cannot be trusted."""
-    from otpatch.modules.contract.files import open_regular
-
     if path is None:
         raise RegisterUnsigned(f"no pinned register keys were given (the CLI reads "
                                f"${KEYS_ENV}, else {POSIX_PATH})")
-    shown = f"the pinned register keys {path}"
-    try:
-        real = Path(os.path.realpath(path))
-        with open_regular(real) as f:
-            st = os.fstat(f.fileno())
-            raw = f.read(MAX_BYTES + 1)
-    except OSError as e:
-        raise RegisterUnsigned(f"{shown} cannot be read: {e.strerror or e}") from None
-    if len(raw) > MAX_BYTES:
-        raise RegisterUnsigned(f"{shown}: larger than {MAX_BYTES // 1024} KiB: refused unread")
-    protection, note = _protection(path, real, st)
+    raw, protection, note = pinned.read_pinned(path, MAX_BYTES, "the pinned register keys",
+                                               INSTALL, RegisterUnsigned)
     return PinnedKeys(str(path), _signers(raw, str(path)), protection, note)
-
-
-def _protection(path: Path, real: Path, st: os.stat_result) -> tuple[str, str]:
-    """(protection in words, note); RegisterUnsigned if someone but root can change it."""
-    if on_windows():
-        return ("not checked on Windows", f"on Windows the ACL of {path} is not checked: "
-                "let only administrators write it")
-    trouble = _changeable(real, st)
-    if trouble:
-        who, detail = trouble
-        raise RegisterUnsigned(f"the pinned register keys {path} can be changed by {who} "
-                               f"({detail}): {INSTALL}")
-    note = (f"otpatch runs as root, and root can edit the pinned register keys {path}"
-            if runs_as_root() else "")
-    mode = stat.S_IMODE(st.st_mode)
-    return f"owned by root, mode {mode:04o}, every folder above it root's", note
-
-
-def _changeable(real: Path, st: os.stat_result) -> tuple[str, str] | None:
-    """(who, why) for the first thing that lets someone other than root change the file:
-    its owner or mode, or a folder above it (each can replace it)."""
-    if st.st_uid != 0:
-        return f"uid {st.st_uid}", f"owner uid {st.st_uid}"
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return _writers(st), f"mode {stat.S_IMODE(st.st_mode):04o}"
-    for folder in real.parents:
-        try:
-            fst = os.stat(folder)
-        except OSError as e:
-            return "unknown users", f"folder {folder} cannot be checked: {e.strerror or e}"
-        if fst.st_uid != 0:
-            return f"uid {fst.st_uid}", f"folder {folder} owned by uid {fst.st_uid}"
-        sticky = fst.st_mode & stat.S_ISVTX  # others may add files, never replace root's
-        if fst.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not sticky:
-            by = "others" if fst.st_mode & stat.S_IWOTH else "its group"
-            return _writers(fst), f"folder {folder} writable by {by}"
-    return None
-
-
-def _writers(st: os.stat_result) -> str:
-    return "anyone" if st.st_mode & stat.S_IWOTH else f"group gid {st.st_gid}"
 
 
 def _signers(raw: bytes, file: str) -> tuple[PinnedSigner, ...]:

@@ -65,12 +65,23 @@ def test_one_advisory_in_two_files_is_read_once_the_newest_revision(tmp_path):
     assert "using" in loaded.notes[0] and "b.json" in loaded.notes[0]
 
 
-def test_undefined_product_ids_are_noted_not_fatal(tmp_path):
+def test_an_undefined_product_id_refuses_the_file_naming_csaf_test_6_1_1(tmp_path):
     doc = json.loads((ADV / "derived" / "relationships.json").read_text())
     doc["vulnerabilities"][0]["product_status"]["known_affected"].append("NOWHERE")
     (tmp_path / "x.json").write_text(json.dumps(doc))
     loaded = load_advisories([tmp_path])
-    assert len(loaded.advisories) == 1 and "NOWHERE not defined" in loaded.notes[0]
+    assert loaded.advisories == () and len(loaded.skipped) == 1
+    skipped = loaded.skipped[0]
+    assert skipped.reason.startswith("CSAF 6.1.1 (Missing Definition of Product ID): ")
+    assert "NOWHERE" in skipped.reason
+    assert skipped.path.startswith("$.vulnerabilities[0].product_status.known_affected[")
+
+
+def test_the_publisher_is_read_from_the_document():
+    advisory = load_file(REAL / "icsa-25-035-04.json")
+    assert (advisory.publisher, advisory.publisher_namespace) == (
+        "CISA", "https://www.cisa.gov/")
+    assert advisory.warnings == ()
 
 
 VENDORS = [

@@ -15,7 +15,7 @@ REAL = SHARED / "data" / "csaf" / "advisories"
 OURS = {"schneider-electric", "phoenix-contact"}
 
 # (host, advisory, CVE, expected): expected None = the advisory does not affect the host at
-# all; else (confidence, fixed version or None, a word the reason or flags must hold).
+# all; else (version certainty, fixed version or None, a word the reason or flags must hold).
 HAND_CHECKED = [
     # ICSA-25-035-04: M580 "<SV4.30" (fix SV4.30 only in a *mitigation* text), safety CPUs
     # "BMEP58-S" (hyphen = wildcard) "<SV4.21", BMENOR2200H all versions.
@@ -32,7 +32,7 @@ HAND_CHECKED = [
     ("plc-safety", "ICSA-23-201-01", "CVE-2022-45788", ("exact", None, "BMEP58*S")),
     # ICSA-19-136-01: M580 "< 2.30", but the remediation names firmware 2.80: v02.70 lies
     # between, reported at name_only; SV3.20 is above both.
-    ("plc-a", "ICSA-19-136-01", "CVE-2019-6821", ("name_only", "2.80", "contradiction")),
+    ("plc-a", "ICSA-19-136-01", "CVE-2019-6821", ("uncertain", "2.80", "contradiction")),
     ("plc-b", "ICSA-19-136-01", None, None),
     # ICSA-21-194-02 ("Schneider Electric Software, LLC"): M580 BMEP*/BMEH* all versions;
     # EcoStruxure Control Expert exactly "15.0 SP1" (and "< 15.0 SP1").
@@ -63,10 +63,10 @@ HAND_CHECKED = [
     ("ews-1", "ICSA-23-201-01", "CVE-2022-45788", ("range_parsed", "V15.3", "'< 15.3'")),
     # ICSA-17-103-02A: SoMachine Basic "> 1.5" while the fix is V1.5SP1: an inverted range in
     # the real data; reported, at name_only, with why.
-    ("ews-2", "ICSA-17-103-02A", "CVE-2017-7574", ("name_only", "V1.5SP1", "lies inside")),
+    ("ews-2", "ICSA-17-103-02A", "CVE-2017-7574", ("uncertain", "V1.5SP1", "lies inside")),
     # ICSA-21-103-01: "< 1.6 SP1"; the only version in the remediations is that of the
     # successor product (Machine Expert - Basic v1.1 SP1): flagged, not trusted.
-    ("ews-2", "ICSA-21-103-01", "CVE-2018-7783", ("name_only", "v1.1 SP1", "contradiction")),
+    ("ews-2", "ICSA-21-103-01", "CVE-2018-7783", ("uncertain", "v1.1 SP1", "contradiction")),
 ]
 
 AFFECTED = {  # every (host, advisory) pair the real files yield for the plant
@@ -111,8 +111,8 @@ def test_hand_checked_cases(real, host, advisory, cve, expected):
         assert found == {}, [m.reason for m in found.values()]
         return
     m = found[cve]
-    confidence, fixed, word = expected
-    assert (m.confidence, m.finding.fixed_version or None) == (confidence, fixed), m.reason
+    certainty, fixed, word = expected
+    assert (m.finding.certainty, m.finding.fixed_version or None) == (certainty, fixed), m.reason
     assert word in m.reason or word in m.finding.flags or word in m.finding.product.name
 
 
@@ -138,18 +138,20 @@ def test_advisories_of_other_vendors_match_nothing(real):
 
 def test_every_match_says_how_sure_and_why(real):
     for m in real[1]:
-        assert m.confidence in ("exact", "range_parsed", "name_only")
+        assert m.confidence in ("high", "medium", "low")
+        assert m.finding.certainty in ("exact", "range_parsed", "uncertain")
+        assert m.finding.identification in ("part_number", "part_pattern", "model", "name")
         assert m.reason and m.finding.flags
         if m.finding.fixed_source == "prose":
             assert "only remediation prose" in m.reason and "fix_prose" in m.finding.flags
 
 
 DERIVED = [  # the hand-made fixtures (tests/fixtures/advisories/derived)
-    ("plc-a", "ICSA-20-016-01", ("name_only", "v3.10", "makes 2.80 the first fixed version")),
-    ("plc-hsby", "ICSA-20-016-01", ("name_only", "v3.10", "is not in the free-text range")),
+    ("plc-a", "ICSA-20-016-01", ("uncertain", "v3.10", "makes 2.80 the first fixed version")),
+    ("plc-hsby", "ICSA-20-016-01", ("uncertain", "v3.10", "is not in the free-text range")),
     ("plc-b", "ICSA-20-016-01", None),  # SV3.20: above the range and the fix
     ("plc-c", "ICSA-20-016-01", None),
-    ("drop-1", "OTPATCH-TEST-INVERTED", ("name_only", None, "probably inverted")),
+    ("drop-1", "OTPATCH-TEST-INVERTED", ("uncertain", None, "probably inverted")),
     ("fw-new", "OTPATCH-TEST-RELATIONSHIPS", ("exact", "10.4.0", "per product status")),
     ("fw-mid", "OTPATCH-TEST-RELATIONSHIPS", None),
 ]
@@ -164,10 +166,10 @@ def test_derived_fixtures(plant, host, advisory, expected):
     if expected is None:
         assert found == []
         return
-    confidence, fixed, word = expected
+    certainty, fixed, word = expected
     assert len(found) == 1
     m = found[0]
-    assert (m.confidence, m.finding.fixed_version or None) == (confidence, fixed)
+    assert (m.finding.certainty, m.finding.fixed_version or None) == (certainty, fixed)
     assert word in m.reason
 
 
@@ -195,7 +197,7 @@ def test_what_the_inventory_does_not_say_lowers_confidence(tmp_path, host, advis
     loaded = load_advisories([REAL / f"{advisory.lower()}.json"])
     found = [m for m in match(load_inventory(tmp_path / "sparse.yml"), loaded.advisories)
              if m.host == host]
-    assert found and all(m.confidence == "name_only" and flag in m.finding.flags
+    assert found and all(m.confidence == "low" and flag in m.finding.flags
                          for m in found)
     assert not any(m.host == "mystery" for m in match(
         load_inventory(tmp_path / "sparse.yml"), loaded.advisories))  # no vendor: no match
@@ -211,9 +213,9 @@ def _relationships(status: dict) -> list:
     return [read_advisory(doc, "relationships.json")]
 
 
-def test_under_investigation_is_reported_at_name_only(plant):
+def test_under_investigation_is_reported_at_low_confidence(plant):
     found = match(plant, _relationships({"under_investigation": ["RS4000-AFFECTED"]}))
-    assert [(m.host, m.confidence) for m in found] == [("fw-new", "name_only")]
+    assert [(m.host, m.confidence) for m in found] == [("fw-new", "low")]
     assert "still investigating" in found[0].reason
 
 

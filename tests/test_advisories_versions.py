@@ -117,7 +117,7 @@ def test_affected_ranges_as_advisories_write_them(text, category, decimal, firmw
 @pytest.mark.parametrize("text", ["< august 28", "<=A_B", "NMC2 <= 6.9.6", "< P007"])
 def test_unreadable_ranges_are_unknown_not_guessed(text):
     affected = parse_affected(text)
-    assert (affected.kind, affected.confidence) == ("unparsed", "name_only")
+    assert (affected.kind, affected.certainty) == ("unparsed", "uncertain")
     assert affected.contains(parse_version("1.0")) is None and affected.problem
 
 

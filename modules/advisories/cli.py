@@ -19,9 +19,13 @@ def register(sub: argparse._SubParsersAction, host: Any) -> None:
                     "firmware version, and list the affected assets most urgent first: CVE, "
                     "CVSS base and effective score (with the compensating controls that "
                     "cover each asset), due date, fixed version, remediation and the "
-                    "playbook that applies. Every match says how sure it is (exact, "
-                    "range_parsed, name_only) and why. Broken advisory files are reported and "
-                    "skipped; the exit code stays 0.")
+                    "playbook that applies. Every match says how firmly the asset is "
+                    "identified (part_number, part_pattern, model, name), how sure the version "
+                    "verdict is (exact, range_parsed, uncertain), the two combined (confidence: "
+                    "high, medium, low) and why. Software products match software assets "
+                    "only; a family name matches an asset only if its part number is of that "
+                    "family. The same CVE from several providers is shown once, naming each. "
+                    "Broken advisory files are reported and skipped; the exit code stays 0.")
     m.add_argument("paths", nargs="+", metavar="PATH",
                    help="CSAF JSON files, or folders searched for *.json")
     m.add_argument("-i", "--inventory", required=True, metavar="INVENTORY")
@@ -35,6 +39,9 @@ def register(sub: argparse._SubParsersAction, host: Any) -> None:
                         "release date")
     m.add_argument("--next-cycle", metavar="DATE",
                    help="the next planned patch cycle: the deadline of low scores")
+    m.add_argument("--near-misses", action="store_true",
+                   help="also list, per asset, the products named but judged not to affect "
+                        "it, and why")
     m.add_argument("--json", action="store_true", help="print one JSON document")
     m.set_defaults(func=partial(match_command, host=host))
 
@@ -46,20 +53,27 @@ def match_command(args: argparse.Namespace, host: Any) -> int:
     from otpatch.modules.advisories.match import match
     from otpatch.modules.advisories.playbooks import load_playbooks
     from otpatch.modules.advisories.report import Run, document, text
+    from otpatch.modules.advisories.signatures import advisory_keys_path, load_advisory_keys
+    from otpatch.modules.advisories.sources import merge, signed
     from otpatch.modules.advisories.urgency import DUE_BASIS
+    from otpatch.modules.advisories.verdicts import CACHE_FILE
     from otpatch.modules.risk.controls import load_controls
     from otpatch.modules.risk.due import parse_when
 
     inventory = host.load_inventory(args.inventory)
     controls = load_controls(args.controls) if args.controls else {}
     cycle = parse_when(args.next_cycle, "--next-cycle") if args.next_cycle else None
-    loaded = load_advisories(args.paths)
+    keys = load_advisory_keys(advisory_keys_path())  # before any work: a bad key exits 2
+    loaded = signed(load_advisories(args.paths, cache=host.home() / CACHE_FILE), keys)
     args.playbooks = args.playbooks or str(default_playbooks(args.inventory))
     refs, problems = load_playbooks(args.playbooks, host.load_playbook)
-    matches = match(inventory, loaded.advisories, controls, playbooks=refs,
-                    due_from=args.due_from, next_cycle=cycle)
+    misses: list = []
+    matches = merge(match(inventory, loaded.advisories, controls, playbooks=refs,
+                          due_from=args.due_from, next_cycle=cycle, near_misses=misses),
+                    loaded.advisories)
     run = Run(args.inventory, loaded, tuple(matches), DUE_BASIS[args.due_from],
-              args.controls, args.playbooks, tuple(r.label for r in refs), tuple(problems))
+              args.controls, args.playbooks, tuple(r.label for r in refs), tuple(problems),
+              near_misses=tuple(misses) if args.near_misses else None)
     print(json.dumps(document(run), indent=2) if args.json else text(run))
     return 0
 

@@ -34,6 +34,8 @@ class Statement:
     is_fix: bool
     promise: bool  # a fix announced for later ("will include a fix")
     parts: frozenset[str] | None
+    details: str = ""  # the remediation's text, as the advisory has it
+    url: str = ""
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ def _statement(r: Remediation, version: str) -> Statement:
     is_fix = bool(version) and not promise and bool(
         FIX_WORDS.search(text) or (prefix and re.search(r"\bfirmware\b", text, re.I)))
     return Statement(r.category, version if is_fix else "", is_fix, promise,
-                     _parts(prefix.group(1)) if prefix else None)
+                     _parts(prefix.group(1)) if prefix else None, r.details, r.url)
 
 
 def _parts(prefix: str) -> frozenset[str] | None:
@@ -122,6 +124,15 @@ def fixed_version(product: Product, vuln: Vulnerability, products: dict[str, Pro
 def _same_line(a: Product, b: Product) -> bool:
     squash = (lambda n: re.sub(r"\W+", "", n).lower())
     return squash(a.name) == squash(b.name) or bool(set(a.part_patterns) & set(b.part_patterns))
+
+
+def shown(stmts: tuple[Statement, ...], category_shown: str) -> tuple[str, str]:
+    """The text and URL of the remediation of the category shown (the first such one)."""
+    for s in stmts:
+        if s.category == category_shown or (category_shown == "none_available"
+                                             and s.category == "vendor_fix" and s.promise):
+            return " ".join(s.details.split()), s.url
+    return "", ""
 
 
 def category(stmts: tuple[Statement, ...]) -> tuple[str, tuple[str, ...]]:

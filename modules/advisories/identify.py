@@ -8,6 +8,7 @@ from fnmatch import fnmatchcase
 from functools import lru_cache
 from typing import Any, Iterable, Iterator
 
+from otpatch.modules.advisories.families import family_of, fits, software_name
 from otpatch.modules.advisories.model import Advisory, Product
 from otpatch.modules.advisories.vendors import clean, vendor_key
 
@@ -28,6 +29,7 @@ class Asset:
     tokens: frozenset[str]  # significant words of the model, and the part number
     part_number: str  # upper case, "" when unknown
     firmware: str
+    software: bool = False  # `otpatch_device: software`, or a model the product table marks
 
     @classmethod
     def of(cls, host: Any) -> "Asset":
@@ -35,13 +37,21 @@ class Asset:
         words = set(_words(host.model, host.vendor)[0])
         if part:
             words.add(part.lower())
+        device = getattr(host, "device", None)
+        software = device == "software" or (device is None and bool(software_name(host.model)))
         return cls(host.name, vendor_key(host.vendor), frozenset(words), part,
-                   str(host.firmware or "").strip())
+                   str(host.firmware or "").strip(), software)
 
     @property
     def signature(self) -> tuple:
         """Hosts with the same signature match the same advisories the same way."""
-        return self.vendor_key, self.tokens, self.part_number, self.firmware
+        return self.vendor_key, self.tokens, self.part_number, self.firmware, self.software
+
+
+# How firmly a product names an asset, surest first: its part number listed as such, a
+# part-number pattern (wildcard or family prefix) it fits, its model (designators, or the
+# whole name of a software product), a name only ("mGuard", a family word).
+STRENGTHS = ("part_number", "part_pattern", "model", "name")
 
 
 @dataclass(frozen=True)
@@ -53,10 +63,20 @@ class Identification:
     text: str
     flags: tuple[str, ...] = ()
     extra: int = 0  # words of the product name the asset does not have (variants)
+    strength: str = "name"  # one of STRENGTHS
 
     @property
     def rank(self) -> tuple[int, int]:
         return LEVEL_RANK[self.level], self.specificity
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """A product that names the asset's words or part-number family but is judged not to
+    be it, and why (shown with --near-misses)."""
+
+    reason: str
+    flag: str  # software_product | software_asset | part_number_differs | family_mismatch
 
 
 @lru_cache(maxsize=65536)
@@ -70,20 +90,45 @@ def _words(name: str, vendor: str = "") -> tuple[frozenset[str], frozenset[str]]
     return words, designators
 
 
-def identify(product: Product, asset: Asset) -> Identification | None:
-    """How the product names the asset, or None when it does not (vendors already agree)."""
+def identify(product: Product, asset: Asset) -> Identification | Mismatch | None:
+    """How the product names the asset; a Mismatch when it names its words but is another
+    kind of thing or part; None when it does not name it at all (vendors already agree)."""
+    found = _named(product, asset)
+    if not isinstance(found, Identification):
+        return found
+    if product.software and not asset.software:
+        return Mismatch(f"{product.name.strip()!r} is software ({product.software}); the asset "
+                        "is a device, and the document lists the software, not the device",
+                        "software_product")
+    if asset.software and not product.software and (product.part_patterns or
+                                                     found.level == "variant"):
+        return Mismatch(f"{product.name.strip()!r} is a device; the asset is software",
+                        "software_asset")
+    return found
+
+
+def _named(product: Product, asset: Asset) -> Identification | Mismatch | None:
     if product.part_patterns and asset.part_number:
-        return _by_part(product, asset)
+        return _by_part(product, asset) or _part_miss(product, asset)
     best = None
     for name in (product.name,) + product.related_names:
-        found = _by_name(name, product.vendor, asset)
-        if found and (best is None or found.rank > best.rank):
+        found = _by_name(name, product, asset)
+        if found and (best is None or not isinstance(found, Mismatch) and (
+                isinstance(best, Mismatch) or found.rank > best.rank)):
             best = found
-    if best and product.part_patterns:  # the advisory names parts; the asset has none
+    if isinstance(best, Identification) and product.part_patterns:
         return replace(best, text=best.text + "; the asset has no part number to check "
                        f"against {', '.join(product.part_patterns)}",
                        flags=best.flags + ("no_part_number",))
     return best
+
+
+def _part_miss(product: Product, asset: Asset) -> Mismatch | None:
+    """The product's name names the asset's model, but its part numbers are others."""
+    if not any(_by_name(n, product, asset) for n in (product.name,) + product.related_names):
+        return None
+    return Mismatch(f"{product.name.strip()!r}: part number {asset.part_number} is not among "
+                    f"{', '.join(product.part_patterns)}", "part_number_differs")
 
 
 def _by_part(product: Product, asset: Asset) -> Identification | None:
@@ -92,10 +137,12 @@ def _by_part(product: Product, asset: Asset) -> Identification | None:
         return None
     pattern = max(hits, key=lambda p: len(p.replace("*", "")))
     wild = "*" in pattern
-    how = "matches the wildcard" if wild else "is listed as"
+    exact = pattern.upper() == asset.part_number
+    how = "matches the wildcard" if wild else "is listed as" if exact else "is of the family"
     return Identification("part_number", len(pattern.replace("*", "")),
                           f"part number {asset.part_number} {how} {pattern}",
-                          ("part_number",) + (("wildcard",) if wild else ()))
+                          ("part_number",) + (("wildcard",) if wild else ()),
+                          strength="part_number" if exact else "part_pattern")
 
 
 def part_matches(pattern: str, part: str) -> bool:
@@ -111,17 +158,42 @@ def part_matches(pattern: str, part: str) -> bool:
     return part.startswith(pattern) and pattern[-1:].isdigit() and rest[:1].isdigit()
 
 
-def _by_name(name: str, vendor: str, asset: Asset) -> Identification | None:
-    words, designators = _words(name, vendor)
+def _by_name(name: str, product: Product, asset: Asset) -> Identification | Mismatch | None:
+    words, designators = _words(name, product.vendor)
     if words and words <= asset.tokens:
         level = "model" if designators else "name"
-        return Identification(level, len(words), f"{'model' if designators else 'product'} "
-                              f"name {name.strip()!r} names the asset", (level,))
-    if designators and designators <= asset.tokens:
-        return Identification("variant", len(designators), f"product {name.strip()!r} is a "
-                              f"variant of model {'/'.join(sorted(designators)).upper()}",
-                              ("variant",), extra=len(words - asset.tokens))
-    return None
+        whole = "model" if designators or asset.software and len(words) > 1 else "name"
+        found = Identification(level, len(words), f"{'model' if designators else 'product'} "
+                               f"name {name.strip()!r} names the asset", (level,),
+                               strength=whole)
+    elif designators and designators <= asset.tokens:
+        found = Identification("variant", len(designators), f"product {name.strip()!r} is a "
+                               f"variant of model {'/'.join(sorted(designators)).upper()}",
+                               ("variant",), extra=len(words - asset.tokens), strength="model")
+    else:
+        return None
+    return _family_check(found, name, designators, product, asset)
+
+
+def _family_check(found: Identification, name: str, designators: frozenset[str],
+                  product: Product, asset: Asset) -> Identification | Mismatch:
+    """A family name ("Modicon M580", meaning the CPU) names an asset only if the asset's
+    part number fits the family's patterns (families.py); without one it cannot be told."""
+    if product.part_patterns:
+        return found
+    family = family_of(product.vendor_keys, designators, name)
+    if family is None:
+        return found
+    label = f"the {family.designator.upper()} {family.kind} part numbers " \
+            f"({', '.join(family.patterns)})"
+    if not asset.part_number:
+        return replace(found, text=f"{found.text}; the asset has no part number to check "
+                       f"against {label}", flags=found.flags + ("no_part_number",))
+    if not fits(family, asset.part_number):
+        return Mismatch(f"{name.strip()!r} names a family; part number {asset.part_number} "
+                        f"is not among {label}", "family_mismatch")
+    return replace(found, text=f"{found.text}; part number {asset.part_number} is among "
+                   f"{label}", flags=found.flags + ("family",))
 
 
 class ProductIndex:

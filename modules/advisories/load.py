@@ -6,15 +6,17 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from itertools import accumulate
 from pathlib import Path
 from types import MappingProxyType
-from typing import Iterable
+from typing import Any, Iterable
 
+from otpatch.modules.contract.canonical import sha256_hex
 from otpatch.modules.contract.errors import InputError
 from otpatch.modules.advisories.model import (Advisory, AdvisoryScore, Remediation, Skipped,
                                               Vulnerability)
 from otpatch.modules.advisories.products import TreeTooDeep, flatten
-from otpatch.modules.advisories.schema import schema_problems
+from otpatch.modules.advisories.verdicts import VerdictCache
 from otpatch.modules.risk.due import in_range
 from otpatch.modules.risk.scoring import RiskError
 
@@ -22,6 +24,9 @@ LOG = logging.getLogger(__name__)
 MAX_JSON_DEPTH = 100  # a CSAF document nests about 12 deep; branches add two per level
 MAX_INT_DIGITS = 20  # 64 bits; CSAF numbers are scores and counts
 _BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')  # strings are skipped whole
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')  # the same strings, matched faster
+_NOT_BRACKETS = re.compile(r'[^\[\]{}]+')
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
 @dataclass(frozen=True)
@@ -49,41 +54,68 @@ def advisory_files(paths: Iterable[str | Path]) -> list[Path]:
     return list(found)
 
 
-def load_advisories(paths: Iterable[str | Path]) -> Loaded:
-    """Every advisory under `paths`; broken files reported in `skipped`, never raised."""
+def load_advisories(paths: Iterable[str | Path], cache: str | Path | None = None) -> Loaded:
+    """Every advisory under `paths`; broken files reported in `skipped`, never raised.
+
+    `cache`: the SQLite file of verdicts (verdicts.py) by the SHA-256 of each file's bytes,
+    so a file already checked is not validated again; None checks every file (no file
+    written). Either way the result is the same."""
     files = advisory_files(paths)
     read, skipped = [], []
-    for path in files:
-        result = load_file(path)
-        (skipped if isinstance(result, Skipped) else read).append(result)
+    with VerdictCache(cache) as verdicts:
+        for path in files:
+            result = load_file(path, verdicts)
+            (skipped if isinstance(result, Skipped) else read).append(result)
+    if cache is not None:
+        LOG.debug("verdicts of %d file(s): %d from %s, %d computed", len(files),
+                  verdicts.hits, cache, verdicts.misses)
     advisories, notes = _newest_revisions(read)
-    notes += [f"{a.file}: {note}" for a in advisories for note in a.notes]
+    notes += [f"{a.file}: {note}" for a in advisories for note in a.notes + a.warnings]
     return Loaded(tuple(advisories), tuple(skipped), len(files), tuple(notes))
 
 
-def load_file(path: str | Path) -> Advisory | Skipped:
-    """One advisory, or why the file cannot be used."""
+def load_file(path: str | Path, verdicts: VerdictCache | None = None) -> Advisory | Skipped:
+    """One advisory, or why the file cannot be used: unreadable, not JSON, not valid against
+    the CSAF 2.0 schema, or failing a CSAF test that matching depends on (REFUSED_TESTS).
+    The other failed CSAF tests become the advisory's `warnings`."""
     file = str(path)
+    parsed = _parse(path)
+    if isinstance(parsed, str):
+        return Skipped(file, "$", parsed)
+    data, document = parsed
+    verdict = (verdicts or VerdictCache(None)).verdict(sha256_hex(data), document)
+    if verdict.schema:
+        first = verdict.schema[0]
+        return Skipped(file, first.path, f"not valid CSAF 2.0: {first.reason}",
+                       more=len(verdict.schema) - 1)
+    refused = verdict.conformance.refusals
+    if refused:
+        return Skipped(file, refused[0].path, f"{refused[0].label}: {refused[0].message}",
+                       more=sum(t.more + 1 for t in verdict.conformance.failed) - 1)
+    return _read(document, file, verdict.conformance.warnings)
+
+
+def _parse(path: str | Path) -> tuple[bytes, Any] | str:
+    """The file's bytes and its parsed JSON, or why it cannot be read as JSON."""
     try:
-        text = Path(path).read_text("utf-8")
+        data = Path(path).read_bytes()
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        return Skipped(file, "$", f"cannot read the file: {e}")
+        return f"cannot read the file: {e}"
     trouble = _too_deep(text)
     if trouble:
-        return Skipped(file, "$", trouble)
+        return trouble
     try:
-        document = json.loads(text, parse_int=_bounded_int)
+        return data, json.loads(text, parse_int=_bounded_int)
     except json.JSONDecodeError as e:
-        return Skipped(file, "$", _json_trouble(text, e))
+        return _json_trouble(text, e)
     except ValueError as e:  # _bounded_int's refusal
-        return Skipped(file, "$", str(e))
-    problems = schema_problems(document)
-    if problems:
-        first = problems[0]
-        return Skipped(file, first.path, f"not valid CSAF 2.0: {first.reason}",
-                       more=len(problems) - 1)
+        return str(e)
+
+
+def _read(document: dict, file: str, warnings: tuple[str, ...]) -> Advisory | Skipped:
     try:
-        return read_advisory(document, file)
+        return read_advisory(document, file, warnings)
     except TreeTooDeep as e:
         return Skipped(file, e.path, str(e))
     except RiskError as e:
@@ -94,7 +126,16 @@ def load_file(path: str | Path) -> Advisory | Skipped:
 
 def _too_deep(text: str) -> str | None:
     """Why the JSON text nests deeper than MAX_JSON_DEPTH (None: it does not), found
-    before parsing: Python's parser and the schema check recurse once per level."""
+    before parsing: Python's parser and the schema check recurse once per level. The
+    brackets outside strings are counted by regular expressions and `accumulate` (C speed);
+    only a file that is too deep is scanned again, in Python, for the line to name."""
+    brackets = _NOT_BRACKETS.sub("", _STRING.sub("", text))
+    if max(accumulate(map(_STEP.__getitem__, brackets)), default=0) <= MAX_JSON_DEPTH:
+        return None
+    return _deep_at(text)
+
+
+def _deep_at(text: str) -> str | None:
     depth = 0
     for m in _BRACKETS.finditer(text):
         token = m.group()
@@ -124,8 +165,9 @@ def _json_trouble(text: str, e: json.JSONDecodeError) -> str:
     return f"not JSON: {e.msg} at {where}"
 
 
-def read_advisory(document: dict, file: str = "") -> Advisory:
-    """The typed advisory of a schema-valid CSAF document."""
+def read_advisory(document: dict, file: str = "", warnings: tuple[str, ...] = ()) -> Advisory:
+    """The typed advisory of a schema-valid CSAF document; `warnings` are the CSAF tests it
+    fails that matching does not depend on (conformance.py)."""
     doc = document["document"]
     tracking = doc["tracking"]
     products, notes = flatten(document)
@@ -133,12 +175,13 @@ def read_advisory(document: dict, file: str = "") -> Advisory:
               for g in (document.get("product_tree") or {}).get("product_groups") or ()}
     vulns = tuple(_vulnerability(v, f"$.vulnerabilities[{i}]", groups)
                   for i, v in enumerate(document.get("vulnerabilities") or ()))
-    notes += _undefined_ids(vulns, products)
+    publisher = doc["publisher"]
     return Advisory(id=tracking["id"], title=doc["title"], file=file,
                     initial_release=_when(tracking["initial_release_date"]),
                     current_release=_when(tracking["current_release_date"]),
                     products=MappingProxyType(products), vulnerabilities=vulns,
-                    notes=tuple(notes))
+                    notes=tuple(notes), warnings=tuple(warnings),
+                    publisher=publisher["name"], publisher_namespace=publisher["namespace"])
 
 
 def _when(text: str) -> datetime:
@@ -172,21 +215,6 @@ def _remediation(r: dict, groups: dict) -> Remediation:
     for group in r.get("group_ids") or ():
         ids += groups.get(group, ())
     return Remediation(r["category"], r["details"], tuple(dict.fromkeys(ids)), r.get("url", ""))
-
-
-def _undefined_ids(vulns: tuple[Vulnerability, ...], products: dict) -> list[str]:
-    """Product ids a vulnerability names that the product tree does not define (CSAF
-    mandatory test 6.1.1): reported, and ignored where they are used."""
-    notes = []
-    for v in vulns:
-        used = {i for ids in v.status.values() for i in ids}
-        used |= {i for r in v.remediations for i in r.product_ids}
-        used |= {i for s in v.scores for i in s.products}
-        missing = sorted(used - set(products))
-        if missing:
-            notes.append(f"{v.path}: product id(s) {', '.join(missing)} not defined in the "
-                         "product tree; ignored")
-    return notes
 
 
 def _newest_revisions(read: list[Advisory]) -> tuple[list[Advisory], list[str]]:

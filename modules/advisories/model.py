@@ -9,7 +9,10 @@ from otpatch.modules.advisories.ranges import Affected
 
 AFFECTED_STATUS = ("known_affected", "first_affected", "last_affected")
 FIXED_STATUS = ("fixed", "first_fixed")
-CONFIDENCE_ORDER = ("exact", "range_parsed", "name_only")  # most sure first
+CONFIDENCE_ORDER = ("high", "medium", "low")  # most sure first
+# How sure the version verdict is: all versions, an exact version or a vers range; a
+# free-text range read by ranges.py; not compared, contradicted, or still investigated.
+CERTAINTY_ORDER = ("exact", "range_parsed", "uncertain")
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,9 @@ class Product:
     part_patterns: tuple[str, ...] = ()  # model numbers and part numbers, * a wildcard
     path: str = ""  # JSON path of the entry in the document
     related_names: tuple[str, ...] = ()  # a relationship's other product (installed on ...)
+    # What marks the product as software (a name word such as "DTM", or "CPE part a"),
+    # "" for a device or firmware; a software product names no device asset (identify.py).
+    software: str = ""
 
 
 @dataclass(frozen=True)
@@ -104,17 +110,38 @@ class Skipped:
 
 @dataclass(frozen=True)
 class Finding:
-    """Whether one product of a vulnerability affects one asset, and how sure that is."""
+    """Whether one product of a vulnerability affects one asset, and how sure that is: how
+    firmly the product names the asset (identification), how sure the version verdict is
+    (certainty), and the two combined (confidence: the lower of them)."""
 
     product: Product
     affected: bool
-    confidence: str  # exact | range_parsed | name_only
+    confidence: str  # high | medium | low (CONFIDENCE_ORDER)
     reasons: tuple[str, ...]
     flags: tuple[str, ...] = ()  # keywords: free_text_range, wildcard, contradiction, ...
     fixed_version: str = ""
     fixed_source: str = ""  # product_status | vendor_fix | prose | ""
     remediation: str = "none"
     remediation_categories: tuple[str, ...] = ()
+    identification: str = "name"  # part_number | part_pattern | model | name
+    certainty: str = "uncertain"  # exact | range_parsed | uncertain (CERTAINTY_ORDER)
+    remediation_text: str = ""  # the details of the remediation shown (category above)
+    remediation_url: str = ""
+
+
+@dataclass(frozen=True)
+class NearMiss:
+    """A product an advisory names that shares the asset's words or part-number family but
+    was judged not to affect it, and why (`advisories match --near-misses`)."""
+
+    host: str
+    advisory: str
+    product_id: str
+    product: str
+    reason: str
+    flag: str  # software_product | software_asset | part_number_differs | family_mismatch
+    #            | not_in_range | known_not_affected
+    cves: tuple[str, ...] = ()  # the vulnerabilities concerned; () for every one
 
 
 @dataclass(frozen=True)
@@ -156,6 +183,9 @@ class Match:
     firmware: str = ""
     due_basis: str = ""  # initial_release_date | current_release_date
     playbooks: tuple[str, ...] = ()
+    identity: Mapping[str, str] = field(default_factory=dict)  # the asset as the inventory has it
+    sources: tuple[Any, ...] = ()  # sources.Source: every provider that published this match
+    disagreements: tuple[str, ...] = ()  # where those providers differ (score, fixed version)
 
     @property
     def confidence(self) -> str:

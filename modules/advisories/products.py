@@ -5,6 +5,7 @@ import re
 from dataclasses import replace
 from typing import Any, Iterator
 
+from otpatch.modules.advisories.families import software_name
 from otpatch.modules.advisories.model import Product
 from otpatch.modules.advisories.ranges import parse_affected
 from otpatch.modules.advisories.vendors import decimal_minor, vendor_keys
@@ -17,6 +18,11 @@ VERSION_BRANCHES = ("product_version", "product_version_range")
 _PART = re.compile(r"(?<![\w*-])([A-Z0-9]{2,}[A-Z0-9*-]*)(?![\w*-])")
 _PARENS = re.compile(r"\(([^)]*)\)")
 _PART_LIST = re.compile(r"part\s*numbers?|model\s*numbers?|\*", re.I)
+# Schneider's part numbers as some advisories space them ("BMX NOC 0401", "BMX P34x"), and
+# an x for any digit ("140NOC78x00", "140CPU65xxxxx", "BMX P34x"): read as BMXNOC0401,
+# 140NOC78*00, 140CPU65*, BMXP34*.
+_SPACED = re.compile(r"\b(BM[EX]) ([A-Z]{1,3}) ?(\d{2,4}(?:[A-Z]|x+)?)(?![\w*-])")
+_X_DIGITS = re.compile(r"(?<=[0-9A-Z])x+(?=[0-9A-Z]|(?![\w*-]))")
 
 
 def flatten(document: dict) -> tuple[dict[str, Product], list[str]]:
@@ -64,15 +70,29 @@ def _product(full: dict, ctx: dict, path: str) -> Product:
     helper = full.get("product_identification_helper") or {}
     parts = part_patterns(name, full["name"],
                           list(helper.get("model_numbers") or ()) + list(helper.get("skus") or ()))
+    software = _software(helper.get("cpe", ""), name, ctx.get("product_family", ""),
+                         full["name"])
+    # A part number in a software product's name is the device it is for, not its own.
     return Product(product_id=full["product_id"], vendor=vendor, vendor_keys=keys, name=name,
                    full_name=full["name"], affected=affected, version_category=category,
-                   part_patterns=parts, path=path)
+                   part_patterns=() if software else parts, path=path, software=software)
+
+
+def _software(cpe: str, *names: str) -> str:
+    """What marks a product as software: its CPE's part (a = application; h hardware and
+    o operating system or firmware are devices), else a word of its names."""
+    part = str(cpe).split(":")[2:3] if str(cpe).startswith("cpe:2.3:") else []
+    if part:
+        return "CPE part a" if part == ["a"] else ""
+    word = software_name(*names)
+    return f"the word {word!r}" if word else ""
 
 
 def part_patterns(name: str, full_name: str, model_numbers: Any = ()) -> tuple[str, ...]:
-    """The part and model numbers a product names, upper case, `*` a wildcard."""
+    """The part and model numbers a product names, upper case, `*` a wildcard; a part
+    written in its three groups ("BMX NOC 0401") is read as one (BMXNOC0401)."""
     found = [str(m).strip().upper() for m in model_numbers if str(m).strip()]
-    for text in (name, full_name):
+    for text in (_written(name), _written(full_name)):
         for inside in _PARENS.findall(text):
             tokens = _tokens(inside.split("excluding")[0])
             if _PART_LIST.search(inside):
@@ -82,6 +102,11 @@ def part_patterns(name: str, full_name: str, model_numbers: Any = ()) -> tuple[s
         outside = _PARENS.sub(" ", text)
         found += [t for t in _tokens(outside) if "-" not in t and (len(t) >= 10 or "*" in t)]
     return tuple(dict.fromkeys(found))
+
+
+def _written(text: str) -> str:
+    """A name with its spaced part numbers joined and x-for-digit runs made wildcards."""
+    return _X_DIGITS.sub("*", _SPACED.sub(r"\1\2\3", text))
 
 
 def _tokens(text: str) -> list[str]:

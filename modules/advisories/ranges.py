@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from otpatch.modules.versions import Version, VersionError, parse_version
 
 # How sure a version decision can be, by how the advisory wrote the versions.
-CONFIDENCE = {"all": "exact", "exact": "exact", "vers": "exact", "vers_nonstandard":
-              "range_parsed", "free_text": "range_parsed", "unparsed": "name_only",
-              "none": "name_only"}
+CERTAINTY = {"all": "exact", "exact": "exact", "vers": "exact", "vers_nonstandard":
+             "range_parsed", "free_text": "range_parsed", "unparsed": "uncertain",
+             "none": "uncertain"}
 _OPS = {">=": ">=", "=>": ">=", ">": ">", "<=": "<=", "=<": "<=", "<": "<", "=": "=",
         "==": "=", "!=": "!=", "": "="}
 _SPLIT = re.compile(r"\s*(?:\||_and_|\band\b|_)?\s*(?<![<>=!])(?=[<>!]=?|=)")
@@ -60,7 +60,7 @@ class Interval:
 
 @dataclass(frozen=True)
 class Affected:
-    """The versions a product entry names: kind says how they were written (CONFIDENCE)."""
+    """The versions a product entry names: kind says how they were written (CERTAINTY)."""
 
     text: str
     kind: str  # all | exact | vers | vers_nonstandard | free_text | unparsed | none
@@ -69,8 +69,9 @@ class Affected:
     problem: str = ""  # why the text could not be read (kind unparsed)
 
     @property
-    def confidence(self) -> str:
-        return CONFIDENCE[self.kind]
+    def certainty(self) -> str:
+        """How sure a verdict over this set can be (model.CERTAINTY_ORDER)."""
+        return CERTAINTY[self.kind]
 
     def contains(self, v: Version) -> bool | None:
         """Whether v is in the set; None when the set is unknown (unparsed, none)."""

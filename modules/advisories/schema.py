@@ -7,6 +7,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from otpatch.modules.contract.canonical import sha256_hex
+
 # The URLs the CSAF schema references, and the shipped copies they stand for (PROVENANCE.md).
 CSAF_SCHEMA = "csaf/csaf_json_schema.json"
 CVSS_SCHEMAS = {
@@ -27,6 +29,15 @@ class SchemaProblem:
 def read_schema(name: str) -> dict:
     """A shipped schema document by its path under otpatch.schemas (e.g. CSAF_SCHEMA)."""
     return json.loads(resources.files("otpatch.schemas").joinpath(name).read_text("utf-8"))
+
+
+@lru_cache(maxsize=1)
+def schema_digest() -> str:
+    """SHA-256 over the shipped schema files (CSAF and the CVSS ones it references): a
+    verdict computed with other schema files is another verdict."""
+    files = resources.files("otpatch.schemas")
+    return sha256_hex(b"".join(files.joinpath(path).read_bytes()
+                               for path in (CSAF_SCHEMA, *sorted(CVSS_SCHEMAS.values()))))
 
 
 @lru_cache(maxsize=1)
@@ -59,7 +70,7 @@ def _explain(err: Any) -> list[SchemaProblem]:
     if err.validator in ("oneOf", "anyOf") and err.context:
         return [p for sub in _closest_branch(err.context) for p in _explain(sub)]
     if err.validator == "required" and isinstance(err.instance, dict):
-        return [SchemaProblem(_join(err.json_path, name), "required property is missing")
+        return [SchemaProblem(join_path(err.json_path, name), "required property is missing")
                 for name in err.validator_value if name not in err.instance]
     return [SchemaProblem(err.json_path, _short(err.message))]
 
@@ -73,7 +84,8 @@ def _closest_branch(context: list) -> list:
     return min(branches.values(), key=len)
 
 
-def _join(path: str, name: str) -> str:
+def join_path(path: str, name: str) -> str:
+    """`path` and an object key in our JSON-path style: $.a.b, or $.a['not an identifier']."""
     return f"{path}.{name}" if name.isidentifier() else f"{path}[{name!r}]"
 
 

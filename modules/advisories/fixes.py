@@ -127,12 +127,12 @@ def _same_line(a: Product, b: Product) -> bool:
 
 
 def shown(stmts: tuple[Statement, ...], category_shown: str) -> tuple[str, str]:
-    """The text and URL of the remediation of the category shown (the first such one)."""
-    for s in stmts:
-        if s.category == category_shown or (category_shown == "none_available"
-                                             and s.category == "vendor_fix" and s.promise):
-            return " ".join(s.details.split()), s.url
-    return "", ""
+    """The text and URL of the remediation of the category shown: the one that names the
+    fix, else one limited to the asset's part numbers, else the first."""
+    of = [s for s in stmts if s.category == category_shown or (
+        category_shown == "none_available" and s.category == "vendor_fix" and s.promise)]
+    best = sorted(of, key=lambda s: (not s.is_fix, s.parts is None))[:1]
+    return (" ".join(best[0].details.split()), best[0].url) if best else ("", "")
 
 
 def category(stmts: tuple[Statement, ...]) -> tuple[str, tuple[str, ...]]:

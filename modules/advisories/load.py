@@ -86,7 +86,7 @@ def load_file(path: str | Path, verdicts: VerdictCache | None = None) -> Advisor
     verdict = (verdicts or VerdictCache(None)).verdict(sha256_hex(data), document)
     if verdict.schema:
         first = verdict.schema[0]
-        return Skipped(file, first.path, f"not valid CSAF 2.0: {first.reason}",
+        return Skipped(file, first.path, f"{_schema_label(first.path)}: {first.reason}",
                        more=len(verdict.schema) - 1)
     refused = verdict.conformance.refusals
     if refused:
@@ -122,6 +122,14 @@ def _read(document: dict, file: str, warnings: tuple[str, ...]) -> Advisory | Sk
         return Skipped(file, "$.document.tracking", str(e))
     except ValueError as e:
         return Skipped(file, "$.document.tracking", f"unreadable date: {e}")
+
+
+def _schema_label(path: str) -> str:
+    """What a schema error is: inside a score's CVSS object it is CSAF test 6.1.8 (Invalid
+    CVSS: validation against FIRST's CVSS schemas, which the CSAF schema includes)."""
+    if re.search(r"\.scores\[\d+\]\.cvss_v[23]\b", path):
+        return "CSAF 6.1.8 (Invalid CVSS): not valid against FIRST's CVSS schema"
+    return "not valid CSAF 2.0"
 
 
 def _too_deep(text: str) -> str | None:

@@ -39,11 +39,11 @@ def match(inventory: Any, advisories: Iterable[Advisory], controls: Any = (), *,
     refs = tuple(playbooks)
     out = []
     for host in (inventory.hosts.values() if hosts is None else hosts):
-        books = playbooks_for(host, refs)
-        asset = Asset.of(host)
+        books, asset, identity = playbooks_for(host, refs), Asset.of(host), _identity(host)
         for adv, vuln, finding in matcher.findings(asset):
             urgency = assessor.assess(host, adv, vuln.score_for(finding.product.product_id))
-            out.append(_match(host, adv, vuln, finding, urgency, assessor.basis, books))
+            out.append(_match(host, adv, vuln, finding, urgency, assessor.basis, books,
+                              identity))
         if near_misses is not None:
             near_misses.extend(replace(m, host=host.name) for m in matcher.misses(asset))
     return sorted(out, key=urgency_key)
@@ -59,13 +59,18 @@ def urgency_key(m: Match) -> tuple:
 IDENTITY = ("vendor", "model", "part_number", "serial_number", "device", "zone")
 
 
-def _match(host: Any, adv: Advisory, vuln: Vulnerability, finding: Finding, u: Urgency,
-           basis: str, books: tuple[str, ...]) -> Match:
+def _identity(host: Any) -> Mapping[str, str]:
+    """The asset as the inventory has it, echoed with each of its matches."""
     identity = {k: str(getattr(host, k, "") or "") for k in IDENTITY}
     identity["firmware"] = str(host.firmware or "")
+    return MappingProxyType(identity)
+
+
+def _match(host: Any, adv: Advisory, vuln: Vulnerability, finding: Finding, u: Urgency,
+           basis: str, books: tuple[str, ...], identity: Mapping[str, str]) -> Match:
     return Match(host=host.name, advisory=adv.id, cve=vuln.label, finding=finding, urgency=u,
-                 advisory_title=adv.title, file=adv.file, firmware=str(host.firmware or ""),
-                 due_basis=basis, playbooks=books, identity=MappingProxyType(identity))
+                 advisory_title=adv.title, file=adv.file, firmware=identity["firmware"],
+                 due_basis=basis, playbooks=books, identity=identity)
 
 
 class Matcher:

@@ -159,7 +159,9 @@ def _under(m: Match, width: int) -> list[str]:
              f"playbook: {', '.join(m.playbooks) or 'none applies'}"]
     if len(m.sources) > 1:
         lines.append("sources: " + "; ".join(
-            f"{s.publisher or '?'} {s.advisory} (signature {s.signature})" for s in m.sources))
+            f"{s.publisher or '?'} {s.advisory} (signature "
+            f"{'not checked' if s.signature == 'no_pinned_keys' else s.signature})"
+            for s in m.sources))
         lines += [f"providers disagree: {d}" for d in m.disagreements]
     return [w for line in lines for w in textwrap.wrap(
         line, width, initial_indent="    ", subsequent_indent="      ")]

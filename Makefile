@@ -18,23 +18,19 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/otpatch demo
 
-# tests/test_report_chromium.py checks the HTML report in headless Chromium: Debian's package,
-# installed here when missing (as root, or through sudo -n); it fails in CI when absent.
-# tests/test_advisories_signatures.py needs Debian's gnupg, as otpatch does to check advisory
-# signatures: installed the same way when gpg is missing, and the same rule in CI.
+# Debian packages some tests need, installed here when missing (as root, or through sudo -n);
+# those tests fail in CI when their package is absent: chromium for the HTML report in headless
+# Chromium (tests/test_report_chromium.py), gnupg for advisory signatures, as otpatch itself
+# checks them (tests/test_advisories_signatures.py).
 test: $(STAMP)
-	@command -v chromium >/dev/null 2>&1 || { \
+	@missing=""; command -v chromium >/dev/null 2>&1 || missing="chromium"; \
+	command -v gpg >/dev/null 2>&1 || missing="$$missing gnupg"; \
+	[ -z "$$missing" ] || { { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
 	  { [ -z "$$SUDO" ] || command -v sudo >/dev/null 2>&1; } && \
 	  $$SUDO apt-get update -qq && \
-	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
-	  echo "chromium not installed: the Chromium report test will be skipped outside CI"
-	@command -v gpg >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
-	  { [ -z "$$SUDO" ] || command -v sudo >/dev/null 2>&1; } && \
-	  $$SUDO apt-get update -qq && \
-	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnupg; } || \
-	  echo "gnupg not installed: the advisory signature tests will be skipped outside CI"
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; } || \
+	  echo "not installed:$$missing: the tests that need them will be skipped outside CI"; }
 	$(BIN)/python -m pytest -q -n 2
 
 bench: $(STAMP)

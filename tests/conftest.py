@@ -56,6 +56,14 @@ def run_json(result: subprocess.CompletedProcess) -> dict:
     return json.loads(result.stdout)
 
 
+@pytest.fixture(scope="session")
+def verdict_cache(tmp_path_factory) -> Path:
+    """One CSAF verdict cache (a real SQLite file) for the session's advisory loads: the
+    csaf tests run once per file per worker, as a site's second run would
+    (tests/test_advisories_conformance.py checks that a cached load equals a fresh one)."""
+    return tmp_path_factory.mktemp("verdicts") / "csaf-verdicts.sqlite"
+
+
 @pytest.fixture
 def lab(tmp_path):
     """The simulator lab of inventory/lab.yml on ephemeral ports; `lab.inventory` is the

@@ -90,8 +90,8 @@ def plant():
 
 
 @pytest.fixture(scope="module")
-def real(plant):
-    loaded = load_advisories([REAL])
+def real(plant, verdict_cache):
+    loaded = load_advisories([REAL], cache=verdict_cache)
     assert (loaded.files, len(loaded.advisories), loaded.skipped) == (273, 273, ())
     return loaded, match(plant, loaded.advisories)
 

@@ -117,11 +117,16 @@ ADVISORIES = {row[1] for row in TRUTH}
 
 
 @pytest.fixture(scope="module")
-def predicted():
+def loaded(verdict_cache):
+    loaded = load_advisories([REAL, TRUTH_DIR / "advisories"], cache=verdict_cache)
+    assert not loaded.skipped
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def predicted(loaded):
     """(host, advisory) -> the match shown for it, each provider's advisory counted."""
     inventory = load_inventory(TRUTH_DIR / "plant.yml")
-    loaded = load_advisories([REAL, TRUTH_DIR / "advisories"])
-    assert not loaded.skipped
     out = {}
     for m in merge(match(inventory, loaded.advisories), loaded.advisories):
         for source in m.sources:
@@ -182,9 +187,8 @@ def test_the_same_cve_from_two_providers_is_shown_once_naming_both(predicted):
     assert not any(d.startswith("fixed version") for d in m.disagreements)
 
 
-def test_near_misses_say_why_for_each_trap():
+def test_near_misses_say_why_for_each_trap(loaded):
     inventory = load_inventory(TRUTH_DIR / "plant.yml")
-    loaded = load_advisories([REAL, TRUTH_DIR / "advisories"])
     misses = []
     match(inventory, loaded.advisories, near_misses=misses)
     flags = defaultdict(set)
@@ -196,3 +200,27 @@ def test_near_misses_say_why_for_each_trap():
     assert "family_mismatch" in flags["m340-noc", "ICSA-17-054-03"]
     assert "not_in_range" in flags["cpu-2", "ICSA-25-035-04"]
     assert not flags["cpu-1", "ICSA-25-035-04"]  # affected: no near miss for it
+
+
+@pytest.mark.parametrize("name, cpe, software", [
+    ("EcoStruxure Control Expert", "", "the word 'Expert'"),
+    ("ATV320 DTM", "", "the word 'DTM'"),
+    ("Modicon M580 CPU (part numbers BMEP* and BMEH*)", "", ""),
+    ("Control Panel X", "cpe:2.3:a:schneider-electric:control_panel_x:*:*:*:*:*:*:*:*",
+     "CPE part a"),
+    ("Studio Gateway", "cpe:2.3:h:schneider-electric:studio_gateway:-:*:*:*:*:*:*:*", ""),
+])
+def test_what_marks_a_product_as_software(name, cpe, software):
+    """A name word, or the CPE's part (a: application; h and o: a device), which wins."""
+    from otpatch.modules.advisories.products import flatten
+
+    helper = {"cpe": cpe} if cpe else {}
+    tree = {"product_tree": {"branches": [{"category": "vendor", "name": "Schneider Electric",
+                                           "branches": [{"category": "product_name",
+                                                         "name": name, "product": {
+                                                             "name": name, "product_id": "P",
+                                                             "product_identification_helper":
+                                                             helper}}]}]}}
+    product = flatten(tree)[0]["P"]
+    assert product.software == software
+    assert (product.part_patterns == ()) or not software  # a software name's part is the device's

@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     declaration, modules/registry.py), from the registry load_registry made."""
     from otpatch.engine import commands as c
     from otpatch.engine import (approve_cli, attest_cli, bundle_cli, evidence_cli, moduledoc,
-                                register_cli, report_cli)
+                                register_cli, report_cli, baseline_cli)
     from otpatch.engine.host import PackageHost
     from otpatch.modules.registry import current, resolve
 
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     bundle_cli.register(sub)
     register_cli.register(sub)
     report_cli.register(sub)
+    baseline_cli.register(sub)
     for where in current().cli:
         resolve(where)(sub, PackageHost())
     for name, what in COMMANDS_NOT_BUILT.items():

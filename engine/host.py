@@ -24,6 +24,15 @@ class PackageHost:
         return default_home()
 
     @staticmethod
+    def baseline_firmware(inventory: Any) -> dict[str, tuple[str, str]]:
+        """host -> (firmware, why) where a run's verified as-left says more than the
+        inventory's typed firmware (engine/baseline.py)."""
+        from otpatch.engine.baseline import firmware_sources
+        from otpatch.engine.journal import default_home
+
+        return firmware_sources(default_home(), inventory)
+
+    @staticmethod
     def load_playbook(path: str | Path, inventory: Any = None) -> Any:
         """A validated, frozen playbook (engine/loader.py); PlaybookError with file:line:col."""
         from otpatch.engine.loader import load_playbook

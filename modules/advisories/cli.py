@@ -48,6 +48,7 @@ def register(sub: argparse._SubParsersAction, host: Any) -> None:
 
 def match_command(args: argparse.Namespace, host: Any) -> int:
     import json
+    from dataclasses import replace
 
     from otpatch.modules.advisories.load import load_advisories
     from otpatch.modules.advisories.match import match
@@ -68,8 +69,13 @@ def match_command(args: argparse.Namespace, host: Any) -> int:
     args.playbooks = args.playbooks or str(default_playbooks(args.inventory))
     refs, problems = load_playbooks(args.playbooks, host.load_playbook)
     misses: list = []
+    current = host.baseline_firmware(inventory)  # a verified run's as-left over the typed
+    hosts = [replace(h, firmware=current[h.name][0]) if h.name in current else h
+             for h in inventory.hosts.values()]
     matches = merge(match(inventory, loaded.advisories, controls, playbooks=refs,
-                          due_from=args.due_from, next_cycle=cycle, near_misses=misses),
+                          due_from=args.due_from, next_cycle=cycle, hosts=hosts,
+                          near_misses=misses,
+                          firmware_sources={h: why for h, (_, why) in current.items()}),
                     loaded.advisories)
     run = Run(args.inventory, loaded, tuple(matches), DUE_BASIS[args.due_from],
               args.controls, args.playbooks, tuple(r.label for r in refs), tuple(problems),

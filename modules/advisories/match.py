@@ -27,11 +27,13 @@ VERSION_FLAGS = {"all": "all_versions", "exact": "exact_version", "vers": "vers_
 def match(inventory: Any, advisories: Iterable[Advisory], controls: Any = (), *,
           playbooks: Iterable[Any] = (), due_from: str = "initial",
           next_cycle: datetime | None = None, hosts: Iterable[Any] | None = None,
-          near_misses: list[NearMiss] | None = None) -> list[Match]:
+          near_misses: list[NearMiss] | None = None,
+          firmware_sources: Mapping[str, str] | None = None) -> list[Match]:
     """Every (asset, advisory, CVE) where the advisory affects an inventory host (or one of
     `hosts`), most urgent first. `controls`: risk Controls (or load_controls' mapping);
     each applies to the hosts its applies_to covers. `playbooks`: PlaybookRefs. The near
-    misses (products named but judged not to affect an asset) go into `near_misses`."""
+    misses (products named but judged not to affect an asset) go into `near_misses`;
+    `firmware_sources`: host -> where its firmware came from, when not from the inventory."""
     from otpatch.modules.advisories.playbooks import playbooks_for
 
     matcher = Matcher(advisories)
@@ -43,7 +45,7 @@ def match(inventory: Any, advisories: Iterable[Advisory], controls: Any = (), *,
         for adv, vuln, finding in matcher.findings(asset):
             urgency = assessor.assess(host, adv, vuln.score_for(finding.product.product_id))
             out.append(_match(host, adv, vuln, finding, urgency, assessor.basis, books,
-                              identity))
+                              identity, (firmware_sources or {}).get(host.name, "")))
         if near_misses is not None:
             near_misses.extend(replace(m, host=host.name) for m in matcher.misses(asset))
     return sorted(out, key=urgency_key)
@@ -56,21 +58,24 @@ def urgency_key(m: Match) -> tuple:
             CONFIDENCE_ORDER.index(m.confidence), m.host, m.advisory, m.cve)
 
 
-IDENTITY = ("vendor", "model", "part_number", "serial_number", "device", "zone")
+IDENTITY = {"vendor": "vendor", "model": "model", "part_number": "part_number",
+            "serial_number": "serial", "device": "device", "zone": "zone"}  # key -> Host field
 
 
 def _identity(host: Any) -> Mapping[str, str]:
     """The asset as the inventory has it, echoed with each of its matches."""
-    identity = {k: str(getattr(host, k, "") or "") for k in IDENTITY}
+    identity = {k: str(getattr(host, f, "") or "") for k, f in IDENTITY.items()}
     identity["firmware"] = str(host.firmware or "")
     return MappingProxyType(identity)
 
 
 def _match(host: Any, adv: Advisory, vuln: Vulnerability, finding: Finding, u: Urgency,
-           basis: str, books: tuple[str, ...], identity: Mapping[str, str]) -> Match:
+           basis: str, books: tuple[str, ...], identity: Mapping[str, str],
+           firmware_source: str = "") -> Match:
     return Match(host=host.name, advisory=adv.id, cve=vuln.label, finding=finding, urgency=u,
                  advisory_title=adv.title, file=adv.file, firmware=identity["firmware"],
-                 due_basis=basis, playbooks=books, identity=identity)
+                 due_basis=basis, playbooks=books, identity=identity,
+                 firmware_source=firmware_source)
 
 
 class Matcher:

@@ -186,6 +186,7 @@ class Match:
     identity: Mapping[str, str] = field(default_factory=dict)  # the asset as the inventory has it
     sources: tuple[Any, ...] = ()  # sources.Source: every provider that published this match
     disagreements: tuple[str, ...] = ()  # where those providers differ (score, fixed version)
+    firmware_source: str = ""  # where the firmware came from when not typed (the baseline)
 
     @property
     def confidence(self) -> str:
@@ -193,7 +194,8 @@ class Match:
 
     @property
     def reason(self) -> str:
-        return "; ".join(self.finding.reasons + self.urgency.notes)
+        said = (self.firmware_source,) if self.firmware_source else ()
+        return "; ".join(said + self.finding.reasons + self.urgency.notes)
 
     @property
     def effective(self) -> float | None:

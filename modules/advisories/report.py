@@ -37,7 +37,8 @@ def match_dict(m: Match, now: datetime) -> dict[str, Any]:
     f, u = m.finding, m.urgency
     return {
         "host": m.host, "asset": {"host": m.host, **{k: v or None for k, v in m.identity.items()}},
-        "firmware": m.firmware, "advisory": m.advisory,
+        "firmware": m.firmware, "firmware_source": m.firmware_source or "typed",
+        "advisory": m.advisory,
         "title": m.advisory_title, "file": m.file, "cve": m.cve,
         "product_id": f.product.product_id, "product": f.product.name,
         "affected_versions": f.product.affected.text, "confidence": f.confidence,

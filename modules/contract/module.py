@@ -125,6 +125,7 @@ class Host(Protocol):
     def load_inventory(self, path: Any) -> Any: ...
     def load_playbook(self, path: Any, inventory: Any = None) -> Any: ...
     def home(self) -> Any: ...  # OTPATCH_HOME as the engine resolves it (a Path)
+    def baseline_firmware(self, inventory: Any) -> Any: ...  # host -> (firmware, why)
 
 
 ANY_ASPECT = "device"  # what a device-changing module that names nothing changes

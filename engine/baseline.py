@@ -1,0 +1,123 @@
+"""The baseline: what each inventory device runs now, and where each value came from.
+
+A value is typed (the inventory's `firmware:`, `serial_number:` ...), or read back and
+verified by a run that ended: its as-left (engine/report/devices.py), which only a verified
+device outcome yields. The newest verified reading wins over older ones and over the typed
+value. The baseline is derived, every time, from the journal's runs (hash-chained, their
+checkpoints signed; a damaged journal refuses, as `report` does) and the inventory, so it
+cannot say more than those records do, and it needs no store of its own to keep in step.
+
+A run on a simulator is a rehearsal: its readings are the simulator's, and the provenance
+says so (`on a simulator`). `advisories match` takes each device's firmware from here
+(modules/advisories/cli.py) and says where it came from."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+# baseline value -> the inventory field that types it
+TYPED = {"firmware": "firmware", "serial": "serial", "part_number": "part_number",
+         "model": "model", "vendor": "vendor"}  # Host.serial is `serial_number` in the file
+VERIFIED = ("changed_and_verified", "restored_and_verified", "left_changed", "not_changed")
+
+
+@dataclass(frozen=True)
+class Value:
+    """One baseline value and its provenance."""
+
+    value: str
+    source: str  # typed | as_left
+    run_id: str = ""
+    ended: str = ""  # when the run ended (ISO 8601), for as_left
+    mode: str = ""  # the run's mode (execute | dry_run)
+    simulator: bool = False
+
+    def provenance(self) -> str:
+        if self.source == "typed":
+            return "typed in the inventory"
+        where = " on a simulator" if self.simulator else ""
+        ended = self.ended[:19] + "Z" if len(self.ended) >= 19 else self.ended
+        return f"verified as-left of run {self.run_id} ({self.mode}{where}, ended {ended})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"value": self.value, "source": self.source, "run_id": self.run_id or None,
+                "ended": self.ended or None, "mode": self.mode or None,
+                "simulator": self.simulator, "provenance": self.provenance()}
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Per inventory host, per value (TYPED's keys), the value and where it came from."""
+
+    hosts: Mapping[str, Mapping[str, Value]]
+
+    def value(self, host: str, name: str) -> Value | None:
+        return self.hosts.get(host, {}).get(name)
+
+    def to_json(self) -> dict[str, Any]:
+        return {host: {k: v.to_json() for k, v in sorted(values.items())}
+                for host, values in sorted(self.hosts.items())}
+
+
+def baseline(home: Path, inventory: Any) -> Baseline:
+    """The baseline of the inventory's hosts from the journal at `home` (none yet: the
+    typed values). JournalError for a damaged journal."""
+    values = {name: _typed(host) for name, host in inventory.hosts.items()}
+    for device, run in _verified_devices(home):
+        if device["host"] in values:
+            values[device["host"]].update(_as_left(device, run))
+    return Baseline(MappingProxyType({h: MappingProxyType(v) for h, v in values.items()}))
+
+
+def _typed(host: Any) -> dict[str, Value]:
+    out = {}
+    for name, field in TYPED.items():
+        typed = str(getattr(host, field, "") or "")
+        if typed:
+            out[name] = Value(typed, "typed")
+    return out
+
+
+def _as_left(device: Mapping[str, Any], run: Mapping[str, Any]) -> dict[str, Value]:
+    ended = str(run.get("ended_at") or "")
+    return {name: Value(str(reading["value"]), "as_left", run["run_id"], ended,
+                        str(run.get("mode") or ""), bool(device.get("simulator")))
+            for name, reading in device["as_left"].items()
+            if name in TYPED and reading.get("value") not in (None, "")}
+
+
+def _verified_devices(home: Path) -> list[tuple[Mapping[str, Any], Mapping[str, Any]]]:
+    """(device, run) for every verified device of every ended run, oldest run first."""
+    from otpatch.engine.journal import Journal
+    from otpatch.engine.journalfile import FILENAME
+    from otpatch.engine.report.build import run_document
+    from otpatch.engine.report.source import load_run
+
+    if not (home / FILENAME).is_file():
+        return []
+    with Journal.open(home, read_only=True) as journal:
+        journal.require_intact(None, "baseline")
+        run_ids = [r.run_id for r in journal.runs()]
+    out = []
+    for run_id in run_ids:
+        record = load_run(home, run_id)
+        if record.record is None:  # not ended: its readings may not be its last
+            continue
+        run = run_document(record)
+        out += [(d, run) for d in run["devices"] if d["verified"] and d["outcome"] in VERIFIED]
+    return out
+
+
+def firmware_sources(home: Path, inventory: Any) -> dict[str, tuple[str, str]]:
+    """host -> (firmware, why) for each host whose firmware the baseline takes from a run
+    rather than from the inventory: what `advisories match` uses, and says."""
+    out = {}
+    for host, values in baseline(home, inventory).hosts.items():
+        found = values.get("firmware")
+        if found and found.source != "typed":
+            typed = str(inventory.hosts[host].firmware or "") or "none"
+            out[host] = (found.value, f"firmware {found.value} from the baseline: "
+                                      f"{found.provenance()}; the inventory types {typed}")
+    return out

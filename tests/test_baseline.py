@@ -56,3 +56,63 @@ def test_a_verified_run_updates_the_baseline_and_advisories_stop_flagging_it(hom
         "firmware v04.30 from the baseline: verified as-left of run ")
     assert still["firmware_source"].endswith("the inventory types v03.20")
     assert still["reason"].startswith(still["firmware_source"])
+
+
+def _check(home, inventory) -> tuple[int, dict]:
+    done = otpatch_child(home, "baseline", "check", "-i", str(inventory), "--json",
+                         timeout=120)
+    assert done.stderr == "" and "Traceback" not in done.stdout
+    return done.returncode, {h["host"]: h for h in json.loads(done.stdout)["hosts"]}
+
+
+def test_a_firmware_changed_behind_otpatchs_back_is_drift(home, lab):
+    """The simulated CPU's running firmware is set directly in the simulator, as a person
+    at the engineering station would change it without a change record."""
+    from otpatch.modules.m580.versions import FirmwareVersion
+
+    code, hosts = _check(home, lab.inventory)
+    assert code == 0, hosts
+    assert hosts["lab-plc-1"]["status"] == "same"
+    assert hosts["lab-plc-1"]["read"]["firmware"] == "v03.20"
+    assert hosts["lab-mguard-1"]["status"] == "same"  # a simulator: mguard.version reads it
+    lab.device("lab-plc-1").running = FirmwareVersion(4, 10)
+    code, hosts = _check(home, lab.inventory)
+    assert code == 1
+    assert hosts["lab-plc-1"]["status"] == "drift"
+    assert hosts["lab-plc-1"]["detail"].startswith(
+        "firmware v04.10 (baseline v03.20, typed in the inventory)")
+    assert hosts["staging-plc-1"]["status"] == "same"
+    text = otpatch_child(home, "baseline", "check", "-i", str(lab.inventory), timeout=120)
+    assert text.returncode == 1 and "lab-plc-1" in text.stdout and " DRIFT " in text.stdout
+    assert "1 of " in text.stdout.splitlines()[-1]
+
+
+REAL_PLANT = """all:
+  hosts:
+    plc-1: {otpatch_device: m580, vendor: Schneider Electric, model: Modicon M580,
+            part_number: BMEP581020, firmware: v03.20, simulator: false,
+            endpoints: {modbus: "127.0.0.1:PORT", enip: "127.0.0.1:PORT"}}
+    fw-1: {otpatch_device: mguard, vendor: Phoenix Contact, model: FL MGUARD RS4000,
+           firmware: 8.6.1, simulator: false, endpoints: {https: "127.0.0.1:PORT"}}
+    ews-1: {otpatch_device: software, vendor: Schneider Electric,
+            model: EcoStruxure Control Expert, firmware: "15.0"}
+"""
+
+
+def test_real_hosts_get_public_reads_only_and_others_say_why(home, tmp_path):
+    """Real hosts (simulator: false) on a loopback port nothing listens on: the M580 is
+    tried over its public reads and found unreachable; the mGuard is never asked (its
+    version read is a guided step there); software is not a device to read."""
+    import socket
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    inventory = tmp_path / "plant.yml"
+    inventory.write_text(REAL_PLANT.replace("PORT", str(port)))
+    code, hosts = _check(home, inventory)
+    assert code == 0
+    assert hosts["plc-1"]["status"] in ("unreachable", "failed"), hosts["plc-1"]
+    assert hosts["fw-1"]["status"] == "not_read"
+    assert "mguard.version is a guided step on a real device" in hosts["fw-1"]["detail"]
+    assert hosts["ews-1"]["status"] == "not_read" and "software" in hosts["ews-1"]["detail"]

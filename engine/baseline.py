@@ -89,24 +89,26 @@ def _as_left(device: Mapping[str, Any], run: Mapping[str, Any]) -> dict[str, Val
 
 
 def _verified_devices(home: Path) -> list[tuple[Mapping[str, Any], Mapping[str, Any]]]:
-    """(device, run) for every verified device of every ended run, oldest run first."""
+    """(device, run) for every verified device of every ended run, oldest run first: the
+    journal opened once, checked once, each run folded to its devices only."""
+    from otpatch.engine.evidence_store import record_entry
     from otpatch.engine.journal import Journal
     from otpatch.engine.journalfile import FILENAME
-    from otpatch.engine.report.build import run_document
-    from otpatch.engine.report.source import load_run
+    from otpatch.engine.report.build import ended_devices
 
     if not (home / FILENAME).is_file():
         return []
+    out = []
     with Journal.open(home, read_only=True) as journal:
         journal.require_intact(None, "baseline")
-        run_ids = [r.run_id for r in journal.runs()]
-    out = []
-    for run_id in run_ids:
-        record = load_run(home, run_id)
-        if record.record is None:  # not ended: its readings may not be its last
-            continue
-        run = run_document(record)
-        out += [(d, run) for d in run["devices"] if d["verified"] and d["outcome"] in VERIFIED]
+        for summary in journal.runs():
+            entries = journal.entries(summary.run_id)
+            record = record_entry(entries)
+            if record is None:  # not ended: its readings may not be its last
+                continue
+            devices, run = ended_devices(summary.run_id,
+                                         [e for e in entries if e.seq <= record.seq])
+            out += [(d, run) for d in devices if d["verified"] and d["outcome"] in VERIFIED]
     return out
 
 

@@ -82,6 +82,19 @@ def run_document(record: Any) -> dict[str, Any]:
     }
 
 
+def ended_devices(run_id: str, entries: list[Any]) -> tuple[list[dict], dict[str, Any]]:
+    """The devices of an ended run (its entries up to its record), as run_document gives
+    them, and the run facts beside them (run_id, mode, ended_at), without the rest of the
+    report: what the baseline folds (engine/baseline.py)."""
+    from otpatch.engine.record import RunStatus, fold
+
+    progress = fold(run_id, entries)
+    cfg = progress.config
+    devices = _devices(run_id, [e.event() for e in entries], cfg,
+                       progress.status is RunStatus.COMPLETED)
+    return devices, {"run_id": run_id, "mode": cfg.mode, "ended_at": entries[-1].ts}
+
+
 def _devices(run_id: str, typed: list[Any], cfg: Any, completed: bool) -> list[dict]:
     assets = cfg.assets or {}
     trails = D.trails_of(typed, cfg.targets)

@@ -19,7 +19,8 @@ from typing import Any, Mapping
 
 # baseline value -> the inventory field that types it
 TYPED = {"firmware": "firmware", "serial": "serial", "part_number": "part_number",
-         "model": "model", "vendor": "vendor"}  # Host.serial is `serial_number` in the file
+         "model": "model", "vendor": "vendor",  # Host.serial is `serial_number` in the file
+         "product_version": "product_version"}  # a host variable (modules/m580/hardware.py)
 VERIFIED = ("changed_and_verified", "restored_and_verified", "left_changed", "not_changed")
 
 
@@ -74,7 +75,7 @@ def baseline(home: Path, inventory: Any) -> Baseline:
 def _typed(host: Any) -> dict[str, Value]:
     out = {}
     for name, field in TYPED.items():
-        typed = str(getattr(host, field, "") or "")
+        typed = str(getattr(host, field, "") or (host.vars or {}).get(field) or "")
         if typed:
             out[name] = Value(typed, "typed")
     return out

@@ -429,3 +429,8 @@ def decode(event_type: str, category: str, payload: Mapping[str, Any]) -> Event 
     if category != cls.category:
         raise EventError(f"{event_type}: category {category!r}, expected {cls.category!r}")
     return cls.from_payload(payload)
+
+
+# The site record's kinds register themselves here too (a module of their own: they are not a
+# run's), so every journal read knows them.
+from otpatch.engine import siteevents as _siteevents  # noqa: E402,F401

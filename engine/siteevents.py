@@ -1,0 +1,77 @@
+"""The site record's typed events (engine/siterecord.py): what otpatch keeps outside a run.
+
+Registered with the runs' events (engine/events.py imports this module), so the journal code
+checks them on write and on read the same way. Each is one fact with its provenance:
+a device read by `baseline check`, a backup stored or re-hashed, a risk decision signed."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from otpatch.engine.events import Event
+
+
+@dataclass(frozen=True)
+class BaselineReading(Event):
+    """One host as `baseline check` read it: status same | drift | not_read | unreachable |
+    failed, the values read (firmware, serial, product_version ...), the services that
+    answered a TCP connect (None: not checked, and `services_why` says why)."""
+
+    kind: ClassVar[str] = "baseline_reading"
+    category: ClassVar[str] = "baseline"
+    host: str
+    status: str
+    detail: str
+    read: dict
+    inventory: str  # the inventory file as given
+    simulator: bool
+    services: dict | None = None  # {"502": "open" | "closed" | "filtered" ...}
+    services_why: str | None = None
+
+    def outcome(self) -> str:
+        return {"same": "success", "drift": "failure"}.get(self.status, "unknown")
+
+
+@dataclass(frozen=True)
+class BackupStored(Event):
+    """A configuration backup (mGuard profile, PLC application archive) kept in the backup
+    store (engine/backupstore.py) by its SHA-256, with where it came from."""
+
+    kind: ClassVar[str] = "backup_stored"
+    category: ClassVar[str] = "backup"
+    host: str
+    artifact: str  # mguard_profile | m580_application
+    sha256: str
+    size: int
+    provenance: dict  # how it was obtained: module read, file handed in by a person, ...
+
+    def outcome(self) -> str:
+        return "success"
+
+
+@dataclass(frozen=True)
+class BackupVerified(Event):
+    """A stored backup hashed again (`backup verify`), or restore-tested by a run."""
+
+    kind: ClassVar[str] = "backup_verified"
+    category: ClassVar[str] = "backup"
+    sha256: str
+    ok: bool
+    detail: str
+    run_id: str | None = None  # the restore-test run, when this is a restore test
+
+    def outcome(self) -> str:
+        return "success" if self.ok else "failure"
+
+
+@dataclass(frozen=True)
+class DecisionRecorded(Event):
+    """A risk decision (patch, mitigate, defer) as signed by the person who accepted it:
+    the signed document itself (modules/risk decisions), judged again whenever it is read."""
+
+    kind: ClassVar[str] = "decision_recorded"
+    category: ClassVar[str] = "risk"
+    decision: dict
+
+    def outcome(self) -> str:
+        return "success"

@@ -96,6 +96,9 @@ class Anchor:
     """How this otpatch process anchors the journal: its host key (None: unanchored, said
     once per run), the SIEM to send checkpoints to, the copy file beside the journal."""
 
+    key_home: Path | None = None  # where the host key belongs, when not beside the journal
+    what = "run"  # what an id names, in the unanchored warning
+
     def __init__(self, key: keys.SigningKey | None, siem: tuple[str, int] | None = None):
         self.key, self.siem = key, siem
         self._said_unanchored = False
@@ -121,11 +124,11 @@ class Anchor:
         if self.key is None:
             if not self._said_unanchored:
                 self._said_unanchored = True
+                where = (self.key_home or journal.path.parent) / keys.HOST_KEY_FILE
                 LOG.warning("journal unanchored: no host key (set $%s, or put one at %s with "
-                            "`otpatch keygen --host -o %s`): run %s's entries are chained "
+                            "`otpatch keygen --host -o %s`): %s %s's entries are chained "
                             "but not signed, so a rewritten or cut journal would still verify",
-                            keys.HOST_KEY_ENV, journal.path.parent / keys.HOST_KEY_FILE,
-                            journal.path.parent / keys.HOST_KEY_FILE, run_id)
+                            keys.HOST_KEY_ENV, where, where, self.what, run_id)
             return None
         return self.checkpoint(journal, run_id, "run_end", elapsed)
 

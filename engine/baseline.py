@@ -1,18 +1,24 @@
 """The baseline: what each inventory device runs now, and where each value came from.
 
-A value is typed (the inventory's `firmware:`, `serial_number:` ...), or read back and
-verified by a run that ended: its as-left (engine/report/devices.py), which only a verified
-device outcome yields. The newest verified reading wins over older ones and over the typed
-value. The baseline is derived, every time, from the journal's runs (hash-chained, their
-checkpoints signed; a damaged journal refuses, as `report` does) and the inventory, so it
-cannot say more than those records do, and it needs no store of its own to keep in step.
+A value is typed (the inventory's `firmware:`, `serial_number:` ...), read back and verified
+by a run that ended (its as-left, engine/report/devices.py, which only a verified device
+outcome yields), or read from the device by `baseline check` and found in line with the
+baseline (a reading that drifted is recorded, never adopted: a change needs its record).
+The newest of these wins over older ones and over the typed value. Beside the values: the
+services that answered the newest check (where the site allows active checks) and the
+configuration backups stored for the host (engine/backupstore.py), each by SHA-256.
+
+The baseline is derived, every time, from records that are journaled and signed: the runs'
+journal (hash-chained, checkpoints signed; a damaged journal refuses, as `report` does), the
+site record (engine/siterecord.py: the checks' readings and the backups) and the inventory.
+So it cannot say more than those records do, and it has no store of its own to keep in step.
 
 A run on a simulator is a rehearsal: its readings are the simulator's, and the provenance
 says so (`on a simulator`). `advisories match` takes each device's firmware from here
 (modules/advisories/cli.py) and says where it came from."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -21,6 +27,7 @@ from typing import Any, Mapping
 TYPED = {"firmware": "firmware", "serial": "serial", "part_number": "part_number",
          "model": "model", "vendor": "vendor",  # Host.serial is `serial_number` in the file
          "product_version": "product_version"}  # a host variable (modules/m580/hardware.py)
+ADOPTED = ("same", "accepted")  # readings of `baseline check` the baseline takes up
 VERIFIED = ("changed_and_verified", "restored_and_verified", "left_changed", "not_changed")
 
 
@@ -29,10 +36,10 @@ class Value:
     """One baseline value and its provenance."""
 
     value: str
-    source: str  # typed | as_left
-    run_id: str = ""
-    ended: str = ""  # when the run ended (ISO 8601), for as_left
-    mode: str = ""  # the run's mode (execute | dry_run)
+    source: str  # typed | as_left | device_read
+    run_id: str = ""  # the run (as_left) or the site record (device_read) it comes from
+    ended: str = ""  # when the run ended or the device was read (ISO 8601)
+    mode: str = ""  # the run's mode (execute | dry_run); "" for a device read
     simulator: bool = False
 
     def provenance(self) -> str:
@@ -40,6 +47,8 @@ class Value:
             return "typed in the inventory"
         where = " on a simulator" if self.simulator else ""
         ended = self.ended[:19] + "Z" if len(self.ended) >= 19 else self.ended
+        if self.source == "device_read":
+            return f"read from the device{where} by baseline check {self.run_id} ({ended})"
         return f"verified as-left of run {self.run_id} ({self.mode}{where}, ended {ended})"
 
     def to_json(self) -> dict[str, Any]:
@@ -53,6 +62,12 @@ class Baseline:
     """Per inventory host, per value (TYPED's keys), the value and where it came from."""
 
     hosts: Mapping[str, Mapping[str, Value]]
+    # host -> the newest checked services reading {checked, why, ports, record, at}
+    services: Mapping[str, Mapping[str, Any]] = field(
+        default_factory=lambda: MappingProxyType({}))
+    # host -> artifact -> the newest stored backup {sha256, size, record, at, provenance}
+    backups: Mapping[str, Mapping[str, Any]] = field(
+        default_factory=lambda: MappingProxyType({}))
 
     def value(self, host: str, name: str) -> Value | None:
         return self.hosts.get(host, {}).get(name)
@@ -61,15 +76,70 @@ class Baseline:
         return {host: {k: v.to_json() for k, v in sorted(values.items())}
                 for host, values in sorted(self.hosts.items())}
 
+    def to_json_full(self) -> dict[str, Any]:
+        """Per host: its values, its services and its backups."""
+        return {host: {"values": {k: v.to_json() for k, v in sorted(values.items())},
+                       "services": dict(self.services.get(host) or {}) or None,
+                       "backups": dict(self.backups.get(host) or {})}
+                for host, values in sorted(self.hosts.items())}
+
 
 def baseline(home: Path, inventory: Any) -> Baseline:
-    """The baseline of the inventory's hosts from the journal at `home` (none yet: the
-    typed values). JournalError for a damaged journal."""
+    """The baseline of the inventory's hosts from the journal and the site record at `home`
+    (none yet: the typed values). JournalError for a damaged journal or site record."""
     values = {name: _typed(host) for name, host in inventory.hosts.items()}
+    found: list[tuple[str, str, dict[str, Value]]] = []  # (when, host, values)
     for device, run in _verified_devices(home):
-        if device["host"] in values:
-            values[device["host"]].update(_as_left(device, run))
-    return Baseline(MappingProxyType({h: MappingProxyType(v) for h, v in values.items()}))
+        found.append((_instant(str(run.get("ended_at") or "")), device["host"],
+                      _as_left(device, run)))
+    services: dict[str, dict[str, Any]] = {}
+    backups: dict[str, dict[str, Any]] = {}
+    for entry in _site_entries(home, inventory):
+        _fold_site(entry, found, services, backups)
+    for _when, host, read in sorted(found, key=lambda f: f[0]):
+        if host in values:
+            values[host].update(read)
+    return Baseline(MappingProxyType({h: MappingProxyType(v) for h, v in values.items()}),
+                    MappingProxyType(services), MappingProxyType(backups))
+
+
+def _instant(text: str) -> str:
+    """An ISO 8601 time as a sortable UTC text (the journal writes UTC with an offset)."""
+    from datetime import datetime, timezone
+
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).astimezone(
+        timezone.utc).isoformat()
+
+
+def _site_entries(home: Path, inventory: Any) -> list[Any]:
+    from otpatch.engine import siterecord
+
+    return siterecord.entries(home, ("baseline_reading", "backup_stored"),
+                              inventory=inventory, doing="baseline")
+
+
+def _fold_site(entry: Any, found: list, services: dict, backups: dict) -> None:
+    """A check's reading (in line with the baseline: its values; checked: its services) or
+    a stored backup, folded in."""
+    p = entry.payload
+    host, at = p["host"], _instant(entry.ts)
+    if entry.event_type == "backup_stored":
+        backups.setdefault(host, {})[p["artifact"]] = {
+            "sha256": p["sha256"], "size": p["size"], "record": entry.run_id, "at": entry.ts,
+            "provenance": p["provenance"]}
+        return
+    if p["status"] not in ADOPTED:  # a drift stays drift until it is accepted or undone
+        return
+    if p.get("services") is not None:
+        services[host] = {"ports": p["services"], "record": entry.run_id, "at": entry.ts,
+                          "why": p.get("services_why")}
+    found.append((at, host, {k: Value(str(v), "device_read", entry.run_id, entry.ts, "",
+                                          bool(p.get("simulator")))
+                                 for k, v in p["read"].items() if k in TYPED and v}))
 
 
 def _typed(host: Any) -> dict[str, Value]:

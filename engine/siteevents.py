@@ -1,14 +1,14 @@
 """The site record's typed events (engine/siterecord.py): what otpatch keeps outside a run.
 
-Registered with the runs' events (engine/events.py imports this module), so the journal code
-checks them on write and on read the same way. Each is one fact with its provenance:
+Registered with the runs' events (engine/eventbase.py KINDS; engine/events.py imports this
+module), so the journal code checks them on write and on read the same way. Each is one fact with its provenance:
 a device read by `baseline check`, a backup stored or re-hashed, a risk decision signed."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import ClassVar
 
-from otpatch.engine.events import Event
+from otpatch.engine.eventbase import Event
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,10 @@ class BaselineReading(Event):
 @dataclass(frozen=True)
 class BackupStored(Event):
     """A configuration backup (mGuard profile, PLC application archive) kept in the backup
-    store (engine/backupstore.py) by its SHA-256, with where it came from."""
+    store (engine/backupstore.py) by its SHA-256, with where it came from (`otpatch
+    backup`): `provenance` {how: module_read | handed_in, said: the sentence `backup list`
+    shows, module / file ...}; `summary` what the artifact holds (rule count and digest,
+    VLANs; application name and CRC), as the module or the file read showed it."""
 
     kind: ClassVar[str] = "backup_stored"
     category: ClassVar[str] = "backup"
@@ -44,6 +47,8 @@ class BackupStored(Event):
     sha256: str
     size: int
     provenance: dict  # how it was obtained: module read, file handed in by a person, ...
+    summary: dict | None = None
+    inventory: str | None = None  # the inventory file as given
 
     def outcome(self) -> str:
         return "success"
@@ -51,7 +56,9 @@ class BackupStored(Event):
 
 @dataclass(frozen=True)
 class BackupVerified(Event):
-    """A stored backup hashed again (`backup verify`), or restore-tested by a run."""
+    """A stored backup hashed again (`backup verify`: status ok | missing | differs |
+    unreadable), or restore-tested by a run (run_id; `backup list` reads restore tests from
+    the runs' journal itself: a run whose backup param names it)."""
 
     kind: ClassVar[str] = "backup_verified"
     category: ClassVar[str] = "backup"
@@ -59,6 +66,7 @@ class BackupVerified(Event):
     ok: bool
     detail: str
     run_id: str | None = None  # the restore-test run, when this is a restore test
+    status: str | None = None
 
     def outcome(self) -> str:
         return "success" if self.ok else "failure"

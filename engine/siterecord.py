@@ -38,6 +38,7 @@ def append(home: Path, events: Iterable[Any], *, inventory: Any = None,
         raise ValueError("a site record needs at least one entry")
     where = folder(home)
     anchor = Anchor.for_run(host_key_path(home), inventory)
+    anchor.key_home, anchor.what = home, "site record"
     if (where / FILENAME).exists():  # adding to a damaged file would bury the damage
         with Journal.open(where, read_only=True) as journal:
             journal.require_intact((), "site record")

@@ -17,4 +17,5 @@ PACKAGES = (
     "otpatch.modules.risk",
     "otpatch.modules.firewall",
     "otpatch.modules.advisories",
+    "otpatch.modules.services",
 )

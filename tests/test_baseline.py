@@ -58,8 +58,13 @@ def test_a_verified_run_updates_the_baseline_and_advisories_stop_flagging_it(hom
     assert still["reason"].startswith(still["firmware_source"])
 
 
-def _check(home, inventory) -> tuple[int, dict]:
-    done = otpatch_child(home, "baseline", "check", "-i", str(inventory), "--json",
+def _check(home, inventory, *extra: str) -> tuple[int, dict]:
+    """`baseline check --json`, its readings signed with this home's host key."""
+    if not (home / "host.key").exists():
+        home.mkdir(parents=True, exist_ok=True)
+        made = otpatch_child(home, "keygen", "--host", "-o", str(home / "host.key"))
+        assert made.returncode == 0, made.stderr
+    done = otpatch_child(home, "baseline", "check", "-i", str(inventory), "--json", *extra,
                          timeout=120)
     assert done.stderr == "" and "Traceback" not in done.stdout
     return done.returncode, {h["host"]: h for h in json.loads(done.stdout)["hosts"]}
@@ -79,12 +84,39 @@ def test_a_firmware_changed_behind_otpatchs_back_is_drift(home, lab):
     code, hosts = _check(home, lab.inventory)
     assert code == 1
     assert hosts["lab-plc-1"]["status"] == "drift"
-    assert hosts["lab-plc-1"]["detail"].startswith(
-        "firmware v04.10 (baseline v03.20, typed in the inventory)")
+    assert hosts["lab-plc-1"]["detail"].startswith(  # the first check's reading confirmed it
+        "firmware v04.10 (baseline v03.20, read from the device on a simulator by baseline "
+        "check r-")
     assert hosts["staging-plc-1"]["status"] == "same"
     text = otpatch_child(home, "baseline", "check", "-i", str(lab.inventory), timeout=120)
     assert text.returncode == 1 and "lab-plc-1" in text.stdout and " DRIFT " in text.stdout
     assert "1 of " in text.stdout.splitlines()[-1]
+    # a drift is recorded, never taken up: the baseline still says v03.20 ...
+    assert _baseline(home, lab.inventory)["lab-plc-1"]["firmware"]["value"] == "v03.20"
+    # ... until the person checking accepts it, with the reason, in the signed record
+    code, hosts = _check(home, lab.inventory, "--accept", "CR-1042: firmware fixed on site")
+    assert code == 0 and hosts["lab-plc-1"]["status"] == "accepted"
+    assert hosts["lab-plc-1"]["detail"].endswith("(drift accepted: CR-1042: firmware fixed "
+                                                 "on site)")
+    firmware = _baseline(home, lab.inventory)["lab-plc-1"]["firmware"]
+    assert (firmware["value"], firmware["source"]) == ("v04.10", "device_read")
+    code, hosts = _check(home, lab.inventory)
+    assert code == 0 and hosts["lab-plc-1"]["status"] == "same"
+    _site_record_signed(home, checks=5)
+
+
+def _site_record_signed(home, checks: int) -> None:
+    """Every check is one record of the site record, each ending in a checkpoint signed by
+    the host key, and the whole file verifies."""
+    from otpatch.engine import siterecord
+    from otpatch.engine.anchor import trust_root
+
+    found = siterecord.entries(home)
+    records = {e.run_id for e in found if e.event_type == "baseline_reading"}
+    signed = [e for e in found if e.event_type == "chain_checkpoint"]
+    assert len(records) == checks and len(signed) == checks
+    report = siterecord.verify(home)
+    assert report.ok and trust_root(home / "host.key") is not None
 
 
 REAL_PLANT = """all:
@@ -116,3 +148,93 @@ def test_real_hosts_get_public_reads_only_and_others_say_why(home, tmp_path):
     assert hosts["fw-1"]["status"] == "not_read"
     assert "mguard.version is a guided step on a real device" in hosts["fw-1"]["detail"]
     assert hosts["ews-1"]["status"] == "not_read" and "software" in hosts["ews-1"]["detail"]
+
+
+def _listener():
+    """A plain TCP listener on a free loopback port: a service that answers."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    server.settimeout(0.2)
+    return server
+
+
+def _accepted(server) -> int:
+    import socket
+
+    count = 0
+    while True:
+        try:
+            conn, _ = server.accept()
+        except (socket.timeout, TimeoutError):
+            return count
+        conn.close()
+        count += 1
+
+
+def test_a_service_turned_on_is_drift_and_production_is_never_probed(home, lab):
+    """The lab CPU and the production CPU each get an `http` endpoint on a loopback port.
+    Nothing listens on the lab one at the first check; then a listener starts there (a
+    web server the change turned on). The production one has a listener all along, and
+    must never be connected to: active checks are off by default in production."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        lab_port = s.getsockname()[1]
+    prod = _listener()
+    text = lab.inventory.read_text()
+    for host, port in (("lab-plc-1", lab_port), ("prod-plc-1", prod.getsockname()[1])):
+        at = text.index(f"{host}:")
+        end = text.index("endpoints: {", at) + len("endpoints: {")
+        text = text[:end] + f'http: "127.0.0.1:{port}", ' + text[end:]
+    lab.inventory.write_text(text)
+    try:
+        code, hosts = _check(home, lab.inventory)
+        assert code == 0, hosts
+        assert hosts["lab-plc-1"]["services"]["80"] == {
+            "service": "http", "state": "closed", "at": f"127.0.0.1:{lab_port}"}
+        assert hosts["lab-plc-1"]["services"]["502"]["state"] == "open"
+        assert hosts["lab-plc-1"]["services"]["21"]["state"] == "not_mapped"
+        assert hosts["prod-plc-1"]["services"] is None
+        assert "production host" in hosts["prod-plc-1"]["services_why"]
+        web = socket.socket()
+        web.bind(("127.0.0.1", lab_port))
+        web.listen(4)
+        try:
+            code, hosts = _check(home, lab.inventory)
+        finally:
+            web.close()
+        assert code == 1
+        assert hosts["lab-plc-1"]["status"] == "drift"
+        assert "TCP 80 (http) open now, closed in the baseline (check r-" in \
+            hosts["lab-plc-1"]["detail"]
+        assert hosts["staging-plc-1"]["status"] == "same"
+        assert _accepted(prod) == 0  # the production host was never connected to
+    finally:
+        prod.close()
+
+
+def test_post_change_findings_against_the_as_found_and_the_site_policy():
+    """probe.findings: what the post-change check says, as data."""
+    from otpatch.modules.services.probe import findings
+
+    def ports(**states):
+        return {p.lstrip("p"): {"service": {"p80": "http", "p502": "modbus",
+                                            "p21": "ftp"}[p], "state": s}
+                for p, s in states.items()}
+
+    cases = [
+        (ports(p80="open", p502="open"), ports(p80="closed", p502="open"), None,
+         ["TCP 80 (http) open now, closed as found: the change turned a service on"]),
+        (ports(p502="closed"), ports(p502="open"), None,
+         ["TCP 502 (modbus) closed now, open as found: the change turned a service off"]),
+        (ports(p21="open", p502="open"), None, [502],
+         ["TCP 21 (ftp) open, not among the services the site policy allows (502)"]),
+        (ports(p502="open"), ports(p502="open"), [502], []),
+        (ports(p80="not_mapped"), ports(p80="closed"), None, []),
+    ]
+    for now, before, allowed, expected in cases:
+        assert findings(now, before, allowed) == expected, (now, before, allowed)

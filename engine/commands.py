@@ -122,7 +122,7 @@ def plan(args) -> int:
     from otpatch.engine.plantext import format_plan, plan_to_json
 
     the_plan = api.plan(api.PlanRequest(args.playbook, args.inventory,
-                                        parse_assignments(args.extra)))
+                                        parse_assignments(args.extra), home=_home()))
     if args.json:
         _print_json(plan_to_json(the_plan))
     else:
@@ -205,7 +205,7 @@ def status(args) -> int:
 
 def journal_verify(args) -> int:
     """Every hash, link and signed checkpoint; read-only; one line per problem, exit 1."""
-    from otpatch.engine.anchor import signer, trust_root
+    from otpatch.engine.anchor import trust_root
     from otpatch.engine.journal import Journal
 
     inventory = None
@@ -217,23 +217,54 @@ def journal_verify(args) -> int:
     against = Path(args.against) if args.against else None
     if against is not None and not against.exists():  # a FIFO or folder: refused on reading
         raise InputError(f"--against {against}: no such file")
+    from otpatch.engine.journalfile import FILENAME
+
+    site = _site_record_verified(inventory)
+    if site is not None and not (_home() / FILENAME).exists():  # checks, no run yet
+        if args.json:
+            _print_json({"ok": site.ok, "runs_journal": None, "site_record": _verify_json(site)})
+        else:
+            print(f"no runs' journal at {_home() / FILENAME} yet")
+            _print_verified("site record", site, trust)
+        return EXIT_OK if site.ok else EXIT_NOT_COMPLETED
     with Journal.open(_home(), read_only=True) as journal:
         report = journal.verify(trust=trust, against=against)
+    ok = report.ok and (site is None or site.ok)
     if args.json:
-        _print_json({"ok": report.ok, "entries_checked": report.entries_checked,
-                     "checkpoints": report.checkpoints, "anchored": report.anchored,
-                     "problems": report.problems, "notes": list(report.notes)})
-        return EXIT_OK if report.ok else EXIT_NOT_COMPLETED
+        _print_json({**_verify_json(report), "site_record": _verify_json(site)
+                     if site is not None else None})
+        return EXIT_OK if ok else EXIT_NOT_COMPLETED
+    _print_verified("journal", report, trust)
+    if site is not None:
+        _print_verified("site record", site, trust)
+    return EXIT_OK if ok else EXIT_NOT_COMPLETED
+
+
+def _site_record_verified(inventory: Any) -> Any:
+    """The site record's verify report (engine/siterecord.py), None when there is none."""
+    from otpatch.engine import siterecord
+
+    return siterecord.verify(_home(), inventory)
+
+
+def _verify_json(report: Any) -> dict[str, Any]:
+    return {"ok": report.ok, "entries_checked": report.entries_checked,
+            "checkpoints": report.checkpoints, "anchored": report.anchored,
+            "problems": report.problems, "notes": list(report.notes)}
+
+
+def _print_verified(what: str, report: Any, trust: Any) -> None:
+    from otpatch.engine.anchor import signer
+
     for problem in report.problems:
-        print(f"otpatch: journal: {problem}", file=sys.stderr)
+        print(f"otpatch: {what}: {problem}", file=sys.stderr)
     if report.ok:
         newest = max(report.signed, key=lambda s: s.entries, default=None)
-        print(f"journal ok: {report.entries_checked} entries, hash chain intact"
+        print(f"{what} ok: {report.entries_checked} entries, hash chain intact"
               + (f"; {report.checkpoints} signed checkpoint(s), the newest covering "
                  f"#{report.anchored}, by {signer(newest, trust)}" if newest else ""))
     for note in report.notes:
         print(f"  note: {note}")
-    return EXIT_OK if report.ok else EXIT_NOT_COMPLETED
 
 
 def journal_checkpoints(args) -> int:

@@ -117,6 +117,10 @@ def _site_record_signed(home, checks: int) -> None:
     assert len(records) == checks and len(signed) == checks
     report = siterecord.verify(home)
     assert report.ok and trust_root(home / "host.key") is not None
+    said = otpatch_child(home, "journal", "verify")
+    assert said.returncode == 0, said.stderr
+    assert f"site record ok: {len(found)} entries, hash chain intact; {checks} signed " \
+           "checkpoint(s)" in said.stdout
 
 
 REAL_PLANT = """all:

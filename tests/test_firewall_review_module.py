@@ -175,3 +175,32 @@ def test_a_rule_the_update_drops_is_rolled_back_to_the_as_found_profile(tmp_path
     lab_fw = progress.facts["lab_fw"]
     assert lab_fw["import"]["path"] == lab_fw["profiles"]["as_found"]["path"]
     assert lab_fw["checks"]["restored"]["ok"]
+
+
+def test_a_maintenance_rule_the_update_leaves_is_a_post_change_finding(tmp_path):
+    """The simulated update leaves the service engineer's temporary SSH rule behind. The
+    review after the update names it (rules added by the change) in the record's
+    post-change check; mguard.check then finds the rules differ from the as-found ones, and
+    the run rolls back to the as-found profile, which has no such rule."""
+    import contextlib
+    import json
+
+    from otpatch.engine.cli import main
+
+    progress = dry_run(tmp_path, ("maintenance_rule_left",))
+    assert progress.status.value == "rolled_back", progress.message
+    assert "17 firewall rules active, expected 16" in progress.message
+    added = progress.facts["firewall"]["lab_after"]["diff"]["added"]
+    assert len(added) == 1 and "TEMPORARY maintenance access" in added[0], added
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):
+        mp.setenv("OTPATCH_HOME", str(tmp_path / "home"))
+        assert main(["report", progress.run_id, "--format", "json"]) == 0
+    rows = json.loads(out.getvalue())["runs"][0]["post_change"]
+    assert {(r["state"], r["check"]) for r in rows} == {("lab_verify", "firewall.lab_after")}
+    assert rows[0]["finding"] == (
+        "rule added by the change: incoming rule 9 (FW_INCOMING.8, line 110): accept tcp "
+        "from 10.20.20.0/24 to 10.10.10.0/24 port 22 \"TEMPORARY maintenance access for the "
+        "firmware update\"")
+    new = [r["finding"].rsplit(": ", 1)[1] for r in rows[1:]]
+    assert "unlogged-cross-zone-accept" in new, rows  # and the review says why it is bad

@@ -72,6 +72,7 @@ def run_document(record: Any) -> dict[str, Any]:
         "firmware": parts.firmware(typed),
         "risk": parts.risk(typed, cfg.targets),
         "firewall": parts.firewall(typed),
+        "post_change": parts.post_change(typed),
         "devices": run_devices,
         "states": visits(events, cfg, progress.status in FINAL),
         "approvals": parts.approvals(events, progress),

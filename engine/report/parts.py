@@ -69,6 +69,51 @@ def firewall(typed: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
+def post_change(typed: list[Any]) -> list[dict[str, Any]]:
+    """The post-change check (issue 16): each services.check reading compared with the
+    as-found one and the site policy, and each firewall review compared with the as-found
+    profile (rules the change added, findings new since); one row per finding, and one per
+    check that found nothing, so the record says the check ran."""
+    out: list[dict[str, Any]] = []
+    for ev in typed:
+        if not isinstance(ev, E.StepResult):
+            continue
+        facts = ev.result.facts or {}
+        if ev.module == "services.check":
+            out += _services_rows(ev.state, facts.get("services") or {})
+        elif ev.module == "firewall.review":
+            out += _firewall_rows(ev.state, facts.get("firewall") or {})
+    return out
+
+
+def _services_rows(state: str, readings: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for label, hosts in sorted(readings.items()):
+        for host, r in sorted((hosts or {}).items()):
+            if not isinstance(r, Mapping) or not (r.get("compared_to") or r.get("findings")):
+                continue  # an as-found reading with nothing to say: not a post-change check
+            found = [str(f) for f in r.get("findings") or []]
+            if not r.get("checked"):
+                found = [f"services not checked: {r.get('why', '')}"]
+            rows += [{"state": state, "check": f"services.{label}", "host": host,
+                      "finding": f} for f in found or ["no finding"]]
+    return rows
+
+
+def _firewall_rows(state: str, reviews: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for label, r in sorted(reviews.items()):
+        diff = r.get("diff") if isinstance(r, Mapping) else None
+        if not isinstance(diff, Mapping):
+            continue  # not compared with an earlier profile: not a post-change review
+        found = [f"rule added by the change: {a}" for a in diff.get("added") or []]
+        found += [f"finding new since {PurePath(str(diff.get('compared_to'))).name}: {f}"
+                  for f in r.get("new_findings") or []]
+        rows += [{"state": state, "check": f"firewall.{label}", "host": None, "finding": f}
+                 for f in found or ["no finding"]]
+    return rows
+
+
 RISK_FIELDS = ("advisory", "vector", "base", "base_severity", "effective", "effective_vector",
                "severity", "published", "due_category", "deadline", "due_rule")
 

@@ -111,8 +111,9 @@ def _run(run: dict[str, Any], several: bool) -> list[Any]:
                                  2, "run"), Timeline(run), _summary(run)]
     if several:
         blocks += _devices(run["devices"], 3, "Devices in this run", detail=False)
-    for part in (_risk, _firmware, _firewall, _states, _requirements, record.approvals,
-                 record.attestations, record.deviations, record.budgets, record.journal):
+    for part in (_risk, _firmware, _firewall, record.post_change, _states, _requirements,
+                 record.approvals, record.attestations, record.deviations, record.budgets,
+                 record.journal):
         blocks += part(run)
     return blocks
 

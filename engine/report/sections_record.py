@@ -88,6 +88,19 @@ def attestations(run: dict[str, Any]) -> list[Any]:
                                                    for t in run["attestations"]))]
 
 
+def post_change(run: dict[str, Any]) -> list[Any]:
+    """The post-change check's findings (services and firewall against the as-found)."""
+    rows = run.get("post_change") or []
+    if not rows:
+        return []
+    return [Heading("Post-change check", 3, "post-change"),
+            Table(("State", "Check", "Host", "Finding"),
+                  tuple((Code(r["state"]), Code(r["check"]), r["host"] or "-", r["finding"])
+                        for r in rows),
+                  tuple("" if r["finding"] == "no finding" or r["finding"].startswith(
+                      "services not checked") else "failed" for r in rows))]
+
+
 def deviations(run: dict[str, Any]) -> list[Any]:
     head = Heading("Deviations, waivers and rollbacks", 3, "deviations")
     if not run["deviations"]:

@@ -86,12 +86,17 @@ def _compare(args: Mapping[str, Any], ctx: Any, after: Any, found: Any, policy: 
     # meaning (positions shift when a rule goes; the rule's meaning does not)
     before = {_about(f, earlier.ruleset) for f in review(earlier.ruleset, policy).findings}
     new = sorted({f.id for f in found.findings if _about(f, after) not in before})
+    # the post-change check (issue 16): a rule the change added, such as a temporary
+    # maintenance rule left in place, is named for the record, whatever the policy says
+    added = [f"{c.after.where}: {c.after.describe()}" for c in changes.of_kind("added")
+             if c.after is not None]
     words = (f"against {short_name(earlier.ruleset.source)}: " + (
         f"{lost} rule(s) lost ({changed} of them changed in meaning): "
         + "; ".join(rule.where for rule in changes.lost) if lost
-        else "no rule lost or changed") + (f"; new findings: {', '.join(new)}" if new else ""))
+        else "no rule lost or changed") + (f"; new findings: {', '.join(new)}" if new else "")
+        + (f"; {len(added)} rule(s) added by the change: {'; '.join(added)}" if added else ""))
     return {"summary": {"compared_to": earlier.ruleset.source, "sha256": earlier.sha256,
-                        "lost": lost, "changed": changed},
+                        "lost": lost, "changed": changed, "added": added},
             "diff": changes.to_json(), "new_findings": new, "words": words}
 
 

@@ -15,7 +15,10 @@ the saved profile is imported again), profile_import_drops_rules
 https_cert_changed (after the firmware update's reboot the device presents a new
 self-signed certificate: sim.py swaps it through `on_booted`), update_drops_rule (the
 update's profile migration silently drops one packet-filter rule, UPDATE_DROPS, as a
-migration bug would: the running profile, and so the next export, holds one rule fewer).
+migration bug would: the running profile, and so the next export, holds one rule fewer),
+maintenance_rule_left (the update leaves behind the temporary rule a service engineer opened
+for it, MAINTENANCE_RULE: SSH from the whole engineering VLAN into the control zone, as a
+person forgets to remove it; the post-change check names it).
 
 An update migrates the running profile as the firmware would (simprofile.migrate): the new
 `#version`, and the 8.1 renames when it crosses 8.1.
@@ -45,7 +48,11 @@ DROPPED_RULES = 3
 UPDATE_DROPS = ("FW_INCOMING", 1)  # the table and 0-based row update_drops_rule loses
 MAX_PERIODIC_PER_ADVANCE = 120  # a 4-hour jump must not flood the receiver
 FAULTS = frozenset({"syslog_gap", "profile_import_drops_rules", "https_cert_changed",
-                    "update_drops_rule"})
+                    "update_drops_rule", "maintenance_rule_left"})
+MAINTENANCE_RULE = {"COMMENT": "TEMPORARY maintenance access for the firmware update",
+                    "PROTOCOL": "tcp", "SRC_IP": "10.20.20.0/24", "SRC_PORT": "any",
+                    "DST_IP": "10.10.10.0/24", "DST_PORT": "22", "TARGET": "accept",
+                    "LOG": "no"}
 MODEL = "FL MGUARD RS4000"
 DEFAULTS = {RS.key: ("FL MGUARD RS4000", "8.8.1"), MGUARD2.key: ("FL MGUARD 4302", "10.3.1")}
 
@@ -287,6 +294,11 @@ class MguardDevice:
         if "update_drops_rule" in self.faults and isinstance(rules, atv.Table) \
                 and len(rules.rows) > row:
             del rules.rows[row]  # no log line: the migration bug is silent
+        if "maintenance_rule_left" in self.faults and isinstance(rules, atv.Table):
+            settings = dict(MAINTENANCE_RULE)
+            if any("TARGET_REF" in r.settings for r in rules.rows):  # the 8.1 name, if used
+                settings["TARGET_REF"] = settings.pop("TARGET")
+            rules.rows.append(atv.Row(None, settings))
 
     # -- syslog -------------------------------------------------------------------------------
     def log(self, tag: str, text: str) -> None:

@@ -28,7 +28,7 @@ class ServicesCheck(Module):
            "earlier reading, e.g. as_found) it names the services the change turned on or "
            "off; with `allowed` (else the host variable otpatch_services_allowed) the open "
            "ports the site policy does not allow. Facts services.<label>.<host>: checked, "
-           "why, ports {port: {service, state, at}}, findings; `fail_on_findings` fails the "
+           "why, ports {port: {service, state, at}}, findings, compared_to; `fail_on_findings` fails the "
            "step when there is any.")
     args_schema = {
         "type": "object",
@@ -53,7 +53,8 @@ class ServicesCheck(Module):
         label = args.get("label", "services")
         earlier = ((ctx.facts.get("services") or {}).get(args["compare_to"])
                    if args.get("compare_to") else None)
-        readings = {h.name: reading(h, ports, timeout, earlier, args.get("allowed"))
+        readings = {h.name: {**reading(h, ports, timeout, earlier, args.get("allowed")),
+                             "compared_to": args.get("compare_to")}
                     for h in ctx.hosts(args["target"])}
         found = [f"{host}: {f}" for host, r in readings.items() for f in r["findings"]]
         msg = "; ".join(_said(host, r) for host, r in readings.items())

@@ -42,14 +42,19 @@ MODES = runs.MODES
 
 @dataclass(frozen=True)
 class PlanRequest:
-    """What `plan` needs: the playbook, the inventory (if it has targets), the params."""
+    """What `plan` needs: the playbook, the inventory (if it has targets), the params, and
+    the journal's home, whose baseline a firmware's prerequisites are judged against
+    (engine/qualify_check.py; None: refused when the playbook's firmware has any)."""
 
     playbook: str | os.PathLike[str]
     inventory: str | os.PathLike[str] | None = None
     params: Mapping[str, str] = field(default_factory=dict)
+    home: Path | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", _frozen_params(self.params))
+        if self.home is not None:
+            object.__setattr__(self, "home", Path(self.home))
 
 
 @dataclass(frozen=True)
@@ -160,14 +165,16 @@ def _outcome(progress: RunProgress, home: Path) -> RunOutcome:
 def plan(request: PlanRequest) -> Plan:
     """The path, gates, budgets, windows and rollback paths (engine/plan.py); touches
     nothing. Refuses what `run` would refuse before starting: bad files, bad params, a
-    window that is over."""
+    window that is over, a firmware whose prerequisites the baseline does not meet."""
     from otpatch.engine import params as run_params
     from otpatch.engine.plan import make_plan
 
     loaded = runs.load_files(os.fspath(request.playbook), _optional_path(request.inventory))
     runs.refuse_ended_windows(loaded, time.time())
+    qualified = runs.refuse_unqualified(loaded, request.home, "plan")
     values = run_params.resolve(loaded.playbook, request.params)
-    return make_plan(loaded.playbook, loaded.targets, values, loaded.inventory.windows)
+    return make_plan(loaded.playbook, loaded.targets, values, loaded.inventory.windows,
+                     qualification=qualified)
 
 
 def run(request: RunRequest, *, observer: Observer | None = None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Iterator, NamedTuple
 
-from otpatch.engine import lint_real, reach, safety, templating, windows
+from otpatch.engine import lint_real, qualify, reach, safety, templating, windows
 from otpatch.modules.contract.errors import Problem
 from otpatch.engine.lintbase import Site, at, short, step_id, steps
 from otpatch.engine.model import NO_ROLLBACK, TERMINALS, Playbook, State, Step
@@ -399,6 +399,7 @@ RULES: dict[str, Rule] = {
     "duplicate-name": Rule("repeated step name in a state, repeated or reserved register",
                            duplicate_name, "records and templates must name one thing each"),
     lint_real.RULE: Rule(lint_real.DESCRIPTION, lint_real.simulator_interface, lint_real.WHY),
+    qualify.RULE: Rule(qualify.DESCRIPTION, qualify.qualification_problems, qualify.WHY),
     "budget-over": Rule("a time budget's states on the path expect more than its limit",
                         budget_over, "a procedure that cannot meet its own patch window or "
                         "downtime budget should not be approved as is", waivable=True),

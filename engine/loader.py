@@ -91,14 +91,19 @@ def catalogue() -> dict[str, RuleEntry]:
 
 def build_playbook(source: YamlSource) -> tuple[Playbook, list[Problem]]:
     """The typed model of a schema-valid document, and any step-shape problems."""
+    from otpatch.engine.qualify import with_known_issues
+
     b = _Builder(source)
     d = source.data
+    params = _frozen({n: b.param(n, s) for n, s in (d.get("params") or {}).items()})
     playbook = Playbook(
         path=source.file, api_version=d["apiVersion"], metadata=_metadata(d["metadata"]),
-        params=_frozen({n: b.param(n, s) for n, s in (d.get("params") or {}).items()}),
+        params=params,
         targets=_frozen({n: b.target(n, s) for n, s in (d.get("targets") or {}).items()}),
         initial=d["initial"],
-        states=_frozen({n: b.state(n, s) for n, s in d["states"].items()}),
+        # a known issue of a firmware: an attestation before each step that sends it
+        states=_frozen(with_known_issues({n: b.state(n, s) for n, s in d["states"].items()},
+                                         params)),
         budgets=_frozen({n: b.budget(n, s) for n, s in (d.get("budgets") or {}).items()}),
         content_hash=source.content_hash, initial_where=source.where(("initial",), value=True),
         waivers=tuple(Waiver(w["rule"], w["reason"], source.where(("waive", i)))
@@ -126,6 +131,8 @@ class _Builder:
         self.problems: list[Problem] = []
 
     def param(self, name: str, spec: dict) -> ParamSpec:
+        from otpatch.engine.qualify import build_qualification
+
         kind = spec["type"]
         if kind == "firmware":
             default: Any = FirmwareImage(path=spec["path"],
@@ -138,7 +145,8 @@ class _Builder:
         return ParamSpec(name=name, type=kind, default=default,
                          required=bool(spec.get("required")) or default is None,
                          description=spec.get("description", ""),
-                         where=self.source.where(("params", name)))
+                         where=self.source.where(("params", name)),
+                         qualification=build_qualification(self.source, name, spec))
 
     def duration(self, path: tuple, value: Any) -> float | None:
         """Seconds of a duration the schema let through; past the 30-day bound a located

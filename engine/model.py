@@ -49,6 +49,7 @@ class ParamSpec:
     required: bool = False
     description: str = ""
     where: Where = field(default_factory=lambda: Where(""))
+    qualification: Any = None  # firmware: engine/qualify.py Qualification (None: none declared)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,14 @@
-"""Run parameters: the playbook's declared params, their defaults and `-e name=value`."""
+"""Run parameters: the playbook's declared params, their defaults and `-e name=value`.
+
+A `backup` param names a stored backup by its SHA-256 (or a prefix); `backups`, given by
+the caller that knows OTPATCH_HOME (engine/runs.py), resolves it to the stored object's
+path and what it is (engine/backup_index.py param_value); without it (`plan`) only its
+form is checked."""
 from __future__ import annotations
 
 import re
 from dataclasses import asdict
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from otpatch.modules.contract.errors import InputError, clip
 from otpatch.engine.model import FirmwareImage, ParamSpec, Playbook
@@ -25,7 +30,8 @@ def parse_assignments(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-def resolve(playbook: Playbook, given: Mapping[str, str]) -> dict[str, Any]:
+def resolve(playbook: Playbook, given: Mapping[str, str], *,
+            backups: Callable[[str], dict[str, Any]] | None = None) -> dict[str, Any]:
     """Typed values for every param, as plain JSON values; every problem reported at once."""
     problems, values = [], {}
     for name in given:
@@ -34,7 +40,7 @@ def resolve(playbook: Playbook, given: Mapping[str, str]) -> dict[str, Any]:
             problems.append(f"-e {name}: the playbook declares no such param (known: {known})")
     for name, spec in playbook.params.items():
         try:
-            values[name] = _value(spec, given.get(name))
+            values[name] = _value(spec, given.get(name), backups)
         except ValueError as e:
             problems.append(f"-e {name}: {e}")
     if problems:
@@ -51,10 +57,13 @@ def _integer(text: str) -> int:
     return int(text)
 
 
-def _value(spec: ParamSpec, text: str | None) -> Any:
+def _value(spec: ParamSpec, text: str | None,
+           backups: Callable[[str], dict[str, Any]] | None = None) -> Any:
+    if text is None and spec.type == "backup" and spec.default is not None:
+        text = str(spec.default)  # a default backup is resolved as one given with -e
     if text is None:
         if spec.default is None:
-            if spec.required or spec.type == "firmware":
+            if spec.required or spec.type in ("firmware", "backup"):
                 raise ValueError("required, and no default: give it with -e")
             return None
         default = spec.default
@@ -73,4 +82,16 @@ def _value(spec: ParamSpec, text: str | None) -> Any:
         if base is None:
             raise ValueError("firmware param has no pinned algorithm and hash")
         return asdict(FirmwareImage(path=text, algorithm=base.algorithm, hash=base.hash))
+    if spec.type == "backup":
+        return backups(text) if backups is not None else _backup_form(text)
     return text
+
+
+def _backup_form(text: str) -> dict[str, Any]:
+    """A backup param checked for its form only (no store at hand: `plan`)."""
+    from otpatch.engine.backupstore import plain
+
+    try:
+        return {"kind": "otpatch-backup", "sha256": plain(text, prefix_ok=True)}
+    except InputError as e:
+        raise ValueError(str(e)) from None

@@ -115,6 +115,7 @@ class Plan:
     params: tuple[ParamValue, ...]
     windows: tuple["WindowFit", ...] = ()
     guided: tuple[Any, ...] = ()  # lint_real.PersonStep: a person performs it, state order
+    qualification: Any = None  # qualify_check.Qualified: prerequisites met, attestations due
 
 
 @dataclass(frozen=True)
@@ -130,10 +131,12 @@ class WindowFit:
 
 
 def make_plan(playbook: Playbook, targets: Mapping[str, tuple[Any, ...]] | None,
-              params: Mapping[str, Any], windows: Mapping[str, Any] | None = None) -> Plan:
+              params: Mapping[str, Any], windows: Mapping[str, Any] | None = None,
+              qualification: Any = None) -> Plan:
     """The plan of `playbook` for resolved `targets` (hosts with `.name`; None without an
     inventory), resolved `params` and the inventory's maintenance `windows`. Gates are
-    listed, never evaluated."""
+    listed, never evaluated; `qualification`: the firmware's prerequisites as judged
+    against the baseline (engine/qualify_check.py), shown."""
     walk = walk_next(playbook, playbook.initial)
     path = _path(playbook, walk)
     walks = _rollback_walks(playbook, path)
@@ -147,7 +150,7 @@ def make_plan(playbook: Playbook, targets: Mapping[str, tuple[Any, ...]] | None,
         targets=tuple(TargetPlan(name, spec.group, _hosts(targets, name))
                       for name, spec in playbook.targets.items()),
         params=_params(playbook, params), windows=_window_fits(playbook, windows or {}),
-        guided=_guided(playbook, targets, walk))
+        guided=_guided(playbook, targets, walk), qualification=qualification)
 
 
 def _guided(playbook: Playbook, targets: Mapping[str, tuple[Any, ...]] | None, walk: Walk

@@ -28,6 +28,10 @@ def format_plan(plan: Plan) -> str:
         lines += _section("steps a person performs (guided, on hosts that are no simulator):",
                           [f"{g.state}{'' if g.state in on_path else ' (off the happy path)'}"
                            f": {g.describe()}" for g in plan.guided])
+    q = plan.qualification
+    if q is not None and (q.checks or q.attestations):
+        lines += _section("firmware qualification (prerequisites against the baseline):",
+                          [c.line() for c in q.checks] + [a.line() for a in q.attestations])
     short = "" if plan.walk.end else " (up to where the path stops)"
     lines.append(f"expected total: {format_duration(plan.walk.expected)}{short}"
                  + _unestimated(plan.walk.unestimated))

@@ -59,6 +59,19 @@ def refuse_ended_windows(loaded: Loaded, now: float) -> None:
         raise PlaybookError(problems)
 
 
+def refuse_unqualified(loaded: Loaded, home: Path | None, doing: str,
+                       stage: str | None = None) -> Any:
+    """`plan` and `run` (dry runs too) refuse a firmware whose prerequisites the baseline
+    does not meet, or does not know (engine/qualify_check.py), before anything is journaled
+    or sent; a stage run judges the hosts of its own stage. The qualification otherwise."""
+    from otpatch.engine.qualify_check import refuse_unqualified as check
+    from otpatch.engine.stages import effective_stages
+
+    skip = stagerun.out_of_stage(loaded.playbook, effective_stages(
+        loaded.playbook, loaded.inventory), stage) if stage else frozenset()
+    return check(loaded.playbook, loaded.inventory, loaded.targets, home, doing, skip)
+
+
 def refuse_non_simulators(loaded: Loaded) -> None:
     """A dry run never reaches a device that is not a simulator: every target host must be
     marked `simulator: true` AND answer as one when its device package can ask (a typo in
@@ -89,8 +102,11 @@ def start(playbook_path: str, inventory_path: str | None, mode: str, params_give
     head (None: unanchored).
     `stage`: a stage run, which runs only that stage's states (and those of none);
     `evidence`: record hashes of the runs its sign-offs approve (engine/evidence.py)."""
+    from functools import partial
+
     from otpatch.engine import params as run_params
     from otpatch.engine.anchor import Anchor
+    from otpatch.engine.backup_index import param_value
     from otpatch.engine.journal import FILENAME, Journal, new_run_id
     from otpatch.engine.siteregister import require_register
 
@@ -98,9 +114,11 @@ def start(playbook_path: str, inventory_path: str | None, mode: str, params_give
     loaded = load_files(playbook_path, inventory_path)
     register = require_register(loaded.inventory, register_keys, mode)
     refuse_ended_windows(loaded, time.time())
+    refuse_unqualified(loaded, home, "run", stage)
     if mode == "dry_run":
         refuse_non_simulators(loaded)
-    params = run_params.resolve(loaded.playbook, params_given)
+    params = run_params.resolve(loaded.playbook, params_given,  # a backup: from the store
+                                backups=partial(param_value, home, loaded.inventory))
     stagerun.check(loaded, stage, evidence)
     run_id = new_run_id()
     clock = VirtualClock() if mode == "dry_run" else WallClock()

@@ -74,12 +74,18 @@ class BackupVerified(Event):
 
 @dataclass(frozen=True)
 class DecisionRecorded(Event):
-    """A risk decision (patch, mitigate, defer) as signed by the person who accepted it:
-    the signed document itself (modules/risk decisions), judged again whenever it is read."""
+    """A risk decision (defer, mitigate) as accepted by a person: the signed acceptance
+    document itself (modules/risk/decisions.py acceptance_body plus its signature), which
+    binds the entry; the register file and entry it was written into. `risk accept` records
+    it; the register keeps the same signature, judged again whenever it is read."""
 
     kind: ClassVar[str] = "decision_recorded"
     category: ClassVar[str] = "risk"
     decision: dict
+    register: str = ""  # the register file as given
+    entry: int = 0  # its 1-based position in the register when accepted
+    asset: str = ""
+    advisory: str | None = None
 
     def outcome(self) -> str:
         return "success"

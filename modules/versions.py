@@ -116,3 +116,21 @@ def try_version(text: str, decimal_minor: bool = False) -> Version | None:
         return parse_version(text, decimal_minor)
     except VersionError:
         return None
+
+
+# A hardware product version (PV) as a Modicon label shows it: `PV 07`, `PV07`, `07`, `7`.
+# Here, beside the firmware versions, so the engine's qualification check and the M580
+# package (modules/m580/hardware.py) read it one way.
+_PV = re.compile(r"^\s*(?:pv)?\s*0*([0-9]{1,3})\s*$", re.IGNORECASE)
+
+
+def parse_product_version(text: object) -> int:
+    """`PV 07`, `PV07`, `07` and `7` are product version 7; ValueError otherwise."""
+    found = _PV.match(str(text))
+    if not found:
+        raise ValueError(f"not a product version: {text!r} (use e.g. PV 07)")
+    return int(found.group(1))
+
+
+def pv_text(number: int) -> str:
+    return f"PV {number:02d}"

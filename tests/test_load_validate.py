@@ -38,6 +38,7 @@ INVALID = [
     ("production-without-signoff.yml", "production-without-signoff", 10),
     ("firmware-unpinned.yml", "firmware-unpinned", 6),
     ("firmware-bad-hash.yml", "firmware-unpinned", 6),
+    ("firmware-qualification.yml", "firmware-qualification", 12),
     ("unknown-module.yml", "unknown-module", 9),
     ("module-args.yml", "module-args", 9),
     ("template-syntax.yml", "template-syntax", 11),

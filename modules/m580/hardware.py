@@ -3,27 +3,14 @@ how its `serial_number` compares with the serial the CIP Identity object reads, 
 pre-registered spare CPU (`spare_cpu`) of FAQ000272937's second way back."""
 from __future__ import annotations
 
-import re
 import zlib
 from dataclasses import dataclass
 from typing import Any
 
 from otpatch.modules.contract.errors import InputError
 from otpatch.modules.m580.versions import FirmwareVersion, parse_version
-
-_PV = re.compile(r"^\s*(?:pv)?\s*0*([0-9]{1,3})\s*$", re.IGNORECASE)
-
-
-def parse_product_version(text: Any) -> int:
-    """`PV 07`, `PV07`, `07` and `7` are product version 7; ValueError otherwise."""
-    found = _PV.match(str(text))
-    if not found:
-        raise ValueError(f"not a product version: {text!r} (use e.g. PV 07)")
-    return int(found.group(1))
-
-
-def pv_text(number: int) -> str:
-    return f"PV {number:02d}"
+# the product version parser lives with the one version parser; its names stay here too
+from otpatch.modules.versions import parse_product_version, pv_text  # noqa: F401
 
 
 def cip_serial_of(text: str) -> int:

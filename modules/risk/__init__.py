@@ -7,4 +7,4 @@ MODULES = {
 }
 
 CLI = ["otpatch.modules.risk.cli:register"]  # register(subparsers, host): `otpatch risk ...`
-SCHEMAS = ["controls.schema.json", "risk-register.schema.json"]
+SCHEMAS = ["controls.schema.json", "risk-register.schema.json", "patch-sources.schema.json"]

@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction, host: Any = None) -> None:
     s.add_argument("--next-cycle", metavar="DATE", help="the next planned patch cycle")
     s.add_argument("--json", action="store_true", help="print one JSON document")
     s.set_defaults(func=score_command)
+    from otpatch.modules.risk import commands
+
+    commands.register(rsub, host)
 
 
 def score_command(args: argparse.Namespace) -> int:

@@ -6,10 +6,16 @@ itself: each entry's scores are recomputed from its vectors, its due category fr
 effective score, and its deadline must not be later than its category allows. Every problem
 is reported at once, each as file:line:col (PlaybookError). `write_register` produces a
 document that passes all of this; `register_entry` builds an entry from a Score and a Due.
+
+A decision has a lifecycle (decisions.py judges it): the advisory revision it was taken on,
+a review date, for mitigate a dated plan of steps with their controls, and for defer or
+mitigate the acceptance: who accepted the risk, in which role, when, with their Ed25519 key
+and signature (written by `otpatch risk accept`; accept.py checks it). An entry
+without an acceptance loads; it is judged "not accepted".
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
@@ -26,6 +32,8 @@ RULES = {
     "register-due": "a due category that the effective score does not give, or a deadline "
                     "later than the category allows",
     "register-time": "a date or time that is not a real ISO date or date and time",
+    "register-acceptance": "an accepted decision on an advisory without the advisory revision "
+                           "it was taken on, or a plan on a decision that is not mitigate",
 }
 HEADER = ("# IEC 62443-2-1 risk register (schemas/risk-register.schema.json), written by "
           "otpatch.\n")
@@ -35,6 +43,29 @@ class Decision(str, Enum):
     PATCH = "patch"
     MITIGATE = "mitigate"
     DEFER = "defer"
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    """One dated step of a mitigation plan and the controls it puts or keeps in place."""
+
+    step: str
+    by: datetime
+    controls: tuple[str, ...] = ()
+    done: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """Who accepted the risk of a defer or mitigate decision, and their signature over the
+    entry's binding (decisions.py `binding`)."""
+
+    by: str
+    role: str
+    at: datetime
+    key: str  # base64 Ed25519 public key
+    signature: str  # base64 Ed25519 signature
+    where: str = field(default="", compare=False)  # file:line:col of `accepted.by`
 
 
 @dataclass(frozen=True)
@@ -55,6 +86,16 @@ class RegisterEntry:
     advisory: str | None = None
     cves: tuple[str, ...] = ()
     published: datetime | None = None
+    advisory_revision: str | None = None  # CSAF document.tracking.version decided on
+    review_by: datetime | None = None
+    plan: tuple[PlanStep, ...] = ()
+    accepted: Acceptance | None = None
+    where: str = field(default="", compare=False)  # file:line:col of the entry
+
+    @property
+    def label(self) -> str:
+        """How messages name the entry: asset and advisory (or its CVEs)."""
+        return f"{self.asset} {self.advisory or ', '.join(self.cves)}"
 
 
 @dataclass(frozen=True)
@@ -130,10 +171,22 @@ def write_register(path: str | Path, register: RiskRegister) -> None:
 
 def load_register(path: str | Path) -> RiskRegister:
     """The register of a YAML file; PlaybookError carrying every problem otherwise."""
-    from otpatch.modules.contract.schemas import schema_problems
     from otpatch.modules.contract.yamlsrc import read_yaml
 
-    source = read_yaml(path)
+    return _register(read_yaml(path))
+
+
+def parse_register(raw: bytes, file: str) -> RiskRegister:
+    """The register of YAML bytes (as if read from `file`): what a writer checks before it
+    replaces the file; PlaybookError carrying every problem otherwise."""
+    from otpatch.modules.contract.yamlsrc import parse_yaml
+
+    return _register(parse_yaml(raw, file))
+
+
+def _register(source: Any) -> RiskRegister:
+    from otpatch.modules.contract.schemas import schema_problems
+
     problems = schema_problems(source, "risk-register")
     if problems:
         raise PlaybookError(problems)
@@ -153,12 +206,31 @@ def _entry_data(e: RegisterEntry) -> dict[str, Any]:
         data["advisory"] = e.advisory
     if e.cves:
         data["cves"] = list(e.cves)
+    if e.advisory_revision:
+        data["advisory_revision"] = e.advisory_revision
     data.update(vector=e.vector, base=e.base, effective_vector=e.effective_vector,
                 effective=e.effective, severity=e.severity, controls=list(e.controls),
                 decision=e.decision.value, rationale=e.rationale, due=e.due.to_dict(),
                 owner=e.owner)
     if e.published:
         data["published"] = e.published.isoformat()
+    if e.review_by:
+        data["review_by"] = e.review_by.isoformat()
+    if e.plan:
+        data["plan"] = [_step_data(s) for s in e.plan]
+    if e.accepted:
+        a = e.accepted
+        data["accepted"] = {"by": a.by, "role": a.role, "at": a.at.isoformat(), "key": a.key,
+                            "signature": a.signature}
+    return data
+
+
+def _step_data(s: PlanStep) -> dict[str, Any]:
+    data: dict[str, Any] = {"step": s.step, "by": s.by.isoformat()}
+    if s.controls:
+        data["controls"] = list(s.controls)
+    if s.done:
+        data["done"] = s.done.isoformat()
     return data
 
 
@@ -166,6 +238,7 @@ def _entry(source: Any, i: int, body: Mapping[str, Any]) -> tuple[Any, list[Prob
     at = ("entries", i)
     times, problems = _times(source, at, body)
     problems += _score_problems(source, at, body) + _due_problems(source, at, body, times)
+    problems += _lifecycle_problems(source, at, body)
     due = Due(body["due"]["category"], times.get("deadline"), body["due"]["rule"])
     entry = RegisterEntry(
         asset=body["asset"], vector=body["vector"], effective_vector=body["effective_vector"],
@@ -173,23 +246,69 @@ def _entry(source: Any, i: int, body: Mapping[str, Any]) -> tuple[Any, list[Prob
         severity=body["severity"], controls=tuple(body["controls"]),
         decision=Decision(body["decision"]), rationale=body["rationale"], due=due,
         owner=body["owner"], advisory=body.get("advisory"), cves=tuple(body.get("cves", ())),
-        published=times.get("published"))
+        published=times.get("published"), advisory_revision=body.get("advisory_revision"),
+        review_by=times.get("review_by"), where=_at(source, at),
+        plan=tuple(PlanStep(s["step"], times.get(f"plan{j}.by") or _NEVER,
+                            tuple(s.get("controls", ())), times.get(f"plan{j}.done"))
+                   for j, s in enumerate(body.get("plan", ()))),
+        accepted=_acceptance(source, at, body.get("accepted"), times))
     return entry, problems
+
+
+_NEVER = datetime.max  # a plan date that did not parse: its problem is already reported
+
+
+def _acceptance(source: Any, at: tuple, body: Mapping[str, Any] | None,
+                times: Mapping[str, datetime]) -> Acceptance | None:
+    if body is None:
+        return None
+    return Acceptance(by=body["by"], role=body["role"], at=times.get("accepted.at") or _NEVER,
+                      key=body["key"], signature=body["signature"],
+                      where=_at(source, at + ("accepted", "by"), value=True))
+
+
+def _at(source: Any, path: tuple, value: bool = False) -> str:
+    line, col = source.locate(path, value=value)
+    return f"{source.file}:{line}:{col}"
+
+
+def _time_fields(at: tuple, body: Mapping[str, Any]) -> list[tuple[str, tuple, Any]]:
+    """(name, YAML path, text) of every date the entry gives."""
+    fields = [("published", at + ("published",), body.get("published")),
+              ("deadline", at + ("due", "deadline"), body["due"].get("deadline")),
+              ("review_by", at + ("review_by",), body.get("review_by"))]
+    if body.get("accepted"):
+        fields.append(("accepted.at", at + ("accepted", "at"), body["accepted"]["at"]))
+    for j, step in enumerate(body.get("plan", ())):
+        fields += [(f"plan{j}.{k}", at + ("plan", j, k), step.get(k)) for k in ("by", "done")]
+    return fields
 
 
 def _times(source: Any, at: tuple, body: Mapping[str, Any]
            ) -> tuple[dict[str, datetime], list[Problem]]:
     out, problems = {}, []
-    for key, path in (("published", at + ("published",)),
-                      ("deadline", at + ("due", "deadline"))):
-        text = body.get(key) if key == "published" else body["due"].get(key)
+    for key, path, text in _time_fields(at, body):
         if text is None:
             continue
         try:
-            out[key] = parse_when(text, key)  # no offset: UTC, as everywhere in risk
+            out[key] = parse_when(text, path[-1])  # no offset: UTC, as everywhere in risk
         except RiskError as e:
             problems.append(source.problem(path, "register-time", f"{_show(path)}: {e}"))
     return out, problems
+
+
+def _lifecycle_problems(source: Any, at: tuple, body: Mapping[str, Any]) -> list[Problem]:
+    problems = []
+    if body.get("accepted") and body.get("advisory") and not body.get("advisory_revision"):
+        problems.append(source.problem(
+            at + ("accepted",), "register-acceptance", f"{_show(at)}: an accepted decision "
+            f"on {body['advisory']} names the advisory_revision it was taken on (the "
+            "advisory's document.tracking.version): a new revision re-opens it"))
+    if body.get("plan") and body["decision"] != Decision.MITIGATE.value:
+        problems.append(source.problem(
+            at + ("plan",), "register-acceptance", f"{_show(at + ('plan',))}: a plan belongs "
+            f"to a mitigate decision, not {body['decision']}"))
+    return problems
 
 
 def _score_problems(source: Any, at: tuple, body: Mapping[str, Any]) -> list[Problem]:

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 PARAM_KIND = "otpatch-backup"  # the `kind` of a resolved backup param (engine/params.py)
-RESTORE_TESTS = {"mguard_profile": "playbooks/backup-restore-test.yml"}  # artifact -> playbook
-NO_RESTORE_TEST = {  # artifact -> why no shipped playbook restore-tests it yet
-    "m580_application": "m580.application_download puts back only a backup "
-                        "m580.application_backup took in the same run (it has no argument "
-                        "naming a stored archive)"}
+RESTORE_TESTS = {  # artifact -> the shipped playbook that restore-tests it
+    "mguard_profile": "playbooks/backup-restore-test.yml",
+    "m580_application": "playbooks/backup-restore-test-m580.yml"}
+NO_RESTORE_TEST: dict[str, str] = {}  # artifact -> why no shipped playbook restore-tests it
 
 
 @dataclass(frozen=True)

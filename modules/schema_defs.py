@@ -18,3 +18,6 @@ TEXT = {"type": "string", "minLength": 1}
 
 LABEL = {"type": "string", "pattern": "^[a-z][a-z0-9_]*$",
          "description": "names this record in the facts, e.g. before / after / as_found"}
+
+SHA256 = {"type": "string", "pattern": "^(sha256:)?[0-9a-fA-F]{64}$",
+          "description": "a SHA-256, hex (a sha256: prefix allowed)"}

@@ -12,6 +12,7 @@ import threading
 from conftest import ROOT, otpatch_child, run_json
 
 RESTORE_TEST = str(ROOT / "playbooks" / "backup-restore-test.yml")
+RESTORE_TEST_M580 = str(ROOT / "playbooks" / "backup-restore-test-m580.yml")
 
 
 def _listed(home, inventory) -> dict:
@@ -48,7 +49,7 @@ def test_a_backup_is_stored_verified_and_restores_into_the_lab_simulator(home, l
     assert mguard["operator"] == "Chen Wei" and mguard["restore_tests"] == []
     plc = listed[("lab-plc-1", "m580_application")]
     assert plc["summary"]["checksum"].startswith("crc32:")
-    assert plc["restore_test_not_implemented"]
+    assert plc["restore_test_playbook"] == "playbooks/backup-restore-test-m580.yml"
 
     _drop_a_rule(lab.device("lab-mguard-1"))
     run = otpatch_child(home, "run", RESTORE_TEST, "-i", str(lab.inventory), "--dry-run",
@@ -95,6 +96,45 @@ def test_an_import_that_loses_rules_fails_the_restore_test(home, lab):
     assert run_json(run)["status"] == "halted"
     tests = _listed(home, lab.inventory)[("lab-mguard-1", "mguard_profile")]["restore_tests"]
     assert [(t["status"], t["passed"]) for t in tests] == [("halted", False)]
+
+
+def test_an_application_backup_restores_into_the_lab_cpu_and_verifies(home, lab):
+    """The M580 application backup downloaded into the lab CPU simulator, which had been
+    given another application: the CPU checks the image's CRC-32, the step reads the
+    checksum back, the CPU runs it; the run is the backup's passed restore test. An mGuard
+    profile handed to the M580 test is refused before the lab CPU is touched."""
+    from otpatch.modules.m580.simapp import Application
+
+    done = otpatch_child(home, "backup", "-i", str(lab.inventory), "--host", "lab-plc-1",
+                         "--host", "lab-mguard-1", "--json", timeout=120)
+    assert done.returncode == 0, done.stderr
+    taken = {h["host"]: h for h in run_json(done)["hosts"]}
+    application, profile = taken["lab-plc-1"]["sha256"], taken["lab-mguard-1"]["sha256"]
+    cpu = lab.device("lab-plc-1")
+    backed_up = cpu.application
+    cpu.application = Application.as_configured("SOMEONE_ELSES_APP")
+    assert cpu.application.crc32 != backed_up.crc32
+
+    run = otpatch_child(home, "run", RESTORE_TEST_M580, "-i", str(lab.inventory), "--dry-run",
+                        "-e", f"backup={application[:12]}", "--json", timeout=180)
+    assert run.returncode == 0, run.stderr
+    result = run_json(run)
+    assert result["status"] == "completed", result
+    assert cpu.downloads == 1  # put back, not "already runs"
+    assert (cpu.application.name, cpu.application.crc32) == (backed_up.name, backed_up.crc32)
+    listed = _listed(home, lab.inventory)[("lab-plc-1", "m580_application")]
+    assert [(t["run_id"], t["status"]) for t in listed["restore_tests"]] == \
+        [(result["run_id"], "completed")]
+    text = otpatch_child(home, "backup", "list", "-i", str(lab.inventory)).stdout
+    assert f"restore test:  passed: run {result['run_id']}, dry_run into simulator " \
+           "lab-plc-1" in text
+
+    wrong = otpatch_child(home, "run", RESTORE_TEST_M580, "-i", str(lab.inventory),
+                          "--dry-run", "-e", f"backup={profile}", "--json", timeout=120)
+    assert wrong.returncode == 1, wrong.stderr
+    assert run_json(wrong)["status"] != "completed"
+    assert "not an M580 application backup" in wrong.stdout + wrong.stderr
+    assert cpu.downloads == 1  # the lab CPU never reached
 
 
 class _Listener:

@@ -9,8 +9,8 @@ from otpatch.modules.contract.attest import attested
 from otpatch.modules.contract.module import Module, ReadBack, Result
 from otpatch.modules.m580 import appstore
 from otpatch.modules.m580 import registers as R
-from otpatch.modules.m580.application import (LABEL_ARG, SOURCES, backup_bytes, label_of,
-                                              recorded_backup)
+from otpatch.modules.m580.application import (ARCHIVE_ARGS, ARCHIVE_PAIR, LABEL_ARG, SOURCES,
+                                              backup_bytes, label_of, recorded_backup)
 from otpatch.modules.m580.appobject import DownloadState, checksum_text, crc32
 from otpatch.modules.m580.common import driver, duration_arg, schema, seconds, took, wait_for
 from otpatch.modules.m580.driver import M580Driver
@@ -23,7 +23,9 @@ class ApplicationDownload(Module):
     name = "m580.application_download"
     doc = ("Rollback: download the application backup m580.application_backup took (`label`, "
            "default as_found) back into the CPU, e.g. after a special downgrade erased it "
-           "(FAQ000272937); its file must still have the SHA-256 recorded then. A few minutes "
+           "(FAQ000272937); its file must still have the SHA-256 recorded then. Or a stored "
+           "backup (otpatch backup): `archive` its file, `sha256` the hash it must have, "
+           "`name` the application's name (the restore test). A few minutes "
            "(the simulator: 3, an estimate); the CPU then runs it. On a simulator the CPU "
            "checks the image's CRC-32 and the step reads the application checksum back. On "
            "a real CPU a guided step: `role` (default operator) downloads the archive with "
@@ -31,9 +33,10 @@ class ApplicationDownload(Module):
            "serial, archive SHA-256). Follow with m580.verify_application (it checks the "
            "application) and m580.wait_run. Facts: application_download {label, name, "
            "checksum, sha256, duration_s, evidence}.")
-    args_schema = schema(label=LABEL_ARG, role=ROLE,
-                         timeout=duration_arg("10m", "how long the download may take"),
-                         interval=duration_arg("5s", "how often to look"))
+    args_schema = {**schema(label=LABEL_ARG, role=ROLE, **ARCHIVE_ARGS,
+                            timeout=duration_arg("10m", "how long the download may take"),
+                            interval=duration_arg("5s", "how often to look")),
+                   "dependentRequired": ARCHIVE_PAIR}
     changes_device = True
     changes = ("application",)  # checked by m580.verify_application, not here: on a real CPU
     real_device = "guided"  # no public read shows the checksum
@@ -45,7 +48,7 @@ class ApplicationDownload(Module):
 
     def run(self, args, ctx) -> Result:
         drv = driver(ctx, args, self.name)
-        found = backup_bytes(ctx, args["target"], label_of(args), drv.host.name)
+        found = backup_bytes(ctx, args["target"], label_of(args), drv.host.name, args)
         if isinstance(found, str):
             return Result(failed=True, msg=found)
         backup, data = found
@@ -109,7 +112,7 @@ class ApplicationDownload(Module):
             return ReadBack(False, Result(msg=(
                 f"{drv.host.name}: public reads do not show whether the application was "
                 "downloaded: the step asks the person again")))
-        backup = recorded_backup(ctx, args["target"], label_of(args)) or {}
+        backup = _backup_of(ctx, args)
         status = appstore.for_simulator(drv, self.name).status()
         seen = f"{drv.host.name}: application {status.checksum or 'none'}, download " \
                f"{status.download.name.lower()}"
@@ -122,6 +125,14 @@ class ApplicationDownload(Module):
 
     def advance_sim_clock(self, args, ctx, seconds_: float) -> None:
         driver(ctx, args, self.name).advance_sim_clock(seconds_)
+
+
+def _backup_of(ctx: Any, args: Mapping[str, Any]) -> Mapping[str, Any]:
+    """What the step puts back: the stored `archive` or the run's own backup ({} if gone)."""
+    if args.get("archive"):
+        found = backup_bytes(ctx, args["target"], label_of(args), "", args)
+        return found[0] if not isinstance(found, str) else {}
+    return recorded_backup(ctx, args["target"], label_of(args)) or {}
 
 
 def _up(drv: M580Driver) -> bool | None:
@@ -144,9 +155,11 @@ class VerifyApplication(Module):
            "if the CPU answers it, compared with the backup's name (evidence "
            "fc43_application_name); else `role` (default operator) attests that Control "
            "Expert's comparison shows the CPU's application is the archive's (evidence "
-           "attestation). Facts: application_check {label, evidence, matches, name, shown, "
+           "attestation). Or against a stored backup (otpatch backup): `archive`, `sha256`, "
+           "`name`, as m580.application_download takes them. Facts: application_check {label, evidence, matches, name, shown, "
            "expected} (shown / expected: the checksums, the names, or the archive SHA-256).")
-    args_schema = schema(label=LABEL_ARG, role=ROLE)
+    args_schema = {**schema(label=LABEL_ARG, role=ROLE, **ARCHIVE_ARGS),
+                   "dependentRequired": ARCHIVE_PAIR}
     verifies = {"application": ()}
     real_device = "guided"
     sources = SOURCES
@@ -154,10 +167,13 @@ class VerifyApplication(Module):
     def run(self, args, ctx) -> Result:
         drv = driver(ctx, args, self.name)
         label = label_of(args)
-        backup = recorded_backup(ctx, args["target"], label)
-        if backup is None:
-            return Result(failed=True, msg=f"no application backup labelled {label} for "
-                                           f"{drv.host.name}: run m580.application_backup first")
+        found = backup_bytes(ctx, args["target"], label, drv.host.name, args) \
+            if args.get("archive") else recorded_backup(ctx, args["target"], label)
+        if found is None or isinstance(found, str):
+            return Result(failed=True, msg=found or (
+                f"no application backup labelled {label} for {drv.host.name}: run "
+                "m580.application_backup first"))
+        backup = found[0] if isinstance(found, tuple) else found
         if is_guided(drv):
             return self._guided(drv, args, ctx, backup)
         status = appstore.for_simulator(drv, self.name).status()

@@ -15,13 +15,13 @@ from otpatch.modules.contract.files import read_regular
 from otpatch.modules.contract.module import Module, Result
 from otpatch.modules.contract.platform import create_private, on_windows
 from otpatch.modules.m580 import appstore
-from otpatch.modules.m580.appobject import crc32
+from otpatch.modules.m580.appobject import checksum_text, crc32
 from otpatch.modules.m580.common import driver, schema
 from otpatch.modules.m580.driver import CIP_IDENTITY_SOURCE, FC43_SOURCE, M580Driver
 from otpatch.modules.m580.engineering_link import ARCHIVE_FILES, FAQ000272937
 from otpatch.modules.m580.guided import application_name, is_guided, read_cpu
 from otpatch.modules.m580.transfer_args import ROLE, role_of
-from otpatch.modules.schema_defs import LABEL
+from otpatch.modules.schema_defs import LABEL, SHA256
 
 FOLDER = "m580"  # <run_dir>/m580/: the application backups of the run
 ARCHIVE_LIMIT = 512 * 1024 * 1024  # an application archive read back at most this large
@@ -34,6 +34,20 @@ FC43_APPLICATION_NAME = (
     "https://modbus.org/docs/Modbus_Application_Protocol_V1_1b3.pdf")
 SOURCES = (ARCHIVE_FILES, FAQ000272937, FC43_APPLICATION_NAME, FC43_SOURCE,
            CIP_IDENTITY_SOURCE)
+
+
+# A stored backup put back instead of the run's own (the restore test of `otpatch backup`):
+# its file, and the SHA-256 it must still have. Both or neither.
+ARCHIVE_ARGS = {
+    "archive": {"type": "string", "minLength": 1,
+                "description": "the file of a stored application backup (otpatch backup) to "
+                               "use instead of the one m580.application_backup took in this "
+                               "run; `sha256` with it"},
+    "sha256": {**SHA256, "description": "the SHA-256 the `archive` file must have"},
+    "name": {"type": "string", "maxLength": 64,
+             "description": "with `archive`: the application's name as its backup recorded "
+                            "it (FC 43 object 0x06), compared where the CPU shows one"}}
+ARCHIVE_PAIR = {"archive": ["sha256"], "sha256": ["archive"], "name": ["archive"]}
 
 
 def label_of(args: Mapping[str, Any]) -> str:
@@ -70,9 +84,13 @@ def recorded_backup(ctx: Any, target: str, label: str) -> Mapping[str, Any] | No
     return found if isinstance(found, Mapping) else None
 
 
-def backup_bytes(ctx: Any, target: str, label: str, who: str
+def backup_bytes(ctx: Any, target: str, label: str, who: str,
+                 args: Mapping[str, Any] | None = None
                  ) -> tuple[Mapping[str, Any], bytes] | str:
-    """(the recorded backup, its file's bytes with the SHA-256 recorded), or why not."""
+    """(the recorded backup, its file's bytes with the SHA-256 recorded), or why not. With
+    `archive` in args: that stored file instead, checked against the `sha256` given."""
+    if args and args.get("archive"):
+        return stored_archive(args)
     backup = recorded_backup(ctx, target, label)
     if backup is None:
         return (f"no application backup labelled {label} for {who}: run "
@@ -85,6 +103,23 @@ def backup_bytes(ctx: Any, target: str, label: str, who: str
         return (f"the application backup {Path(backup['path']).name} changed since it was "
                 f"saved: SHA-256 {sha256_hex(data)}, recorded {backup.get('sha256')}")
     return backup, data
+
+
+def stored_archive(args: Mapping[str, Any]) -> tuple[Mapping[str, Any], bytes] | str:
+    """The `archive` file as a backup: its bytes, which must hash to `sha256`, and what the
+    simulator's CPU would show for it (the image's CRC-32; a real CPU's checksum is not
+    publicly readable, so a guided step never compares it)."""
+    try:
+        data = read_regular(str(args["archive"]), ARCHIVE_LIMIT, "application backup")
+    except InputError as e:
+        return str(e)
+    wanted, actual = str(args["sha256"]).lower().removeprefix("sha256:"), sha256_hex(data)
+    if actual != wanted:
+        return (f"the application backup {Path(args['archive']).name} has SHA-256 {actual}, "
+                f"{wanted} was asked for: not used")
+    return {"path": str(args["archive"]), "sha256": actual, "size": len(data),
+            "name": str(args.get("name") or ""), "checksum": checksum_text(crc32(data)),
+            "stored": True}, data
 
 
 class ApplicationBackup(Module):

@@ -21,11 +21,10 @@ from otpatch.modules.mguard.guided import (ATV_FORMAT, MANUAL_MANAGEMENT, ROLE, 
                                            fresh_export, guided_export, now_iso, role_of,
                                            serial_of)
 from otpatch.modules.polling import poll_until
-from otpatch.modules.schema_defs import DURATION, LABEL
+from otpatch.modules.schema_defs import DURATION, LABEL, SHA256
 
 RESTORE_TIMEOUT = "90s"  # the seed article: "All firewall rules restore within 90 s"
 SUFFIX = {"atv": ".atv", "ecs": ".ecs.tar.gz", "p7e": ".ecs.p7e"}
-SHA256 = {"type": "string", "pattern": "^(sha256:)?[0-9a-fA-F]{64}$"}
 
 
 class ExportProfile(HostModule):

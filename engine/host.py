@@ -80,3 +80,47 @@ class PackageHost:
         return siterecord.append(default_home(), [DecisionRecorded(
             elapsed=0.0, decision=document, **facts)], inventory=inventory,
             operator=operator, source=source)
+
+    @staticmethod
+    def record_cycle(report: dict, *, inventory: Any, operator: str | None) -> str:
+        """Journal a `risk cycle` report (modules/risk/cycletext.py document) in the site
+        record as a CycleEvaluated; the record id."""
+        from otpatch.engine import siterecord
+        from otpatch.engine.approvals import canonical
+        from otpatch.engine.journal import default_home
+        from otpatch.engine.siteevents import CycleEvaluated
+        from otpatch.modules.contract.canonical import sha256_hex
+
+        cycle = report["cycle"]
+        sources = [{"id": s["id"], "evaluated_ok": s["evaluated_ok"],
+                    "evaluated": len(s["evaluated"]),
+                    "undecided": sum(a["undecided"] for e in s["evaluated"]
+                                     for a in e["assets"])} for s in report["sources"]]
+        return siterecord.append(default_home(), [CycleEvaluated(
+            elapsed=0.0, start=cycle["start"], end=cycle["end"], days=cycle["days"],
+            clean=bool(report["clean"]), counts=dict(report["counts"]), sources=sources,
+            report=report, report_sha256=sha256_hex(canonical(report)))],
+            inventory=inventory, operator=operator, source="otpatch risk cycle")
+
+    @staticmethod
+    def stored_backup(host: str, artifact: str, inventory: Any) -> dict[str, Any] | str:
+        """The newest backup of `artifact` (mguard_profile, m580_application) stored for
+        the host (engine/backup_index.py), hashed again now: {path, sha256, at, record};
+        else why there is none to use (none stored, or the stored object is damaged)."""
+        from otpatch.engine import backupstore
+        from otpatch.engine.backup_index import backups
+        from otpatch.engine.journal import default_home
+
+        home = default_home()
+        found = [b for b in backups(home, inventory)
+                 if b.host == host and b.artifact == artifact]
+        if not found:
+            return f"no {artifact} backup stored for {host} (otpatch backup --host {host})"
+        newest = max(reversed(found), key=lambda b: b.at)  # the later stored of a tie
+        checked = backupstore.rehash(home, newest.sha256)
+        if not checked.ok:
+            return (f"the newest {artifact} backup of {host}, {newest.sha256[:12]}, cannot "
+                    f"be used ({checked.status}): {checked.detail}")
+        return {"path": str(backupstore.object_path(home, newest.sha256)),
+                "sha256": newest.sha256, "at": newest.at, "record": newest.record}
+

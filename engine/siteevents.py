@@ -89,3 +89,26 @@ class DecisionRecorded(Event):
 
     def outcome(self) -> str:
         return "success"
+
+
+@dataclass(frozen=True)
+class CycleEvaluated(Event):
+    """A patch evaluation cycle as `risk cycle` reported it (NERC CIP-007 R2.2, IEC
+    62443-2-3): the window, whether everything was decided and stands (`clean`), the counts,
+    and the whole report (modules/risk/cycletext.py document) with its SHA-256 over RFC 8785
+    bytes, so the auditor's "was every source evaluated in each cycle" is answered from the
+    signed record, even for a cycle in which nothing applied."""
+
+    kind: ClassVar[str] = "cycle_evaluated"
+    category: ClassVar[str] = "risk"
+    start: str
+    end: str
+    days: int
+    clean: bool
+    counts: dict
+    sources: list  # [{id, evaluated_ok, evaluated: n, undecided: n}] one per patch source
+    report: dict
+    report_sha256: str
+
+    def outcome(self) -> str:
+        return "success" if self.clean else "failure"

@@ -69,8 +69,9 @@ def test_the_shipped_cycle_report_lists_every_source_and_what_is_outstanding(
     assert lines[at + 2].startswith("  16 documents of this source among the advisories "
                                     "given, newest ICSA-23-250-02 of 2023-09-07")
     assert lines[at + 3] == "  evaluated: nothing released or revised in the cycle"
-    assert lines[-1] == ("result: 1 undecided; 0 not accepted; 0 re-opened; 3 overdue: needs "
+    assert lines[-2] == ("result: 1 undecided; 0 not accepted; 0 re-opened; 3 overdue: needs "
                          "attention (exit 1)")
+    assert lines[-1].startswith("recorded in the site record: r-")
 
 
 def test_the_shipped_cycle_as_json(capsys, monkeypatch, cycle_home):
@@ -96,6 +97,42 @@ def test_the_shipped_cycle_as_json(capsys, monkeypatch, cycle_home):
             "not_evaluated_sources": 0}
 
 
+def test_each_cycle_is_journaled_in_the_signed_site_record(tmp_path, capsys, monkeypatch):
+    """The report an auditor asks for is kept, not only printed: the whole JSON document,
+    its SHA-256 and who evaluated, in the site record, which `journal verify` checks; a
+    cycle in which nothing was released is recorded too, every source listed as evaluated.
+    --no-record is a look and adds nothing."""
+    from otpatch.engine.approvals import canonical
+    from otpatch.modules.contract.canonical import sha256_hex
+
+    home = tmp_path / "home"
+    code, out, _ = run(capsys, monkeypatch, home, *shipped_cycle("--json", "--operator",
+                                                                 "Bernd Maier"))
+    doc = json.loads(out)
+    (entry,) = siterecord.entries(home, ["cycle_evaluated"])
+    assert entry.run_id == doc.pop("site_record") and entry.operator == "Bernd Maier"
+    p = entry.payload
+    assert (p["report"], p["report_sha256"]) == (doc, sha256_hex(canonical(doc)))
+    assert (p["start"], p["days"], p["clean"]) == ("2025-01-26T00:00:00+00:00", 35, False)
+    assert p["sources"] == [
+        {"id": "cisa-ics-schneider", "evaluated_ok": True, "evaluated": 4, "undecided": 1},
+        {"id": "cisa-ics-phoenix", "evaluated_ok": True, "evaluated": 0, "undecided": 0}]
+
+    code, out, _ = run(capsys, monkeypatch, home, "risk", "cycle", "-i", INVENTORY,
+                       "--advisories", ADVISORIES, "--as-of", "2020-06-30", "--days", "30")
+    assert out.splitlines()[-1].startswith("recorded in the site record: r-")
+    quiet = siterecord.entries(home, ["cycle_evaluated"])[-1].payload
+    assert quiet["end"].startswith("2020-07-01") and quiet["counts"]["evaluated"] == 0
+    assert [(s["evaluated_ok"], s["evaluated"]) for s in quiet["sources"]] == [(True, 0)] * 2
+
+    code, out, _ = run(capsys, monkeypatch, home, *shipped_cycle("--no-record"))
+    assert out.splitlines()[-1] == ("not recorded (--no-record): a look, not the cycle's "
+                                    "record")
+    assert len(siterecord.entries(home, ["cycle_evaluated"])) == 2
+    code, out, _ = run(capsys, monkeypatch, home, "journal", "verify", "--json")
+    assert code == 0 and json.loads(out)["site_record"]["ok"] is True, out
+
+
 def test_a_source_with_no_document_is_not_evaluated(tmp_path, capsys, monkeypatch, cycle_home):
     sources = tmp_path / "sources.yml"
     sources.write_text((ROOT / "inventory" / "lab-patch-sources.yml").read_text() + (
@@ -105,7 +142,28 @@ def test_a_source_with_no_document_is_not_evaluated(tmp_path, capsys, monkeypatc
                                                                        str(sources)))
     assert code == 1
     assert "  NOT EVALUATED: no document of this source among the advisories given" in out
-    assert "1 sources not evaluated" in out.splitlines()[-1]
+    assert "1 sources not evaluated" in out.splitlines()[-2]
+
+
+def test_accept_refuses_a_decision_on_a_superseded_revision(tmp_path, capsys, monkeypatch):
+    """Decided on revision 1; by the time the person signs, Update A (revision 2) is out: the
+    decision is re-decided first, never signed on what the advisory no longer says."""
+    register = tmp_path / "register.yml"
+    before = LIFECYCLE.read_text().replace('advisory_revision: "2"', 'advisory_revision: "1"', 1)
+    register.write_text(before)
+    keys = lab_keys(tmp_path / "keys", ["alice-chen"])
+    code, out, err = run(capsys, monkeypatch, tmp_path / "home", "risk", "accept",
+                         str(register), "--entry", "1", "-i", INVENTORY, "--key",
+                         str(keys["alice-chen"]), "--role", "process_owner", "--advisories",
+                         f"{ADVISORIES}/icsa-21-194-02.json", "--at", "2021-08-02T09:00:00Z")
+    assert (code, out) == (2, "")
+    assert err.strip().endswith(
+        "decided on revision 1 of ICSA-21-194-02, which was at revision 2 (2021-07-27: "
+        "ICSA-21-194-02 Schneider Electric Modicon Controllers and Software (Update A)) on "
+        "2021-08-02: re-decide on the current revision (advisory_revision) first; nothing "
+        "signed"), err
+    assert register.read_text() == before
+    assert siterecord.entries(tmp_path / "home") == []
 
 
 def test_accept_signs_writes_and_journals(tmp_path, capsys, monkeypatch):
@@ -116,11 +174,13 @@ def test_accept_signs_writes_and_journals(tmp_path, capsys, monkeypatch):
     code, out, _ = run(capsys, monkeypatch, home, "risk", "accept", str(register), "--entry",
                        "lab-plc-1:ICSA-25-035-04", "-i", INVENTORY, "--key",
                        str(keys["bernd-maier"]), "--role", "ot_security_officer",
-                       "--at", "2025-02-11T14:30:00Z")
+                       "--at", "2025-02-11T14:30:00Z", "--advisories",
+                       f"{ADVISORIES}/icsa-25-035-04.json")
     assert code == 0
-    assert out.splitlines()[0] == (
+    assert out.splitlines()[:2] == [
         "accepted: entry 2 (lab-plc-1 ICSA-25-035-04, defer) by Bernd Maier as "
-        "ot_security_officer at 2025-02-11T14:30:00+00:00; review by 2025-05-31")
+        "ot_security_officer at 2025-02-11T14:30:00+00:00; review by 2025-05-31",
+        "advisory ICSA-25-035-04 at revision 1 on 2025-02-11, as decided on"]
     text = register.read_text()
     assert text.startswith(LIFECYCLE.read_text().splitlines()[0])  # comments kept
     assert "    cves: [CVE-2024-11425]\n" in text  # and the layout
@@ -146,19 +206,31 @@ REFUSED = [  # id, entry, key, role, what the one line says
     ("no such entry", "9", "bernd-maier", "ot_security_officer", "no entry 9 (it has 4)"),
     ("no such name", "prod-plc-9:ICSA-25-035-04", "bernd-maier", "ot_security_officer",
      "no entry named prod-plc-9:ICSA-25-035-04"),
+    ("a revision not current then", "1", "alice-chen", "process_owner",
+     "decided on revision 2 of ICSA-21-194-02, which was at revision 1 (2021-07-13: "
+     "ICSA-21-194-02 Schneider Electric SCADApack RTU, Modicon Controllers, and Software) "
+     "on 2021-07-20: re-decide on the current revision (advisory_revision) first; nothing "
+     "signed", "2021-07-20T10:00:00Z"),
+    ("an advisory not given", "2", "bernd-maier", "ot_security_officer",
+     "ICSA-25-035-04 is not among the advisories given (--advisories): its revision cannot "
+     "be checked; nothing signed", None, ("icsa-21-194-02.json",)),
 ]
+ENTRIES_ADVISORIES = ("icsa-21-194-02.json", "icsa-25-035-04.json")  # the entries' own
 
 
-@pytest.mark.parametrize("entry,person,role,fragment", [c[1:] for c in REFUSED],
-                         ids=[c[0] for c in REFUSED])
+@pytest.mark.parametrize("entry,person,role,fragment,at,advisories",
+                         [(c + (None, None))[1:7] for c in REFUSED], ids=[c[0] for c in REFUSED])
 def test_accept_refuses_and_writes_nothing(tmp_path, capsys, monkeypatch, entry, person, role,
-                                           fragment):
+                                           fragment, at, advisories):
     register = tmp_path / "register.yml"
     shutil.copy(LIFECYCLE, register)
     keys = lab_keys(tmp_path / "keys", [person])
+    given = [a for f in advisories or ENTRIES_ADVISORIES
+             for a in ("--advisories", f"{ADVISORIES}/{f}")]
     code, out, err = run(capsys, monkeypatch, tmp_path / "home", "risk", "accept",
                          str(register), "--entry", entry, "-i", INVENTORY, "--key",
-                         str(keys[person]), "--role", role)
+                         str(keys[person]), "--role", role, *given,
+                         *(("--at", at) if at else ()))
     assert (code, out) == (2, "")
     (line,) = err.splitlines()
     assert line.startswith(f"otpatch: {register}: ") and fragment in line, line
@@ -213,3 +285,21 @@ def test_missing_advisories_path(capsys, monkeypatch, cycle_home):
     code, _, err = run(capsys, monkeypatch, cycle_home, "risk", "cycle", "-i", INVENTORY,
                        "--advisories", "no-such-folder")
     assert code == 2 and "no-such-folder: no such file or folder" in err
+
+
+@pytest.mark.parametrize("name,fragment", [
+    ("lab-plc-1", "control mguard-blocks-modbus: enforced_by lab-plc-1: a m580, not an mGuard"),
+    ("prod-mguard-9", "enforced_by prod-mguard-9: no such host in the inventory"),
+])
+def test_a_control_enforced_by_no_mguard_is_one_located_line(tmp_path, capsys, monkeypatch,
+                                                             cycle_home, name, fragment):
+    text = (ROOT / "inventory" / "lab-controls.yml").read_text()
+    assert "enforced_by: [prod-mguard-1]" in text
+    controls = tmp_path / "controls.yml"
+    controls.write_text(text.replace("enforced_by: [prod-mguard-1]", f"enforced_by: [{name}]"))
+    code, out, err = run(capsys, monkeypatch, cycle_home,
+                         *shipped_cycle("--controls", str(controls), "--no-record"))
+    assert (code, out) == (2, "")
+    (line,) = err.splitlines()
+    assert line.startswith(f"{controls}:") and "[control-enforcer]" in line, line
+    assert fragment in line, line

@@ -187,3 +187,59 @@ def test_judge(number, advisory, now, status, codes):
     assert (judged.status, [r.code for r in judged.reasons]) == (status, codes)
     if advisory is None and entry.advisory:
         assert judged.notes[0].startswith(f"{entry.advisory} is not among the advisories given")
+
+
+def test_without_a_profile_the_claims_are_checked_against_the_stored_backup(
+        tmp_path, capsys, monkeypatch, cycle_home):
+    """The control names the mGuard that enforces it (enforced_by: [prod-mguard-1]): with no
+    --profile, `risk cycle` checks its claims against that mGuard's newest stored backup.
+    A backup whose rules refute the claim withdraws the credit (the deferred decision
+    re-opens); a newer backup that holds keeps it; with none stored, or a damaged one, the
+    report names the mGuard as not checked."""
+    import shutil
+    from pathlib import Path
+
+    from otpatch.modules.advisories.verdicts import CACHE_FILE
+    from otpatch.modules.contract.canonical import sha256_hex
+
+    home = tmp_path / "home"
+    home.mkdir()
+    if (cycle_home / CACHE_FILE).is_file():  # the verdicts of the module's earlier cycles
+        (home / CACHE_FILE).parent.mkdir(parents=True)
+        shutil.copy(cycle_home / CACHE_FILE, home / CACHE_FILE)
+
+    def store(*edits) -> str:
+        file = profile(tmp_path, *edits).split("=", 1)[1]
+        assert main(["backup", "-i", INVENTORY, "--host", "prod-mguard-1", "--from", file,
+                     "--operator", "Chen Wei"]) == 0
+        capsys.readouterr()
+        return sha256_hex(Path(file).read_bytes())
+
+    monkeypatch.setenv("OTPATCH_HOME", str(home))
+    _, doc = cycle(capsys, monkeypatch, home)
+    assert doc["profiles"] == ["prod-mguard-1: not checked: no mguard_profile backup stored "
+                               "for prod-mguard-1 (otpatch backup --host prod-mguard-1)"]
+    assert decision(doc, DEFERRED)["status"] == "decided"
+
+    widened = store(change("FW_INCOMING", HISTORIAN, "SRC_IP", "10.20.20.0/24"))
+    _, doc = cycle(capsys, monkeypatch, home)
+    assert doc["profiles"][0].startswith(f"prod-mguard-1 (stored backup {widened[:12]} of ")
+    judged = decision(doc, DEFERRED)
+    reasons = {r["code"]: r["text"] for r in judged["reasons"]}
+    assert judged["status"] == "re-opened"
+    assert reasons["credit-withdrawn"].startswith(
+        "control mguard-blocks-modbus: credit withdrawn by the firewall review of "
+        f"prod-mguard-1 (stored backup {widened[:12]} of ")
+
+    good = store()
+    _, doc = cycle(capsys, monkeypatch, home)
+    assert doc["profiles"][0].startswith(f"prod-mguard-1 (stored backup {good[:12]} of ")
+    assert decision(doc, DEFERRED)["status"] == "decided"
+
+    damaged = home / "backups" / "sha256" / good[:2] / good
+    damaged.chmod(0o600)
+    damaged.write_bytes(damaged.read_bytes() + b"\n")
+    _, doc = cycle(capsys, monkeypatch, home)
+    assert doc["profiles"][0].startswith(f"prod-mguard-1: not checked: the newest "
+                                         f"mguard_profile backup of prod-mguard-1, "
+                                         f"{good[:12]}, cannot be used (differs): ")

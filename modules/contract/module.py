@@ -133,6 +133,9 @@ class Host(Protocol):
     def signature_valid(self, public_key: str, signature: str, message: bytes) -> bool: ...
     def approver_key(self, approver: Any) -> str | None: ...
     def record_decision(self, document: dict, **facts: Any) -> str: ...  # site record id
+    def record_cycle(self, report: dict, **facts: Any) -> str: ...  # site record id
+    # the newest stored backup of a host's artifact, re-hashed: {path, sha256, at, record}
+    def stored_backup(self, host: str, artifact: str, inventory: Any) -> Any: ...
 
 
 ANY_ASPECT = "device"  # what a device-changing module that names nothing changes

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from otpatch.modules.contract.errors import InputError, clip
 from otpatch.modules.risk.decisions import NEEDS_ACCEPTANCE, acceptance_body, acceptor_problem
@@ -32,6 +32,7 @@ class Accepted:
     number: int
     document: dict
     record_id: str
+    revision_said: str = ""  # how the revision decided on was checked against the advisory
 
 
 def signed_document(entry: RegisterEntry) -> dict[str, Any] | None:
@@ -115,10 +116,12 @@ def readiness_problem(entry: RegisterEntry) -> str:
 
 
 def accept(path: str, ref: str, inventory: Any, key: Any, role: str, now: datetime,
-           host: Any) -> Accepted:
+           host: Any, *, trackings: Mapping[str, Any]) -> Accepted:
     """Sign entry `ref` of the register at `path` as the inventory approver whose key this
     is (host.signing_key), in `role`; write the acceptance into the file; journal it in the
-    site record. InputError (exit 2) for anything that would not stand: nothing written."""
+    site record. `trackings`: advisory id -> cycle.py Tracking of the advisories given; the
+    entry's advisory_revision must be its advisory's revision at `now`. InputError (exit 2)
+    for anything that would not stand: nothing written."""
     from otpatch.modules.contract.files import read_regular, write_atomic
     from otpatch.modules.risk.register import parse_register
 
@@ -133,6 +136,7 @@ def accept(path: str, ref: str, inventory: Any, key: Any, role: str, now: dateti
     why = readiness_problem(entry) or acceptor_problem(entry, role, person)
     if why:
         raise InputError(f"{where}: {person.name} as {clip(role)}: {why}")
+    said = revision_checked(entry, trackings, now, where)
     body = acceptance_body(entry, by=person.name, role=role, at=now, key=key.public_key)
     document = {**body, "signature": key.sign(host.canonical(body))}
     text = _with_acceptance(raw, number - 1, document)
@@ -143,7 +147,34 @@ def accept(path: str, ref: str, inventory: Any, key: Any, role: str, now: dateti
     record = host.record_decision(document, inventory=inventory, operator=person.name,
                                   source=f"approver:{key.public_key[:12]}", register=str(path),
                                   entry=number, asset=entry.asset, advisory=entry.advisory)
-    return Accepted(accepted, number, document, record)
+    return Accepted(accepted, number, document, record, said)
+
+
+def revision_checked(entry: RegisterEntry, trackings: Mapping[str, Any], at: datetime,
+                     where: str) -> str:
+    """How the entry's advisory_revision stands against its advisory at `at` (the
+    revision then current: the newest of its revision_history dated no later, else its
+    tracking version); InputError when the advisory is not among those given or the entry
+    was decided on another revision (a decision on a superseded revision is re-decided,
+    never signed)."""
+    if not entry.advisory:
+        return "no advisory named: the entry's CVEs are accepted as listed"
+    tracking = trackings.get(entry.advisory)
+    if tracking is None:
+        raise InputError(f"{where}: {entry.advisory} is not among the advisories given "
+                         "(--advisories): its revision cannot be checked; nothing signed")
+    then = [r for r in tracking.history if r.date <= at]
+    current = then[-1].number if then else tracking.version
+    if current != entry.advisory_revision:
+        newer = [r for r in tracking.history if r.number == current]
+        what = f" ({newer[0].date.date().isoformat()}: {clip(newer[0].summary)})" \
+            if newer and newer[0].summary else ""
+        raise InputError(f"{where}: decided on revision {entry.advisory_revision} of "
+                         f"{entry.advisory}, which was at revision {current}{what} on "
+                         f"{at.date().isoformat()}: re-decide on the current revision "
+                         "(advisory_revision) first; nothing signed")
+    return f"advisory {entry.advisory} at revision {current} on {at.date().isoformat()}, " \
+           "as decided on"
 
 
 def _with_acceptance(raw: bytes, index: int, document: dict) -> bytes:

@@ -42,6 +42,10 @@ def _accept_parser(actions: Any, host: Any) -> None:
     p.add_argument("-i", "--inventory", required=True, metavar="INVENTORY")
     p.add_argument("--key", required=True, metavar="KEYFILE", help="your private key")
     p.add_argument("--role", required=True, metavar="ROLE", help="the role you accept as")
+    p.add_argument("--advisories", action="append", required=True, metavar="PATH",
+                   help="CSAF files or folders holding the entry's advisory (repeatable): "
+                        "the revision the entry was decided on must be the advisory's "
+                        "revision at the time of acceptance, else nothing is signed")
     p.add_argument("--at", metavar="DATETIME",
                    help="when the risk was accepted, if not now (e.g. transcribing a signed "
                         "paper form); the site record keeps when it was recorded")
@@ -61,7 +65,9 @@ def _cycle_parser(actions: Any, host: Any) -> None:
                     "overdue. A source with nothing in the cycle is listed too. Exit 0 when "
                     "everything is decided and stands; 1 when something is undecided, open, "
                     "re-opened or overdue, a source has no document among the advisories "
-                    "given, or an asset is covered by no source; 2 bad input.")
+                    "given, or an asset is covered by no source; 2 bad input. The report is "
+                    "journaled in the signed site record under OTPATCH_HOME (a "
+                    "cycle_evaluated entry holding the whole report) unless --no-record.")
     p.add_argument("-i", "--inventory", required=True, metavar="INVENTORY")
     p.add_argument("--days", type=int, default=CYCLE_DAYS,
                    help=f"the cycle's length in calendar days (default {CYCLE_DAYS})")
@@ -83,6 +89,10 @@ def _cycle_parser(actions: Any, host: Any) -> None:
                         "claims are not checked, and the report says so")
     p.add_argument("--policy", metavar="FILE",
                    help="the firewall policy the claims' names are in (default: the shipped one)")
+    p.add_argument("--operator", metavar="NAME",
+                   help="who evaluated the cycle (named in the site record)")
+    p.add_argument("--no-record", action="store_true",
+                   help="a look only: do not journal the report in the site record")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=partial(cycle_command, host=host))
 
@@ -103,13 +113,27 @@ def accept_command(args: argparse.Namespace, host: Any) -> int:
         raise InputError(f"risk accept: {e}") from None
     if at > now:
         raise InputError(f"risk accept --at {clip(args.at)}: in the future")
-    done = accept(args.register_file, args.entry, inventory, key, args.role, at, host)
+    done = accept(args.register_file, args.entry, inventory, key, args.role, at, host,
+                  trackings=_trackings(args.advisories, host))
     e = done.entry
     review = e.review_by.date().isoformat() if e.review_by else "-"
     print(f"accepted: entry {done.number} ({e.label}, {e.decision.value}) by "
           f"{e.accepted.by} as {e.accepted.role} at {done.document['at']}; review by {review}")
+    if done.revision_said:
+        print(done.revision_said)
     print(f"written to {args.register_file}; site record {done.record_id}")
     return EXIT_OK
+
+
+def _trackings(paths: list[str], host: Any) -> dict[str, Any]:
+    """advisory id -> its tracking (version, revision history), of every advisory under
+    `paths` (checked as `advisories match` checks them)."""
+    from otpatch.modules.advisories.load import load_advisories
+    from otpatch.modules.advisories.verdicts import CACHE_FILE
+    from otpatch.modules.risk.cycle import tracking_of
+
+    loaded = load_advisories(paths, cache=host.home() / CACHE_FILE)
+    return {a.id: tracking_of(a.file) for a in loaded.advisories}
 
 
 # -- cycle -------------------------------------------------------------------------------------
@@ -118,7 +142,13 @@ def cycle_command(args: argparse.Namespace, host: Any) -> int:
     from otpatch.modules.risk.cycletext import document, text
 
     report = evaluate(args, host)
-    print(json.dumps(document(report), indent=2) if args.json else text(report))
+    doc = document(report)
+    record = None if args.no_record else host.record_cycle(
+        doc, inventory=host.load_inventory(args.inventory), operator=args.operator)
+    said = (f"recorded in the site record: {record} (otpatch journal verify checks it)"
+            if record else "not recorded (--no-record): a look, not the cycle's record")
+    print(json.dumps({**doc, "site_record": record}, indent=2) if args.json
+          else text(report) + "\n" + said)
     return EXIT_OK if report.clean else EXIT_NOT_COMPLETED
 
 
@@ -147,7 +177,7 @@ def evaluate(args: argparse.Namespace, host: Any) -> Any:
     register = load_register(register_file)
     controls_file, controls = _controls(args)
     _check_register(register, inventory, controls, controls_file)
-    withdrawn, profiles = _withdrawn(args, register, controls)
+    withdrawn, profiles = _withdrawn(args, register, controls, inventory, host)
     loaded = load_advisories(args.advisories, cache=host.home() / CACHE_FILE)
     current = host.baseline_firmware(inventory)
     hosts = [_with_firmware(h, current) for h in inventory.hosts.values()]
@@ -191,6 +221,14 @@ def _check_register(register: Any, inventory: Any, controls: dict, file: str | N
     from otpatch.modules.contract.errors import PlaybookError
 
     problems = acceptor_problems(register, inventory.approvers)
+    for control in controls.values():
+        for name in control.enforced_by:
+            kind = getattr(inventory.hosts.get(name), "device", None)
+            if kind != "mguard":
+                problems.append(_problem(control.source, "control-enforcer", (
+                    f"control {control.id}: enforced_by {clip(name)}: " + (
+                        f"a {kind or 'host of unknown kind'}, not an mGuard" if name in
+                        inventory.hosts else "no such host in the inventory"))))
     for entry in register.entries:
         cited = entry.controls + tuple(c for s in entry.plan for c in s.controls)
         for c in dict.fromkeys(cited):
@@ -210,25 +248,53 @@ def _problem(where: str, rule: str, message: str) -> Any:
     return Problem(file, int(line), int(col), rule, message)
 
 
-def _withdrawn(args: argparse.Namespace, register: Any, controls: dict
-               ) -> tuple[dict[str, str], tuple[str, ...]]:
-    """control id -> why the firewall review withdraws its credit, over every --profile;
-    and the profiles, as named."""
+def _withdrawn(args: argparse.Namespace, register: Any, controls: dict, inventory: Any,
+               host: Any) -> tuple[dict[str, str], tuple[str, ...]]:
+    """control id -> why the firewall review withdraws its credit; and the profiles the
+    claims were checked against, as the report names them. With --profile: every cited
+    control against every profile given. Without: each cited control that names the mGuards
+    enforcing it (`enforced_by`) against each one's newest stored backup (otpatch backup);
+    a host with none, or a damaged one, is named as not checked."""
     from otpatch.modules.firewall.review import read_profile
     from otpatch.modules.risk.claims import judge, policy_zones
 
     cited = {c for e in register.entries
              for c in e.controls + tuple(c for s in e.plan for c in s.controls)}
     chosen = [controls[c] for c in sorted(cited) if c in controls]
-    zones = policy_zones(args.policy) if args.profile else None
+    if args.profile:
+        checks = [(_named(given), chosen) for given in args.profile]
+    else:
+        checks = _stored_checks(chosen, inventory, host)
+    zones = policy_zones(args.policy) if any(file for (_, file), _ in checks) else None
     out: dict[str, str] = {}
-    names = []
-    for given in args.profile:
-        host, sep, file = given.rpartition("=")
-        label = f"{host} ({file})" if sep else file
-        names.append(label)
-        for v in judge(chosen, read_profile(file), zones):
+    for (label, file), against in checks:
+        if file is None:
+            continue
+        for v in judge(against, read_profile(file), zones):
             if not v.credited:
                 out.setdefault(v.control, f"credit withdrawn by the firewall review of "
                                f"{label}: {v.witnesses[0].describe()}")
-    return out, tuple(names)
+    return out, tuple(label for (label, _), _ in checks)
+
+
+def _named(given: str) -> tuple[str, str]:
+    name, sep, file = given.rpartition("=")
+    return (f"{name} ({file})" if sep else file), file
+
+
+def _stored_checks(chosen: list, inventory: Any, host: Any) -> list:
+    """((label, file or None), controls) per mGuard some cited control is enforced by."""
+    enforcers: dict[str, list] = {}
+    for control in chosen:
+        if control.claims:
+            for name in control.enforced_by:
+                enforcers.setdefault(name, []).append(control)
+    out = []
+    for name, against in sorted(enforcers.items()):
+        stored = host.stored_backup(name, "mguard_profile", inventory)
+        if isinstance(stored, str):
+            out.append(((f"{name}: not checked: {stored}", None), against))
+        else:
+            out.append(((f"{name} (stored backup {stored['sha256'][:12]} of "
+                         f"{stored['at'][:10]})", stored["path"]), against))
+    return out

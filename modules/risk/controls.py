@@ -95,6 +95,7 @@ class Control:
     applies_to: AppliesTo
     source: str = field(default="", compare=False)  # file:line:col where it is defined
     claims: tuple[Claim, ...] = ()
+    enforced_by: tuple[str, ...] = ()  # the mGuards whose rules carry the claims
 
     def metrics_text(self) -> str:
         return "/".join(f"{m}:{v}" for m, v in self.metrics.items())
@@ -207,4 +208,4 @@ def _control(body: Mapping[str, Any], where: str, claims: tuple[Claim, ...] = ()
         applies_to=AppliesTo(zones=tuple(scope.get("zones", ())),
                              groups=tuple(scope.get("groups", ())),
                              hosts=tuple(scope.get("hosts", ()))),
-        source=where, claims=claims)
+        source=where, claims=claims, enforced_by=tuple(body.get("enforced_by", ())))

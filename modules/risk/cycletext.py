@@ -17,7 +17,8 @@ def text(r: Any) -> str:
            f"sources     {r.sources_file} ({len(r.sources)} sources)",
            f"advisories  {r.files} files read, {len(r.skipped)} skipped",
            f"controls    {r.controls_file or 'none given'}; claims checked against "
-           + (", ".join(r.profiles) if r.profiles else "no firewall profile (give --profile)")]
+           + (", ".join(r.profiles) if r.profiles else "no firewall profile (give --profile, or name the mGuards that "
+                 "enforce a control: enforced_by)")]
     for s in r.sources:
         out += [""] + _source(s, r)
     if r.elsewhere:

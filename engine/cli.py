@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     from otpatch.engine import commands as c
     from otpatch.engine import (approve_cli, attest_cli, bundle_cli, evidence_cli, moduledoc,
                                 register_cli, report_cli, baseline_cli)
-    from otpatch.engine import backup_cli
+    from otpatch.engine import backup_cli, fleet_cli
     from otpatch.engine.host import PackageHost
     from otpatch.modules.registry import current, resolve
 
@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_cli.register(sub)
     baseline_cli.register(sub)
     backup_cli.register(sub)
+    fleet_cli.register(sub)
     for where in current().cli:
         resolve(where)(sub, PackageHost())
     for name, what in COMMANDS_NOT_BUILT.items():

@@ -219,32 +219,44 @@ def journal_verify(args) -> int:
         raise InputError(f"--against {against}: no such file")
     from otpatch.engine.journalfile import FILENAME
 
-    site = _site_record_verified(inventory)
-    if site is not None and not (_home() / FILENAME).exists():  # checks, no run yet
-        if args.json:
-            _print_json({"ok": site.ok, "runs_journal": None, "site_record": _verify_json(site)})
+    sides = _side_journals_verified(inventory)  # the site record, the fleet journal
+    side_ok = all(r.ok for r in sides.values() if r is not None)
+    side_json = {key: _verify_json(r) if r is not None else None
+                 for key, r in sides.items()}
+    if any(r is not None for r in sides.values()) and not (_home() / FILENAME).exists():
+        if args.json:  # they check; no run yet
+            _print_json({"ok": side_ok, "runs_journal": None, **side_json})
         else:
             print(f"no runs' journal at {_home() / FILENAME} yet")
-            _print_verified("site record", site, trust)
-        return EXIT_OK if site.ok else EXIT_NOT_COMPLETED
+            _print_sides(sides, trust)
+        return EXIT_OK if side_ok else EXIT_NOT_COMPLETED
     with Journal.open(_home(), read_only=True) as journal:
         report = journal.verify(trust=trust, against=against)
-    ok = report.ok and (site is None or site.ok)
+    ok = report.ok and side_ok
     if args.json:
-        _print_json({**_verify_json(report), "site_record": _verify_json(site)
-                     if site is not None else None})
+        _print_json({**_verify_json(report), **side_json})
         return EXIT_OK if ok else EXIT_NOT_COMPLETED
     _print_verified("journal", report, trust)
-    if site is not None:
-        _print_verified("site record", site, trust)
+    _print_sides(sides, trust)
     return EXIT_OK if ok else EXIT_NOT_COMPLETED
 
 
-def _site_record_verified(inventory: Any) -> Any:
-    """The site record's verify report (engine/siterecord.py), None when there is none."""
-    from otpatch.engine import siterecord
+SIDE_JOURNALS = {"site_record": "site record", "fleet_journal": "fleet journal"}
 
-    return siterecord.verify(_home(), inventory)
+
+def _side_journals_verified(inventory: Any) -> dict[str, Any]:
+    """The verify reports of the site record (engine/siterecord.py) and the fleet journal
+    (engine/fleetjournal.py), each None when there is none."""
+    from otpatch.engine import fleetjournal, siterecord
+
+    return {"site_record": siterecord.verify(_home(), inventory),
+            "fleet_journal": fleetjournal.verify(_home(), inventory)}
+
+
+def _print_sides(sides: dict[str, Any], trust: Any) -> None:
+    for key, report in sides.items():
+        if report is not None:
+            _print_verified(SIDE_JOURNALS[key], report, trust)
 
 
 def _verify_json(report: Any) -> dict[str, Any]:

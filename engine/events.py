@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping
 
 from otpatch.engine import siteevents as _siteevents  # noqa: F401 (registers its kinds)
+from otpatch.engine import fleetevents as _fleetevents  # noqa: F401 (registers its kinds)
 from otpatch.engine.eventbase import (KINDS, SCHEMA_VERSION, VERSION_KEY, Event,  # noqa: F401
                                       EventError)
 from otpatch.modules.contract.module import Result

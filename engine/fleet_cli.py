@@ -1,0 +1,174 @@
+"""`otpatch fleet run|status|report`: a rollout over many plants, scheduled by Ansible, run by
+each site's own otpatch (engine/fleet.py), and what the fleet journal kept of it."""
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from otpatch.modules.contract.errors import EXIT_NOT_COMPLETED, EXIT_OK, InputError, clip
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("fleet", help="roll a procedure out over many sites with Ansible "
+                                     "(canary, then waves); each site's otpatch runs it")
+    fsub = p.add_subparsers(dest="fleet_command", required=True, metavar="ACTION")
+    r = fsub.add_parser(
+        "run", help="run the rollout playbook over a fleet inventory",
+        description="Run fleet/rollout.yml (or --rollout) with ansible-runner over the fleet "
+                    "inventory (one Ansible host per site: otpatch_site, its otpatch "
+                    "inventory; otpatch_home, its OTPATCH_HOME; otpatch_fleet_mode observe | "
+                    "execute, default observe). Each site runs PLAYBOOK through its own "
+                    "otpatch (the otpatch.fleet collection's site_rollout); the fleet only "
+                    "schedules and records. --check is Ansible's check mode: each site plans "
+                    "only and no device is touched. Every site event is journaled in the "
+                    "fleet journal under OTPATCH_HOME/fleet. Exit 0 when Ansible reports the "
+                    "rollout successful, 1 otherwise (a site failed, or awaits a sign-off), "
+                    "2 bad input.")
+    r.add_argument("fleet_inventory", metavar="FLEET_INVENTORY")
+    r.add_argument("playbook", metavar="PLAYBOOK", help="the otpatch procedure the sites run")
+    r.add_argument("--check", action="store_true", help="check mode: the sites plan only")
+    r.add_argument("--execute", action="store_true",
+                   help="run in execute mode at the sites (default: dry run against the "
+                        "sites' simulators)")
+    r.add_argument("-e", "--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a param of the procedure (repeatable)")
+    r.add_argument("--operator", metavar="NAME", help="who runs the rollout")
+    r.add_argument("--rollout", metavar="FILE", help="another Ansible rollout playbook")
+    r.add_argument("--json", action="store_true", help="print one JSON document at the end")
+    r.set_defaults(func=run)
+    s = fsub.add_parser("status", help="the fleet runs the fleet journal holds")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=status)
+    t = fsub.add_parser("report", help="one line per site of a fleet run (default: the newest)")
+    t.add_argument("run_id", nargs="?", metavar="FLEET_RUN_ID")
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(func=report)
+
+
+def run(args: argparse.Namespace) -> int:
+    from otpatch.engine.fleet import run_fleet
+    from otpatch.engine.journal import default_home
+
+    params = dict(_param(p) for p in args.param)
+    show = None if args.json else _Progress()
+    outcome = run_fleet(args.fleet_inventory, args.playbook, home=default_home(),
+                        check=args.check, mode="execute" if args.execute else "dry_run",
+                        params=params, operator=args.operator, rollout=args.rollout,
+                        on_event=show)
+    summary = summarize(default_home(), outcome.run_id)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print("\n".join(report_lines(summary)))
+    return EXIT_OK if outcome.status == "successful" else EXIT_NOT_COMPLETED
+
+
+def _param(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise InputError(f"-e {clip(text)}: expected NAME=VALUE")
+    return name, value
+
+
+class _Progress:
+    """A line per site as its tasks report (rich, so a terminal shows it styled)."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+
+        self.console, self.batch = Console(highlight=False), 0
+
+    def __call__(self, task: str, site: Any) -> None:
+        if site.batch != self.batch:
+            self.batch = site.batch
+            self.console.print(f"[bold]batch {site.batch}[/bold]")
+        style = "red" if site.failed else "green" if site.state == "completed" else "yellow"
+        run = f" run {site.site_run_id}" if site.site_run_id else ""
+        self.console.print(f"  {site.site}: {task}: [{style}]{site.state}[/{style}]{run}")
+
+
+def summarize(home: Any, run_id: str | None) -> dict[str, Any]:
+    """A fleet run as the fleet journal holds it: its start, end and each site's last word."""
+    from otpatch.engine.fleetjournal import entries, run_ids
+
+    found = entries(home)
+    ids = run_ids(found)
+    if not ids:
+        raise InputError(f"no fleet run in {home}/fleet (otpatch fleet run)")
+    wanted = run_id or ids[-1]
+    if wanted not in ids:
+        raise InputError(f"no fleet run {clip(wanted)} (fleet runs: {', '.join(ids[-5:])})")
+    mine = [e for e in found if e.run_id == wanted]
+    started = next(e.payload for e in mine if e.event_type == "fleet_run_started")
+    ended = next((e for e in mine if e.event_type == "fleet_run_ended"), None)
+    sites = {s["site"]: {"site": s["site"], "groups": s["groups"], "fleet_mode": s["fleet_mode"],
+                         "batch": None, "state": "not reached", "failed": False,
+                         "site_run_id": None, "journal_head": None, "record": None, "msg": ""}
+             for s in started["sites"]}
+    for e in mine:
+        if e.event_type == "fleet_site_event":
+            _fold(sites.setdefault(e.payload["site"], {"site": e.payload["site"]}), e.payload)
+    return {"fleet_run": wanted, "started": mine[0].ts, "operator": mine[0].operator,
+            "playbook": started["playbook"], "playbook_sha256": started["playbook_sha256"],
+            "fleet_inventory": started["fleet_inventory"], "check": started["check"],
+            "status": ended.payload["status"] if ended else "not ended",
+            "ended": ended.ts if ended else None, "sites": list(sites.values())}
+
+
+def _fold(site: dict[str, Any], p: dict[str, Any]) -> None:
+    site["batch"] = p["batch"]
+    if site.get("state", "not reached") == "not reached":
+        site["state"] = "reached"  # until a task of the site says more
+    if p.get("state") or p.get("site_run_id") or p["failed"]:
+        site["state"] = p.get("state") or ("failed: " + p["task"] if p["failed"]
+                                           else site.get("state"))
+        for key in ("site_run_id", "journal_head", "record"):
+            site[key] = p.get(key) or site.get(key)
+    site["failed"] = bool(site.get("failed")) or p["failed"]
+    site["msg"] = p.get("msg") or site.get("msg", "")
+
+
+def report_lines(s: dict[str, Any]) -> list[str]:
+    check = " (check mode)" if s["check"] else ""
+    out = [f"fleet run {s['fleet_run']}{check}: {s['status']}; {s['playbook']} "
+           f"({s['playbook_sha256'][:19]}...) over {s['fleet_inventory']}"]
+    for site in s["sites"]:
+        head = site.get("journal_head") or {}
+        where = (f"  run {site['site_run_id']}, site journal #{head.get('seq')} "
+                 f"{str(head.get('hash', ''))[:12]}") if site.get("site_run_id") else ""
+        rec = f", record {site['record'][:19]}..." if site.get("record") else ""
+        batch = f"batch {site['batch']}" if site.get("batch") else "no batch"
+        out.append(f"{site['site']:<16} {batch:<8} {site['state']:<18}{where}{rec}")
+        if site.get("failed") and site.get("msg"):
+            out.append(f"{'':<16} {clip(site['msg'], 200)}")
+    return out
+
+
+def report(args: argparse.Namespace) -> int:
+    from otpatch.engine.journal import default_home
+
+    summary = summarize(default_home(), args.run_id)
+    print(json.dumps(summary, indent=2) if args.json else "\n".join(report_lines(summary)))
+    return EXIT_OK
+
+
+def status(args: argparse.Namespace) -> int:
+    from otpatch.engine.fleetjournal import entries, run_ids
+    from otpatch.engine.journal import default_home
+
+    home = default_home()
+    runs = [summarize(home, rid) for rid in run_ids(entries(home))]
+    if args.json:
+        print(json.dumps({"fleet_runs": runs}, indent=2))
+        return EXIT_OK
+    if not runs:
+        print(f"no fleet run in {home}/fleet")
+    for r in runs:
+        states: dict[str, int] = {}
+        for site in r["sites"]:
+            states[site["state"]] = states.get(site["state"], 0) + 1
+        counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+        print(f"{r['fleet_run']}  {r['started'][:19]}  {r['status']:<10} "
+              f"{'check ' if r['check'] else ''}{r['playbook']}: {counts}")
+    return EXIT_OK

@@ -112,9 +112,13 @@ def _site(file: str, name: str, hv: Mapping[str, Any], groups: tuple[str, ...]) 
 def run_fleet(fleet_inventory: str, playbook: str, *, home: Path, check: bool,
               mode: str = "dry_run", params: Mapping[str, str] | None = None,
               operator: str | None = None, rollout: str | None = None,
+              worker: list[str] | None = None,
               on_event: Callable[[str, SiteProgress], None] | None = None) -> FleetOutcome:
     """Run the rollout playbook over the fleet inventory for the site procedure `playbook`
-    (its hash pinned here, asserted at each site) and journal every site event."""
+    (its hash pinned here, asserted at each site) and journal every site event. With
+    `worker` (a command, e.g. ["ansible-runner", "worker"], or one that reaches an
+    execution node), the job goes there as ansible-runner's transmit stream and its events
+    come back through `process`: the stream AWX sends over receptor."""
     from otpatch.engine.fleetevents import FleetRunEnded, FleetRunStarted
     from otpatch.engine.fleetjournal import FleetRecorder, folder
     from otpatch.engine.loader import load_playbook
@@ -142,8 +146,13 @@ def run_fleet(fleet_inventory: str, playbook: str, *, home: Path, check: bool,
                      "otpatch_params": dict(params or {})}
         if operator:
             extravars["otpatch_operator"] = operator
-        runner = _run(private, rollout_file, Path(fleet_inventory), check, extravars, handler)
-        stats = {k: dict(v) for k, v in (runner.stats or {}).items() if isinstance(v, dict)}
+        if worker:
+            runner = _through_worker(worker, private, rollout_file, Path(fleet_inventory),
+                                     check, extravars, handler)
+        else:
+            runner = _run(private, rollout_file, Path(fleet_inventory), check, extravars,
+                          handler)
+        stats = handler.stats
         rec.add(FleetRunEnded(elapsed=0.0, status=str(runner.status), rc=int(runner.rc or 0),
                               stats=stats))
         return FleetOutcome(rec.run_id, str(runner.status), int(runner.rc or 0),
@@ -165,6 +174,49 @@ def _run(private: Path, rollout: Path, inventory: Path, check: bool,
     runner = ansible_runner.Runner(config, event_handler=handler)
     runner.run()
     return runner
+
+
+def _through_worker(worker: list[str], private: Path, rollout: Path, inventory: Path,
+                    check: bool, extravars: dict[str, Any], handler: "EventJournal") -> Any:
+    """ansible-runner's streaming pipeline (ansible-runner docs, "Remote job execution"):
+    `transmit` packs the job (a private data dir holding the rollout and the fleet
+    inventory) onto the worker's stdin, the worker runs it wherever it is, and `process`
+    reads its stdout back into events and artifacts here."""
+    import shutil
+    import subprocess
+    import threading
+
+    import ansible_runner
+
+    job = private / "job"
+    (job / "project").mkdir(parents=True)
+    (job / "inventory").mkdir()
+    shutil.copy(rollout, job / "project" / rollout.name)
+    shutil.copy(inventory, job / "inventory" / "fleet.yml")
+    kwargs: dict[str, Any] = {"private_data_dir": str(job), "playbook": rollout.name,
+                              "inventory": str(job / "inventory" / "fleet.yml"),
+                              "envvars": _envvars(), "extravars": extravars, "quiet": True}
+    if check:
+        kwargs["cmdline"] = "--check"
+    try:
+        proc = subprocess.Popen(worker, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    except OSError as e:
+        raise InputError(f"--worker {clip(' '.join(worker))}: cannot start: {e}") from None
+
+    def transmit() -> None:
+        try:
+            ansible_runner.run(streamer="transmit", _output=proc.stdin, **kwargs)
+        finally:
+            proc.stdin.close()
+
+    sender = threading.Thread(target=transmit, daemon=True)
+    sender.start()
+    processed = ansible_runner.run(streamer="process", _input=proc.stdout, quiet=True,
+                                   private_data_dir=str(private / "processed"),
+                                   event_handler=handler)
+    sender.join()
+    proc.wait()
+    return processed
 
 
 def _envvars(private: Path | None = None) -> dict[str, str]:
@@ -195,11 +247,17 @@ class EventJournal:
         self.recorder, self.on_event = recorder, on_event
         self.batch = 0
         self.sites: dict[str, SiteProgress] = {}
+        self.stats: dict[str, Any] = {}  # playbook_on_stats: ok / changed / failures ...
 
     def __call__(self, event: Mapping[str, Any]) -> bool:
         kind = str(event.get("event") or "")
         if kind == "playbook_on_play_start":
             self.batch += 1
+        elif kind == "playbook_on_stats":
+            data = event.get("event_data") or {}
+            self.stats = {k: dict(data[k]) for k in ("ok", "changed", "failures", "dark",
+                                                     "skipped", "rescued", "ignored")
+                          if isinstance(data.get(k), dict)}
         elif kind.startswith("runner_on_") and kind not in ("runner_on_start",):
             self._site_event(kind, event.get("event_data") or {})
         return True  # ansible-runner keeps the event in its artifacts too

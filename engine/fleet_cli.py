@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from typing import Any
 
 from otpatch.modules.contract.errors import EXIT_NOT_COMPLETED, EXIT_OK, InputError, clip
@@ -35,6 +36,10 @@ def register(sub: Any) -> None:
                    help="a param of the procedure (repeatable)")
     r.add_argument("--operator", metavar="NAME", help="who runs the rollout")
     r.add_argument("--rollout", metavar="FILE", help="another Ansible rollout playbook")
+    r.add_argument("--worker", metavar="COMMAND",
+                   help="send the job as ansible-runner's transmit stream to this command "
+                        "(e.g. 'ansible-runner worker', or ssh to an execution node running "
+                        "it) and process its events here, as AWX does over receptor")
     r.add_argument("--json", action="store_true", help="print one JSON document at the end")
     r.set_defaults(func=run)
     s = fsub.add_parser("status", help="the fleet runs the fleet journal holds")
@@ -55,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     outcome = run_fleet(args.fleet_inventory, args.playbook, home=default_home(),
                         check=args.check, mode="execute" if args.execute else "dry_run",
                         params=params, operator=args.operator, rollout=args.rollout,
+                        worker=shlex.split(args.worker) if args.worker else None,
                         on_event=show)
     summary = summarize(default_home(), outcome.run_id)
     if args.json:

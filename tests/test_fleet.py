@@ -99,3 +99,25 @@ def test_a_bad_fleet_inventory_is_one_line(home, tmp_path, change, fragment):
     (line,) = done.stderr.splitlines()
     assert fragment in line, line
     assert not (home / "fleet").exists()  # nothing journaled
+
+
+def test_the_job_runs_through_ansible_runner_transmit_worker_process(home, tmp_path):
+    """The stream AWX sends over receptor, without AWX: the fleet host transmits the job,
+    `ansible-runner worker` (here a local process; at a plant, the execution node in its OT
+    DMZ) runs it, and the events processed back here are journaled as a local run's are."""
+    import sys
+    from pathlib import Path
+
+    worker = Path(sys.executable).parent / "ansible-runner"
+    inventory = fleet_inventory(tmp_path, stand_in_sites(tmp_path, 3),
+                                {"canary": ["site-1"], "wave1": ["site-2", "site-3"]})
+    done = otpatch_child(home, "fleet", "run", inventory, SITE_CHECK, "--rollout", STAND_IN,
+                         "--worker", f"{worker} worker", timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    got = report(home)
+    assert got["status"] == "successful"
+    assert {s["site"]: s["batch"] for s in got["sites"]} == {"site-1": 1, "site-2": 2,
+                                                              "site-3": 2}
+    runs = sorted((home / "fleet" / "runs").iterdir())
+    assert (runs[-1] / "job" / "project" / "rollout-stand-in.yml").is_file()  # what was sent
+    assert any((runs[-1] / "processed").rglob("job_events"))  # what came back

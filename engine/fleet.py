@@ -113,7 +113,7 @@ def run_fleet(fleet_inventory: str, playbook: str, *, home: Path, check: bool,
               mode: str = "dry_run", params: Mapping[str, str] | None = None,
               operator: str | None = None, rollout: str | None = None,
               worker: list[str] | None = None,
-              on_event: Callable[[str, SiteProgress], None] | None = None) -> FleetOutcome:
+              on_event: Callable[[Any, SiteProgress], None] | None = None) -> FleetOutcome:
     """Run the rollout playbook over the fleet inventory for the site procedure `playbook`
     (its hash pinned here, asserted at each site) and journal every site event. With
     `worker` (a command, e.g. ["ansible-runner", "worker"], or one that reaches an
@@ -243,7 +243,7 @@ class EventJournal:
     (FleetSiteEvent), the serial batch counted from `playbook_on_play_start` (Ansible starts
     the play again for each batch), the site's progress kept for the display and report."""
 
-    def __init__(self, recorder: Any, on_event: Callable[[str, SiteProgress], None] | None):
+    def __init__(self, recorder: Any, on_event: Callable[[Any, SiteProgress], None] | None):
         self.recorder, self.on_event = recorder, on_event
         self.batch = 0
         self.sites: dict[str, SiteProgress] = {}
@@ -287,7 +287,7 @@ class EventJournal:
         progress.failed = progress.failed or failed
         progress.msg = event.msg or progress.msg
         if self.on_event:
-            self.on_event(event.task, progress)
+            self.on_event(event, progress)
 
 
 def _text(value: Any) -> str | None:

@@ -49,6 +49,66 @@ def register(sub: Any) -> None:
     t.add_argument("run_id", nargs="?", metavar="FLEET_RUN_ID")
     t.add_argument("--json", action="store_true")
     t.set_defaults(func=report)
+    _register_site(fsub)
+
+
+def _register_site(fsub: Any) -> None:
+    """The site side, for a site host that has only the CLI: the documents the
+    otpatch.fleet modules return (engine/fleet_site.py, engine/fleet_status.py)."""
+    r = fsub.add_parser(
+        "site-rollout", help="(at a site) run a fleet's procedure here; JSON result",
+        description="What the otpatch.fleet site_rollout module does, at this site, under "
+                    "OTPATCH_HOME: check the playbook is the one the fleet pinned, defer when "
+                    "the window is closed or too short, then run it (or plan it with "
+                    "--check, or resume a run), and print the module's result as JSON. "
+                    "Exit 0 unless the result is failed (1) or the input is bad (2).")
+    r.add_argument("playbook", metavar="PLAYBOOK")
+    r.add_argument("-i", "--inventory", required=True, metavar="INVENTORY")
+    r.add_argument("--playbook-sha256", metavar="HASH", help="the fleet's pin")
+    r.add_argument("-e", "--param", action="append", default=[], metavar="NAME=VALUE")
+    r.add_argument("--execute", action="store_true", help="execute (default: dry run)")
+    r.add_argument("--fleet-mode", choices=("observe", "execute"), default="execute")
+    r.add_argument("--check", action="store_true", help="plan only, touch nothing")
+    r.add_argument("--stage", choices=("lab", "staging", "production"))
+    r.add_argument("--operator", metavar="NAME")
+    r.add_argument("--evidence", action="append", default=[], metavar="RECORD")
+    r.add_argument("--resume", metavar="RUN_ID", help="continue this run instead")
+    r.add_argument("--json", action="store_true", required=True,
+                   help="print the result as JSON (required: this is for machines)")
+    r.set_defaults(func=site_rollout)
+    s = fsub.add_parser("site-status", help="(at a site) the site's status; JSON")
+    s.add_argument("-i", "--inventory", required=True, metavar="INVENTORY")
+    s.add_argument("--playbook", metavar="PLAYBOOK", help="also give its SHA-256")
+    s.add_argument("--json", action="store_true", required=True)
+    s.set_defaults(func=site_status)
+
+
+def site_rollout(args: argparse.Namespace) -> int:
+    from otpatch.engine import fleet_site
+    from otpatch.engine.journal import default_home
+    from otpatch.engine.keys import host_key_path
+    from otpatch.engine.registerkeys import pinned_keys_path
+
+    home = default_home()
+    ask = fleet_site.SiteRollout(
+        args.playbook, args.inventory, home, playbook_sha256=args.playbook_sha256,
+        params=dict(_param(p) for p in args.param),
+        mode="execute" if args.execute else "dry_run", fleet_mode=args.fleet_mode,
+        check=args.check, stage=args.stage, operator=args.operator,
+        host_key=host_key_path(home), evidence=tuple(args.evidence),
+        resume=bool(args.resume), run_id=args.resume, register_keys=pinned_keys_path())
+    result = fleet_site.rollout(ask)
+    print(json.dumps(result, indent=2, sort_keys=True, default=str))
+    return EXIT_NOT_COMPLETED if result.get("failed") else EXIT_OK
+
+
+def site_status(args: argparse.Namespace) -> int:
+    from otpatch.engine.fleet_status import site_status as status_of
+    from otpatch.engine.journal import default_home
+
+    print(json.dumps(status_of(args.inventory, default_home(), args.playbook), indent=2,
+                     sort_keys=True, default=str))
+    return EXIT_OK
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,13 +145,19 @@ class _Progress:
 
         self.console, self.batch = Console(highlight=False), 0
 
-    def __call__(self, task: str, site: Any) -> None:
+    def __call__(self, event: Any, site: Any) -> None:
+        """One line per task result: the site, the task, what Ansible said of it (ok,
+        changed, failed, skipped) and, from site_rollout, the site's state and run."""
         if site.batch != self.batch:
             self.batch = site.batch
             self.console.print(f"[bold]batch {site.batch}[/bold]")
-        style = "red" if site.failed else "green" if site.state == "completed" else "yellow"
-        run = f" run {site.site_run_id}" if site.site_run_id else ""
-        self.console.print(f"  {site.site}: {task}: [{style}]{site.state}[/{style}]{run}")
+        said = event.event.removeprefix("runner_on_").replace("ok", "changed" if event.changed
+                                                              else "ok")
+        style = "red" if event.failed else "green" if said in ("ok", "changed") else "yellow"
+        run = (f" -> {event.state}" + (f", run {event.site_run_id}" if event.site_run_id
+                                       else "")) if event.state else ""
+        self.console.print(f"  {site.site}: {event.task}: [{style}]{said}[/{style}]{run}",
+                           soft_wrap=True)
 
 
 def summarize(home: Any, run_id: str | None) -> dict[str, Any]:

@@ -1,0 +1,204 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: otpatch maintainers
+# Apache License 2.0 (see the otpatch repository)
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: site_rollout
+short_description: Run an otpatch procedure at one site, through that site's own otpatch
+version_added: 0.1.0
+description:
+  - Runs an otpatch playbook (a patching procedure) at the site this host is, through the
+    site's own otpatch, its journal, its sign-offs and its maintenance windows. Nothing here
+    reaches a device; otpatch does, at the site, in the site's zone.
+  - Refuses (C(state=refused)) a playbook whose SHA-256 is not the one the fleet pinned.
+  - A site in I(fleet_mode=observe) never starts a run (C(state=observed)).
+  - A window that is closed, or too short for the path's worst case, defers the site
+    (C(changed=false), C(state=deferred), not failed, so it does not count against
+    C(max_fail_percentage)).
+  - A run that waits for a sign-off fails with C(state=awaiting_signoff) and the roles
+    missing, so the rollout stops for the humans; sign with C(otpatch approve) at the site,
+    then run again with I(resume=true).
+  - In check mode the site plans only (otpatch C(plan)); no device, simulator included, is
+    touched and nothing is journaled.
+options:
+  playbook:
+    description: The otpatch playbook, as the site holds it.
+    type: path
+    required: true
+  playbook_sha256:
+    description: The playbook's content hash the fleet pinned; the run is refused when the
+      site's copy differs. Omit it to skip the check.
+    type: str
+  inventory:
+    description: The site's otpatch inventory.
+    type: path
+    required: true
+  home:
+    description: The site's OTPATCH_HOME (its journal, keys and records).
+    type: path
+    required: true
+  host_key:
+    description: The otpatch host key that signs the journal's head (default the site's,
+      C(OTPATCH_HOST_KEY) or I(home)/host.key).
+    type: path
+  params:
+    description: The procedure's params (C(-e NAME=VALUE)); values are passed as text.
+    type: dict
+    default: {}
+  mode:
+    description: C(dry_run) against the site's simulators, or C(execute).
+    type: str
+    choices: [dry_run, execute]
+    default: dry_run
+  fleet_mode:
+    description: C(observe) reports only and never starts a run; C(execute) runs.
+    type: str
+    choices: [observe, execute]
+    default: observe
+  stage:
+    description: Run only the states of this stage.
+    type: str
+    choices: [lab, staging, production]
+  operator:
+    description: Who operates the run (recorded in every journal entry).
+    type: str
+  evidence:
+    description: Record hashes of the runs its sign-offs approve.
+    type: list
+    elements: str
+  resume:
+    description: Continue the paused run I(run_id) instead of starting one.
+    type: bool
+    default: false
+  run_id:
+    description: The site run to continue (with I(resume=true)).
+    type: str
+  cli:
+    description: The site's otpatch command, when the module's Python has no otpatch
+      installed; the module then runs C(otpatch fleet site-rollout --json).
+    type: str
+attributes:
+  check_mode:
+    support: full
+    description: Plans only; returns C(changed=false).
+  diff_mode:
+    support: none
+    description: No diff.
+  platform:
+    support: full
+    platforms: posix
+    description: The site's otpatch host.
+requirements:
+  - otpatch on the site host (importable by the module's Python, or as I(cli))
+author:
+  - otpatch maintainers (@otpatch)
+'''
+
+EXAMPLES = r'''
+- name: Run the pinned procedure at the site
+  otpatch.fleet.site_rollout:
+    playbook: /srv/otpatch/playbooks/m580-firmware-update.yml
+    playbook_sha256: "{{ otpatch_playbook_sha256 }}"
+    inventory: "{{ otpatch_site }}"
+    home: "{{ otpatch_home }}"
+    mode: execute
+    fleet_mode: "{{ otpatch_fleet_mode | default('observe') }}"
+    operator: Chen Wei
+  register: rollout
+
+- name: Continue after the sign-offs were recorded at the site
+  otpatch.fleet.site_rollout:
+    playbook: /srv/otpatch/playbooks/m580-firmware-update.yml
+    inventory: "{{ otpatch_site }}"
+    home: "{{ otpatch_home }}"
+    fleet_mode: execute
+    resume: true
+    run_id: "{{ rollout.run_id }}"
+'''
+
+RETURN = r'''
+state:
+  description: completed, planned (check mode), observed, deferred, awaiting_signoff,
+    awaiting (another gate or a person), rolled_back, aborted, halted, or refused.
+  returned: always
+  type: str
+  sample: completed
+run_id:
+  description: The site's run id.
+  returned: when a run started or resumed
+  type: str
+status:
+  description: otpatch's run status (completed, awaiting, rolled_back, aborted, halted).
+  returned: when a run started or resumed
+  type: str
+devices:
+  description: Each targeted device's outcome (changed and verified, restored and
+    verified, left changed, not changed, unknown) with a statement.
+  returned: when a run started or resumed
+  type: list
+  elements: dict
+journal_head:
+  description: The site journal's newest entry when the run stopped (seq and hash).
+  returned: when a run started or resumed
+  type: dict
+record:
+  description: The ended run's record hash (what --evidence names), or null.
+  returned: when a run started or resumed
+  type: str
+gate:
+  description: The sign-off gate the run waits at.
+  returned: when state is awaiting_signoff
+  type: str
+missing_roles:
+  description: The roles whose sign-off the gate still needs.
+  returned: when state is awaiting_signoff
+  type: list
+  elements: str
+path:
+  description: The planned path of states.
+  returned: in check mode
+  type: list
+  elements: str
+msg:
+  description: What happened, in one line.
+  returned: always
+  type: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.otpatch.fleet.plugins.module_utils.otpatch_site import rollout
+
+ARGUMENT_SPEC = dict(
+    playbook=dict(type='path', required=True),
+    playbook_sha256=dict(type='str'),
+    inventory=dict(type='path', required=True),
+    home=dict(type='path', required=True),
+    host_key=dict(type='path'),
+    params=dict(type='dict', default={}),
+    mode=dict(type='str', choices=['dry_run', 'execute'], default='dry_run'),
+    fleet_mode=dict(type='str', choices=['observe', 'execute'], default='observe'),
+    stage=dict(type='str', choices=['lab', 'staging', 'production']),
+    operator=dict(type='str'),
+    evidence=dict(type='list', elements='str'),
+    resume=dict(type='bool', default=False),
+    run_id=dict(type='str'),
+    cli=dict(type='str'),
+)
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
+                           required_if=[('resume', True, ('run_id',))])
+    result = rollout(module)
+    if result.pop('failed', False):
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,117 @@
+"""The fleet rollout over real simulated sites (issue 17): each site an `ansible_connection:
+local` host with its own otpatch inventory, OTPATCH_HOME and simulators (one M580 CPU, one
+mGuard) on free loopback ports; `otpatch fleet run` with the shipped fleet/rollout.yml and
+the otpatch.fleet collection, real ansible-runner, real site runs. Batches as `serial` says,
+a failure at one site stops the later batches, a deferred site does not, an observing site
+never runs, check mode touches no simulator (it runs with them stopped), and the fleet
+journal verifies and names every site run."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from conftest import otpatch_child
+from fleet_sites import SITE_CHECK, simulated_fleet, window_now
+
+
+FOUR = ["site-1", "site-2", "site-3", "site-4"]
+GROUPS = {"canary": ["site-1"], "wave1": ["site-2", "site-3"], "wave2": ["site-4"]}
+
+
+def fleet_run(home, fleet, *args):
+    return otpatch_child(home, "fleet", "run", str(fleet.inventory), str(SITE_CHECK), *args,
+                         timeout=240, OTPATCH_LAB_MGUARD_PASSWORD=os.environ[
+                             "OTPATCH_LAB_MGUARD_PASSWORD"])
+
+
+def report(home):
+    done = otpatch_child(home, "fleet", "report", "--json")
+    assert done.returncode == 0, done.stderr
+    return {s["site"]: s for s in json.loads(done.stdout)["sites"]}
+
+
+def site_runs(fleet, site):
+    """The runs the site's own journal holds (`otpatch status --json` at the site)."""
+    _, home = fleet.sites[site]
+    if not (home / "journal.sqlite").exists():
+        return []
+    done = otpatch_child(home, "status", "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)["runs"]
+
+
+def test_sites_run_in_serial_batches_and_the_fleet_journal_names_every_site_run(
+        home, tmp_path):
+    with simulated_fleet(tmp_path / "fleet", FOUR, GROUPS,
+                         extra_vars={"site-3": {"otpatch_fleet_mode": "observe"}}) as fleet:
+        done = fleet_run(home, fleet)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "batch 3" in done.stdout and "site-4: Run the procedure at the site" in done.stdout
+        got = report(home)
+        # serial [1, 2, "25%", "100%"] over 4 sites: 1, 2, then 25% of 4 (1)
+        assert {s: got[s]["batch"] for s in FOUR} == {"site-1": 1, "site-2": 2, "site-3": 2,
+                                                      "site-4": 3}
+        assert got["site-3"]["state"] == "observed" and site_runs(fleet, "site-3") == []
+        for site in ("site-1", "site-2", "site-4"):
+            (run,) = site_runs(fleet, site)
+            assert (got[site]["state"], got[site]["site_run_id"]) == ("completed",
+                                                                      run["run_id"]), site
+            assert run["status"] == "completed" and run["mode"] == "dry_run"
+            assert got[site]["record"] and got[site]["journal_head"]["seq"] > 0
+            _, site_home = fleet.sites[site]
+            verified = otpatch_child(site_home, "journal", "verify", "--json")
+            assert verified.returncode == 0 and json.loads(verified.stdout)["ok"], site
+    verified = otpatch_child(home, "journal", "verify", "--json")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert json.loads(verified.stdout)["fleet_journal"]["ok"] is True
+    from otpatch.engine.fleetjournal import entries
+
+    named = {e.payload.get("site_run_id") for e in entries(home)} - {None}
+    assert named == {got[s]["site_run_id"] for s in ("site-1", "site-2", "site-4")}
+
+
+def test_a_failing_site_stops_the_later_batches(home, tmp_path):
+    """site-2's CPU runs v03.10, the procedure requires v03.20: its run fails there (not
+    before it), site-3 in the same batch finishes, site-4 is never reached."""
+    with simulated_fleet(tmp_path / "fleet", FOUR, GROUPS,
+                         cpu_firmware={"site-2": "v03.10"}) as fleet:
+        done = fleet_run(home, fleet)
+        assert done.returncode == 1, done.stdout + done.stderr
+        got = report(home)
+        assert got["site-2"]["failed"] and got["site-2"]["state"] == "aborted", got["site-2"]
+        (run,) = site_runs(fleet, "site-2")
+        assert run["status"] == "aborted" and "v03.10" in run["message"]
+        assert got["site-3"]["state"] == "completed" and got["site-3"]["batch"] == 2
+        assert (got["site-4"]["state"], got["site-4"]["batch"]) == ("not reached", None)
+        assert site_runs(fleet, "site-4") == []
+
+
+def test_a_deferred_site_does_not_stop_the_rollout(home, tmp_path):
+    """site-2's window opens tomorrow: it is deferred (not failed, no run started), and the
+    later batches go on."""
+    tomorrow = window_now(hours_before=-24, hours_after=28)
+    with simulated_fleet(tmp_path / "fleet", FOUR, GROUPS,
+                         windows={"site-2": tomorrow}) as fleet:
+        done = fleet_run(home, fleet)
+        assert done.returncode == 0, done.stdout + done.stderr
+        got = report(home)
+        assert (got["site-2"]["state"], got["site-2"]["failed"]) == ("deferred", False)
+        assert "is not open at" in got["site-2"]["msg"] and site_runs(fleet, "site-2") == []
+        assert all(got[s]["state"] == "completed" for s in ("site-1", "site-3", "site-4"))
+
+
+def test_check_mode_plans_at_every_site_and_touches_no_simulator(home, tmp_path):
+    """The simulators are stopped before the check run: had any site reached a device it
+    would have failed. A dry run without them fails at the canary (so the check can fail)."""
+    with simulated_fleet(tmp_path / "fleet", FOUR, GROUPS) as fleet:
+        fleet.lab.stop()
+        done = fleet_run(home, fleet, "--check")
+        assert done.returncode == 0, done.stdout + done.stderr
+        got = report(home)
+        assert {got[s]["state"] for s in FOUR} == {"planned"}
+        assert all(site_runs(fleet, s) == [] for s in FOUR)  # nothing journaled
+        again = fleet_run(home, fleet)
+        assert again.returncode == 1
+        assert report(home)["site-1"]["failed"]

@@ -63,10 +63,12 @@ def rollout(ask: SiteRollout, now: float | None = None) -> dict[str, Any]:
     if ask.fleet_mode == "observe":
         return {"changed": False, "failed": False, "state": "observed",
                 "msg": "observing site: status and records only, no run started"}
-    if ask.resume:
+    if ask.resume and ask.check:
+        return {"changed": False, "failed": False, "state": "planned", "run_id": ask.run_id,
+                "msg": f"check mode: would resume run {ask.run_id}; nothing touched"}
+    if ask.resume:  # its own gates judge its window again
         return _resumed(ask)
-    loaded = _loaded(ask)
-    deferred = window_deferral(loaded, ask.stage, now)
+    deferred = window_deferral(_loaded(ask), ask.stage, now)
     if deferred:
         return {"changed": False, "failed": False, "state": "deferred", "msg": deferred}
     if ask.check:
@@ -183,7 +185,9 @@ def _waiting(progress: Any, home: Path) -> dict[str, Any]:
     if waits is not None:
         gate, missing = waits
         return {"changed": False, "failed": True, "state": SIGNOFF_WAIT, "gate": gate,
-                "missing_roles": list(missing)}
+                "missing_roles": list(missing),
+                "msg": f"gate {gate} waits for the sign-off of {', '.join(missing)} (sign at "
+                       f"the site: otpatch approve {progress.run_id}): {progress.message}"}
     if progress.message.startswith("window "):
         return {"changed": False, "failed": False, "state": "deferred"}
     return {"changed": False, "failed": True, "state": "awaiting"}

@@ -22,9 +22,10 @@ def site_status(inventory_path: str, home: Path, playbook: str | None = None,
     now = time.time() if now is None else now
     inventory = load_inventory(inventory_path)
     journal = _journal(home, inventory)
+    pending, resumable = _paused(home) if journal["head"] else ([], [])
     out: dict[str, Any] = {
         "changed": False, "journal": journal, "site_record": _verified(home, inventory),
-        "pending_signoffs": _pending(home) if journal["head"] else [],
+        "pending_signoffs": pending, "resumable": resumable,
         "windows": _windows(inventory, now),
         "firmware": {host: _firmware(values) for host, values
                      in baseline(home, inventory).hosts.items()},
@@ -62,21 +63,29 @@ def _verified(home: Path, inventory: Any) -> dict[str, Any] | None:
             "problems": list(report.problems)}
 
 
-def _pending(home: Path) -> list[dict[str, Any]]:
-    """Each execute run waiting at a sign-off gate, with the roles it still needs."""
+def _paused(home: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(pending sign-offs, resumable runs): each execute run waiting at a sign-off gate with
+    the roles it still needs; each execute run that has not ended (awaiting a gate or a
+    person, or interrupted), newest last, with its playbook's hash (a rollout resumes the
+    one of the procedure it pinned instead of starting another)."""
     from otpatch.engine import api
     from otpatch.engine.fleet_site import signoff_wait
-    from otpatch.engine.record import RunStatus
+    from otpatch.engine.record import FINAL, RunStatus
 
-    out = []
+    pending, resumable = [], []
     for progress in api.status(home):
-        if progress.status is not RunStatus.AWAITING or progress.config.mode != "execute":
+        cfg = progress.config
+        if cfg.mode != "execute" or progress.status in FINAL:
             continue
-        waits = signoff_wait(progress, home)
+        resumable.append({"run_id": progress.run_id, "status": progress.status.value,
+                          "state": progress.state, "playbook": cfg.playbook_name,
+                          "playbook_sha256": cfg.playbook_hash})
+        waits = signoff_wait(progress, home) if progress.status is RunStatus.AWAITING else None
         if waits is not None:
-            out.append({"run_id": progress.run_id, "playbook": progress.config.playbook_name,
-                        "gate": waits[0], "missing_roles": list(waits[1])})
-    return out
+            pending.append({"run_id": progress.run_id, "playbook": cfg.playbook_name,
+                            "playbook_sha256": cfg.playbook_hash, "gate": waits[0],
+                            "missing_roles": list(waits[1])})
+    return pending, resumable
 
 
 def _windows(inventory: Any, now: float) -> dict[str, Any]:

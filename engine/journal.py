@@ -46,12 +46,19 @@ def check_run_id(text: str) -> str:
     return text
 
 
-def _parse_fault(value: str | None) -> tuple[str, int] | None:
+def _parse_fault(value: str | None, home: Path) -> tuple[str, int] | None:
+    """The test hook's kill point for the journal under `home`: "before:N" / "after:N" for
+    every journal the process opens, "...@HOME" for the one under HOME only (a fleet test
+    kills a site's run, not the fleet journal's writer)."""
     if not value:
         return None
-    when, _, n = value.partition(":")
+    point, _, only = value.partition("@")
+    when, _, n = point.partition(":")
     if when not in ("before", "after") or not n.isdigit() or int(n) < 1:
-        raise InputError(f"bad {FAULT_ENV} {value!r}: expected before:N or after:N")
+        raise InputError(f"bad {FAULT_ENV} {value!r}: expected before:N or after:N, "
+                         "optionally @HOME")
+    if only and Path(only).resolve() != Path(home).resolve():
+        return None
     return when, int(n)
 
 
@@ -64,9 +71,10 @@ class Journal:
     tamperer can drop them, so `verify` is what detects tampering.
 
     Test hook: if the environment variable OTPATCH_FAULT_KILL is "before:N" or "after:N"
-    when the journal is opened, the process sends itself SIGKILL right before, or right
-    after, the N-th commit of entries this object performs (counted from 1). The crash
-    tests use it to kill a real process at each journal boundary.
+    (optionally "@HOME": only the journal under HOME) when the journal is opened, the
+    process sends itself SIGKILL right before, or right after, the N-th commit of entries
+    this object performs (counted from 1). The crash tests use it to kill a real process
+    at each journal boundary.
     """
 
     _anchor: Any = None  # set by anchor_with: what signs the chain's head
@@ -88,7 +96,7 @@ class Journal:
         """Open the journal under home, creating it if create; with create=False, InputError
         if there is none. JournalError if the file is not an otpatch journal. read_only
         (implies create=False): for commands that only read; nothing in the file changes."""
-        fault = _parse_fault(os.environ.get(FAULT_ENV))
+        fault = _parse_fault(os.environ.get(FAULT_ENV), home)
         create = create and not read_only
         if create:
             try:

@@ -13,6 +13,7 @@ import os
 import pytest
 
 from conftest import otpatch_child
+from otpatch.engine.runview import entries_of
 from fleet_sites import SITE_CHECK, simulated_fleet, window_now
 
 
@@ -20,10 +21,10 @@ FOUR = ["site-1", "site-2", "site-3", "site-4"]
 GROUPS = {"canary": ["site-1"], "wave1": ["site-2", "site-3"], "wave2": ["site-4"]}
 
 
-def fleet_run(home, fleet, *args):
+def fleet_run(home, fleet, *args, **env):
     return otpatch_child(home, "fleet", "run", str(fleet.inventory), str(SITE_CHECK), *args,
                          timeout=240, OTPATCH_LAB_MGUARD_PASSWORD=os.environ[
-                             "OTPATCH_LAB_MGUARD_PASSWORD"])
+                             "OTPATCH_LAB_MGUARD_PASSWORD"], **env)
 
 
 def report(home):
@@ -115,3 +116,52 @@ def test_check_mode_plans_at_every_site_and_touches_no_simulator(home, tmp_path)
         again = fleet_run(home, fleet)
         assert again.returncode == 1
         assert report(home)["site-1"]["failed"]
+
+
+def test_execute_stops_for_the_sign_offs_and_resumes_the_site_run_once_signed(
+        home, tmp_path, site_register):
+    """An execute rollout: the canary's run waits at its sign-off gate, so the rollout stops
+    there with the roles missing (site-2 is not reached); the approvers sign at the site,
+    and the next fleet run resumes that same site run (not a new one); that resume is
+    killed inside the site run, and the fleet run after it resumes the interrupted run to
+    completion, then stops at site-2's gate."""
+    sites = ["site-1", "site-2"]
+    with simulated_fleet(tmp_path / "fleet", sites,
+                         {"canary": ["site-1"], "wave1": ["site-2"]}) as fleet:
+        for inventory, _ in fleet.sites.values():
+            site_register.sign(inventory)
+        done = fleet_run(home, fleet, "--execute", "--operator", "Chen Wei")
+        assert done.returncode == 1, done.stdout + done.stderr
+        got = report(home)
+        assert (got["site-1"]["state"], got["site-1"]["failed"]) == ("awaiting_signoff", True)
+        assert "process_owner, ot_security_officer" in got["site-1"]["msg"]
+        assert got["site-2"]["state"] == "not reached"
+        paused = got["site-1"]["site_run_id"]
+        inventory, site_home = fleet.sites["site-1"]
+        status = otpatch_child(site_home, "fleet", "site-status", "-i", str(inventory), "--json")
+        (pending,) = json.loads(status.stdout)["pending_signoffs"]
+        assert (pending["run_id"], pending["gate"], pending["missing_roles"]) == (
+            paused, "identity", ["process_owner", "ot_security_officer"])
+        for person, role in (("alice-chen", "process_owner"),
+                             ("bernd-maier", "ot_security_officer")):
+            signed = otpatch_child(site_home, "approve", paused, "--role", role, "--key",
+                                   str(site_register.keys[person]), "--reason",
+                                   "fleet identity check, change 4711")
+            assert signed.returncode == 0, signed.stdout + signed.stderr
+        # the resume is killed at its third journal commit: past the gate, between the
+        # identity state's steps
+        killed = fleet_run(home, fleet, "--execute", "--operator", "Chen Wei",
+                           OTPATCH_FAULT_KILL=f"after:3@{site_home}")
+        assert killed.returncode == 1, killed.stdout + killed.stderr
+        assert report(home)["site-1"]["failed"] and report(home)["site-2"]["state"] == \
+            "not reached"
+        (cut,) = site_runs(fleet, "site-1")
+        assert (cut["run_id"], cut["status"]) == (paused, "interrupted")
+        kinds = [e.event_type for e in entries_of(site_home, paused)]
+        assert kinds[-3:] == ["requirement", "transition", "step_result"], kinds  # 1 of 3 steps
+        again = fleet_run(home, fleet, "--execute", "--operator", "Chen Wei")
+        assert again.returncode == 1, again.stdout + again.stderr
+        got = report(home)
+        assert (got["site-1"]["state"], got["site-1"]["site_run_id"]) == ("completed", paused)
+        assert [r["run_id"] for r in site_runs(fleet, "site-1")] == [paused]
+        assert got["site-2"]["state"] == "awaiting_signoff"

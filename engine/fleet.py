@@ -273,7 +273,7 @@ class EventJournal:
         event = FleetSiteEvent(
             elapsed=0.0, site=site, event=kind, task=str(data.get("task") or ""),
             batch=self.batch, changed=bool(res.get("changed")), failed=failed,
-            msg=clip(str(res.get("msg") or ""), 500), site_run_id=_text(res.get("run_id")),
+            msg=clip(_said(res), 500), site_run_id=_text(res.get("run_id")),
             state=_text(res.get("state")), journal_head=head, record=_text(res.get("record")))
         self.recorder.add(event)
         progress = self.sites.setdefault(site, SiteProgress(site))
@@ -288,6 +288,15 @@ class EventJournal:
         progress.msg = event.msg or progress.msg
         if self.on_event:
             self.on_event(event, progress)
+
+
+def _said(res: Mapping[str, Any]) -> str:
+    """The task's message; for a loop, its failed items' own ("One or more items failed"
+    alone names none)."""
+    items = res.get("results") if isinstance(res.get("results"), list) else []
+    failed = [str(i.get("msg")) for i in items if isinstance(i, dict) and i.get("failed")
+              and i.get("msg")]
+    return "; ".join(failed) if failed else str(res.get("msg") or "")
 
 
 def _text(value: Any) -> str | None:

@@ -165,3 +165,47 @@ def test_execute_stops_for_the_sign_offs_and_resumes_the_site_run_once_signed(
         assert (got["site-1"]["state"], got["site-1"]["site_run_id"]) == ("completed", paused)
         assert [r["run_id"] for r in site_runs(fleet, "site-1")] == [paused]
         assert got["site-2"]["state"] == "awaiting_signoff"
+
+
+def test_a_site_host_with_only_the_cli_runs_through_otpatch_json(home, tmp_path):
+    """site-2's module runs under a Python without otpatch (the machine's own python3): it
+    reaches the site's otpatch through its CLI (`otpatch fleet site-status|site-rollout
+    --json`, the `cli` option), with the same result as site-1's, which imports it."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bare = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else shutil.which("python3")
+    assert bare and subprocess.run([bare, "-c", "import otpatch"],
+                                   capture_output=True).returncode != 0, \
+        f"{bare} imports otpatch: it cannot stand for a site host without the API"
+    cli = str(Path(sys.executable).parent / "otpatch")
+    with simulated_fleet(tmp_path / "fleet", ["site-1", "site-2"],
+                         {"canary": ["site-1"], "wave1": ["site-2"]},
+                         extra_vars={"site-2": {"ansible_python_interpreter": bare,
+                                                "otpatch_cli": cli}}) as fleet:
+        done = fleet_run(home, fleet)
+        assert done.returncode == 0, done.stdout + done.stderr
+        got = report(home)
+        for site in ("site-1", "site-2"):
+            (run,) = site_runs(fleet, site)
+            assert (got[site]["state"], got[site]["site_run_id"]) == ("completed",
+                                                                      run["run_id"]), site
+            assert got[site]["journal_head"]["seq"] == got["site-1"]["journal_head"]["seq"]
+
+
+def test_a_site_whose_device_misses_the_target_version_stops_the_rollout(home, tmp_path):
+    """The post-task: the fleet's target versions (otpatch_target_versions) against the
+    firmware the site read; site-1's CPU is not at v03.30, so the canary fails after its
+    run completed and site-2 is not reached."""
+    with simulated_fleet(tmp_path / "fleet", ["site-1", "site-2"],
+                         {"canary": ["site-1"], "wave1": ["site-2"]},
+                         extra_vars={s: {"otpatch_target_versions": {f"{s}-plc": "v03.30"}}
+                                     for s in ("site-1", "site-2")}) as fleet:
+        done = fleet_run(home, fleet)
+        assert done.returncode == 1, done.stdout + done.stderr
+        got = report(home)
+        assert got["site-1"]["failed"] and "reads v03.20, the target is v03.30" in \
+            got["site-1"]["msg"], got["site-1"]
+        assert got["site-2"]["state"] == "not reached"

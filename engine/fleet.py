@@ -91,9 +91,25 @@ def load_sites(fleet_inventory: str) -> list[Site]:
                          + (f": {clip(err)}" if err else ""))
     groups = {name: body.get("hosts") or [] for name, body in listed.items()
               if name not in ("_meta", "all", "ungrouped") and isinstance(body, dict)}
-    return [_site(fleet_inventory, name, hv, tuple(g for g, hosts in groups.items()
-                                                   if name in hosts))
-            for name, hv in hostvars.items()]
+    return [_site(fleet_inventory, name, hostvars[name], tuple(
+                g for g, hosts in groups.items() if name in hosts))
+            for name in _inventory_order(listed, hostvars)]
+
+
+def _inventory_order(listed: Mapping[str, Any], hostvars: Mapping[str, Any]) -> list[str]:
+    """The hosts in the order the file gives them (groups depth first, as `order:
+    inventory` runs them); ansible-inventory's hostvars are sorted by name."""
+    seen: dict[str, None] = {}
+
+    def walk(group: str) -> None:
+        body = listed.get(group) if isinstance(listed.get(group), dict) else {}
+        for host in body.get("hosts") or ():
+            seen.setdefault(host, None)
+        for child in body.get("children") or ():
+            walk(child)
+
+    walk("all")
+    return [h for h in seen if h in hostvars] + [h for h in hostvars if h not in seen]
 
 
 def _site(file: str, name: str, hv: Mapping[str, Any], groups: tuple[str, ...]) -> Site:

@@ -212,7 +212,7 @@ def report_lines(s: dict[str, Any]) -> list[str]:
         rec = f", record {site['record'][:19]}..." if site.get("record") else ""
         batch = f"batch {site['batch']}" if site.get("batch") else "no batch"
         out.append(f"{site['site']:<16} {batch:<8} {site['state']:<18}{where}{rec}")
-        if site.get("failed") and site.get("msg"):
+        if (site.get("failed") or site["state"] == "deferred") and site.get("msg"):
             out.append(f"{'':<16} {clip(site['msg'], 200)}")
     return out
 

@@ -209,3 +209,36 @@ def test_a_site_whose_device_misses_the_target_version_stops_the_rollout(home, t
         assert got["site-1"]["failed"] and "reads v03.20, the target is v03.30" in \
             got["site-1"]["msg"], got["site-1"]
         assert got["site-2"]["state"] == "not reached"
+
+
+def site_rollout(fleet, site, *args):
+    inventory, site_home = fleet.sites[site]
+    done = otpatch_child(site_home, "fleet", "site-rollout", str(SITE_CHECK), "-i",
+                         str(inventory), "--json", *args,
+                         OTPATCH_LAB_MGUARD_PASSWORD=os.environ["OTPATCH_LAB_MGUARD_PASSWORD"])
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_the_site_side_defers_refuses_and_observes_before_any_run(tmp_path):
+    """What site_rollout returns, from the site's CLI (`otpatch fleet site-rollout --json`):
+    a window with 1 minute left is too short for the 2-minute state's worst case
+    (deferred), a playbook the fleet pinned otherwise is refused, an observing site starts
+    nothing; none of them journals a run. Then the same site runs."""
+    short = window_now(hours_before=1, hours_after=1 / 60)
+    with simulated_fleet(tmp_path / "fleet", ["site-1"], {"canary": ["site-1"]},
+                         windows={"site-1": short}) as fleet:
+        rc, got = site_rollout(fleet, "site-1")
+        assert (rc, got["state"], got["failed"]) == (0, "deferred", False), got
+        assert "left, the path from identity needs" in got["msg"]
+        rc, got = site_rollout(fleet, "site-1", "--playbook-sha256", "sha256:" + "0" * 64)
+        assert (rc, got["state"]) == (1, "refused") and "the fleet pinned sha256:000" in \
+            got["msg"]
+        rc, got = site_rollout(fleet, "site-1", "--fleet-mode", "observe")
+        assert (rc, got["state"], got.get("run_id")) == (0, "observed", None)
+        assert site_runs(fleet, "site-1") == []
+    with simulated_fleet(tmp_path / "again", ["site-1"], {"canary": ["site-1"]}) as fleet:
+        rc, got = site_rollout(fleet, "site-1")
+        (run,) = site_runs(fleet, "site-1")
+        assert (rc, got["state"], got["run_id"]) == (0, "completed", run["run_id"])
+        assert {d["host"]: d["outcome"] for d in got["devices"]} == {
+            "site-1-plc": "not_changed", "site-1-mguard": "not_changed"}

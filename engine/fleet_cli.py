@@ -116,6 +116,9 @@ def run(args: argparse.Namespace) -> int:
     from otpatch.engine.journal import default_home
 
     params = dict(_param(p) for p in args.param)
+    if args.execute and not args.operator:
+        raise InputError("fleet run --execute needs --operator NAME: each site checks its "
+                         "sign-offs against the person who runs the change")
     show = None if args.json else _Progress()
     outcome = run_fleet(args.fleet_inventory, args.playbook, home=default_home(),
                         check=args.check, mode="execute" if args.execute else "dry_run",

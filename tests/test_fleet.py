@@ -121,3 +121,13 @@ def test_the_job_runs_through_ansible_runner_transmit_worker_process(home, tmp_p
     runs = sorted((home / "fleet" / "runs").iterdir())
     assert (runs[-1] / "job" / "project" / "rollout-stand-in.yml").is_file()  # what was sent
     assert any((runs[-1] / "processed").rglob("job_events"))  # what came back
+
+
+def test_an_execute_rollout_names_its_operator(home, tmp_path):
+    inventory = fleet_inventory(tmp_path, stand_in_sites(tmp_path, 1), {"canary": ["site-1"]})
+    done = otpatch_child(home, "fleet", "run", inventory, SITE_CHECK, "--execute")
+    assert (done.returncode, done.stdout) == (2, ""), done.stderr
+    assert done.stderr.strip() == ("otpatch: fleet run --execute needs --operator NAME: each "
+                                   "site checks its sign-offs against the person who runs "
+                                   "the change")
+    assert not (home / "fleet").exists()

@@ -36,6 +36,7 @@ def rollout(module):
 
     home = p['home']
     try:
+        _load_site_plugins()
         ask = fleet_site.SiteRollout(
             p['playbook'], p['inventory'], _path(home),
             playbook_sha256=p['playbook_sha256'], params=_params(p['params']),
@@ -59,9 +60,18 @@ def status(module):
         return _by_cli(module, argv, p['home'])
     _require_otpatch(module)
     try:
+        _load_site_plugins()
         return fleet_status.site_status(p['inventory'], _path(p['home']), p['playbook'])
     except OtpatchError as e:
         return _refused(e)
+
+
+def _load_site_plugins():
+    """The site's registry, as its CLI loads it: the built-in packages and the plugins
+    $OTPATCH_MODULE_PLUGINS names on the site host."""
+    from otpatch.engine.cli import load_plugins
+
+    load_plugins()
 
 
 def _refused(error):

@@ -25,6 +25,15 @@ except ImportError:
     OtpatchError = Exception
 
 
+# The options both modules take to find the site's otpatch (doc_fragments/site.py).
+SITE_ARGUMENTS = dict(
+    inventory=dict(type='path', required=True),
+    home=dict(type='path', required=True),
+    host_key=dict(type='path'),
+    cli=dict(type='str'),
+)
+
+
 def rollout(module):
     """site_rollout's result: from the API, or from `CLI fleet site-rollout --json`."""
     p = module.params
@@ -72,6 +81,13 @@ def _load_site_plugins():
     from otpatch.engine.cli import load_plugins
 
     load_plugins()
+
+
+def finish(module, result):
+    """End the task with the site's result: failed when the site says so."""
+    if result.pop('failed', False):
+        module.fail_json(**result)
+    module.exit_json(**result)
 
 
 def _refused(error):

@@ -34,18 +34,6 @@ options:
     description: The playbook's content hash the fleet pinned; the run is refused when the
       site's copy differs. Omit it to skip the check.
     type: str
-  inventory:
-    description: The site's otpatch inventory.
-    type: path
-    required: true
-  home:
-    description: The site's OTPATCH_HOME (its journal, keys and records).
-    type: path
-    required: true
-  host_key:
-    description: The otpatch host key that signs the journal's head (default the site's,
-      C(OTPATCH_HOST_KEY) or I(home)/host.key).
-    type: path
   params:
     description: The procedure's params (C(-e NAME=VALUE)); values are passed as text.
     type: dict
@@ -78,23 +66,12 @@ options:
   run_id:
     description: The site run to continue (with I(resume=true)).
     type: str
-  cli:
-    description: The site's otpatch command, when the module's Python has no otpatch
-      installed; the module then runs C(otpatch fleet site-rollout --json).
-    type: str
 attributes:
   check_mode:
     support: full
     description: Plans only; returns C(changed=false).
-  diff_mode:
-    support: none
-    description: No diff.
-  platform:
-    support: full
-    platforms: posix
-    description: The site's otpatch host.
-requirements:
-  - otpatch on the site host (importable by the module's Python, or as I(cli))
+extends_documentation_fragment:
+  - otpatch.fleet.site
 author:
   - otpatch maintainers (@otpatch)
 '''
@@ -171,14 +148,13 @@ msg:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.otpatch.fleet.plugins.module_utils.otpatch_site import rollout
+from ansible_collections.otpatch.fleet.plugins.module_utils.otpatch_site import (
+    SITE_ARGUMENTS, finish, rollout)
 
 ARGUMENT_SPEC = dict(
+    SITE_ARGUMENTS,
     playbook=dict(type='path', required=True),
     playbook_sha256=dict(type='str'),
-    inventory=dict(type='path', required=True),
-    home=dict(type='path', required=True),
-    host_key=dict(type='path'),
     params=dict(type='dict', default={}),
     mode=dict(type='str', choices=['dry_run', 'execute'], default='dry_run'),
     fleet_mode=dict(type='str', choices=['observe', 'execute'], default='observe'),
@@ -187,17 +163,13 @@ ARGUMENT_SPEC = dict(
     evidence=dict(type='list', elements='str'),
     resume=dict(type='bool', default=False),
     run_id=dict(type='str'),
-    cli=dict(type='str'),
 )
 
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
                            required_if=[('resume', True, ('run_id',))])
-    result = rollout(module)
-    if result.pop('failed', False):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    finish(module, rollout(module))
 
 
 if __name__ == '__main__':

@@ -18,37 +18,15 @@ description:
     (with where the value came from), and the SHA-256 of a playbook.
   - Read-only; always C(changed=false).
 options:
-  inventory:
-    description: The site's otpatch inventory.
-    type: path
-    required: true
-  home:
-    description: The site's OTPATCH_HOME.
-    type: path
-    required: true
   playbook:
     description: A playbook whose content hash to return as I(playbook_sha256).
     type: path
-  host_key:
-    description: The otpatch host key (default the site's).
-    type: path
-  cli:
-    description: The site's otpatch command, when the module's Python has no otpatch
-      installed; the module then runs C(otpatch fleet site-status --json).
-    type: str
 attributes:
   check_mode:
     support: full
     description: Reads only, in check mode too.
-  diff_mode:
-    support: none
-    description: No diff.
-  platform:
-    support: full
-    platforms: posix
-    description: The site's otpatch host.
-requirements:
-  - otpatch on the site host (importable by the module's Python, or as I(cli))
+extends_documentation_fragment:
+  - otpatch.fleet.site
 author:
   - otpatch maintainers (@otpatch)
 '''
@@ -82,6 +60,13 @@ pending_signoffs:
   returned: always
   type: list
   elements: dict
+resumable:
+  description: Each execute run that has not ended (awaiting, or interrupted), newest last
+    (run_id, status, state, playbook, playbook_sha256); a rollout resumes the one of the
+    procedure it pinned.
+  returned: always
+  type: list
+  elements: dict
 windows:
   description: Each maintenance window (start, end, open now).
   returned: always
@@ -98,23 +83,15 @@ playbook_sha256:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.otpatch.fleet.plugins.module_utils.otpatch_site import status
+from ansible_collections.otpatch.fleet.plugins.module_utils.otpatch_site import (
+    SITE_ARGUMENTS, finish, status)
 
-ARGUMENT_SPEC = dict(
-    inventory=dict(type='path', required=True),
-    home=dict(type='path', required=True),
-    playbook=dict(type='path'),
-    host_key=dict(type='path'),
-    cli=dict(type='str'),
-)
+ARGUMENT_SPEC = dict(SITE_ARGUMENTS, playbook=dict(type='path'))
 
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    result = status(module)
-    if result.pop('failed', False):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    finish(module, status(module))
 
 
 if __name__ == '__main__':

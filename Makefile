@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/engine_overhead.py
 	$(BIN)/python bench/advisory_match.py
 	$(BIN)/python bench/firewall_review.py
+	$(BIN)/python bench/fleet.py
 
 clean:
 	rm -rf $(VENV) .otpatch .pytest_cache

@@ -26,7 +26,7 @@ from urllib3.util.retry import Retry
 
 from otpatch.modules.contract.errors import DeviceUnreachable, RunError
 from otpatch.modules.mguard import creds
-from otpatch.modules.mguard.sim import SIM_ID
+from otpatch.modules.mguard.simmark import SIM_ID
 from otpatch.modules.mguard.tls import PinnedAdapter, Trust, presented_fingerprint
 from otpatch.modules.simulator_only import Answer, SimulatorCheck
 

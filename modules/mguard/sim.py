@@ -35,9 +35,9 @@ from urllib.parse import parse_qs, urlsplit
 from otpatch.modules.mguard.simcert import load_or_create, self_signed, write_pair
 from otpatch.modules.mguard.simdevice import (DeviceError, MguardDevice, SyslogSender,
                                               device_model)
+from otpatch.modules.mguard.simmark import SIM_ID
 
 LOG = logging.getLogger(__name__)
-SIM_ID = "otpatch-mguard-sim"
 MAX_BODY = 512 * 1024 * 1024
 TICK_S = 0.02
 

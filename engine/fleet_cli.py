@@ -73,6 +73,9 @@ def _register_site(fsub: Any) -> None:
     r.add_argument("--operator", metavar="NAME")
     r.add_argument("--evidence", action="append", default=[], metavar="RECORD")
     r.add_argument("--resume", metavar="RUN_ID", help="continue this run instead")
+    r.add_argument("--resume-paused", action="store_true",
+                   help="with --execute: continue the newest paused run of this playbook "
+                        "here, if there is one, instead of starting another")
     r.add_argument("--json", action="store_true", required=True,
                    help="print the result as JSON (required: this is for machines)")
     r.set_defaults(func=site_rollout)
@@ -96,7 +99,8 @@ def site_rollout(args: argparse.Namespace) -> int:
         mode="execute" if args.execute else "dry_run", fleet_mode=args.fleet_mode,
         check=args.check, stage=args.stage, operator=args.operator,
         host_key=host_key_path(home), evidence=tuple(args.evidence),
-        resume=bool(args.resume), run_id=args.resume, register_keys=pinned_keys_path())
+        resume=bool(args.resume), run_id=args.resume, resume_paused=args.resume_paused,
+        register_keys=pinned_keys_path())
     result = fleet_site.rollout(ask)
     print(json.dumps(result, indent=2, sort_keys=True, default=str))
     return EXIT_NOT_COMPLETED if result.get("failed") else EXIT_OK

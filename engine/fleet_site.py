@@ -42,6 +42,7 @@ class SiteRollout:
     evidence: tuple[str, ...] = ()
     resume: bool = False
     run_id: str | None = None
+    resume_paused: bool = False  # execute: continue the newest paused run of this playbook
     register_keys: Path | None = None
 
     def __post_init__(self) -> None:
@@ -55,16 +56,17 @@ class SiteRollout:
 def rollout(ask: SiteRollout, now: float | None = None) -> dict[str, Any]:
     """Run (or plan, observe, defer, resume) the procedure at this site; the module's
     result: changed, failed, state, msg, and run_id, status, devices, journal_head, record
-    when a run went."""
+    (and resumed) when a run went; an observing site's status."""
     now = time.time() if now is None else now
     pinned = _pin_refused(ask)
     if pinned:
         return {"changed": False, "failed": True, "state": "refused", "msg": pinned}
     if ask.fleet_mode == "observe":
-        return {"changed": False, "failed": False, "state": "observed",
-                "msg": "observing site: status and records only, no run started"}
+        return _observed(ask, now)
+    ask = _paused_run(ask)
     if ask.resume and ask.check:
         return {"changed": False, "failed": False, "state": "planned", "run_id": ask.run_id,
+                "resumed": True,
                 "msg": f"check mode: would resume run {ask.run_id}; nothing touched"}
     if ask.resume:  # its own gates judge its window again
         return _resumed(ask)
@@ -77,6 +79,8 @@ def rollout(ask: SiteRollout, now: float | None = None) -> dict[str, Any]:
 
 
 def _pin_refused(ask: SiteRollout) -> str:
+    from otpatch.engine.fleet_status import playbook_sha256
+
     if ask.playbook_sha256 is None:
         return ""
     held = playbook_sha256(ask.playbook)
@@ -86,11 +90,30 @@ def _pin_refused(ask: SiteRollout) -> str:
             "not run")
 
 
-def playbook_sha256(path: str) -> str:
-    """The playbook's content hash, as the fleet pins it (engine/fleet.py)."""
-    from otpatch.engine.loader import load_playbook
+def _observed(ask: SiteRollout, now: float) -> dict[str, Any]:
+    """An observing site: its status (engine/fleet_status.py) and nothing started; the
+    journal's head as journal_head, so the fleet journal records where the site stood."""
+    from otpatch.engine.fleet_status import site_status
 
-    return load_playbook(path).content_hash
+    status = site_status(ask.inventory, ask.home, now=now)
+    return {**status, "changed": False, "failed": False, "state": "observed",
+            "journal_head": status["journal"]["head"],
+            "msg": "observing site: status and records only, no run started"}
+
+
+def _paused_run(ask: SiteRollout) -> SiteRollout:
+    """With resume_paused, an execute rollout continues the newest execute run of this
+    playbook (its content hash) that has not ended, instead of starting another beside it;
+    the ask unchanged when there is none (or a run id was given, or this is a dry run)."""
+    from dataclasses import replace
+
+    from otpatch.engine.fleet_status import playbook_sha256, resumable_runs
+
+    if not ask.resume_paused or ask.resume or ask.mode != "execute":
+        return ask
+    pinned = ask.playbook_sha256 or playbook_sha256(ask.playbook)
+    paused = [r for r in resumable_runs(ask.home) if r["playbook_sha256"] == pinned]
+    return replace(ask, resume=True, run_id=paused[-1]["run_id"]) if paused else ask
 
 
 def _loaded(ask: SiteRollout) -> Any:
@@ -156,7 +179,7 @@ def _resumed(ask: SiteRollout) -> dict[str, Any]:
     outcome = api.resume(api.ResumeRequest(
         str(ask.run_id), ask.home, host_key=ask.host_key, operator=ask.operator,
         evidence=ask.evidence, register_keys=ask.register_keys))
-    return outcome_result(outcome, ask.home)
+    return {**outcome_result(outcome, ask.home), "resumed": True}
 
 
 def outcome_result(outcome: Any, home: Path) -> dict[str, Any]:
@@ -172,15 +195,27 @@ def outcome_result(outcome: Any, home: Path) -> dict[str, Any]:
     execute = progress.config.mode == "execute"
     changed = execute and any(d["outcome"] != "not_changed" for d in devices)
     if outcome.status is RunStatus.COMPLETED:
-        return {**base, "changed": changed, "failed": False, "state": "completed"}
+        return {**base, "changed": changed, "failed": False, "state": "completed",
+                "firmware": _firmware_after(progress, home)}
     if outcome.status is RunStatus.AWAITING:
         return {**base, **_waiting(progress, home)}
     return {**base, "changed": changed, "failed": True, "state": outcome.status.value}
 
 
+def _firmware_after(progress: Any, home: Path) -> dict[str, Any]:
+    """The firmware each host of the site reads now that the run has ended, as site_status
+    gives it (the fleet's post-task asserts the target versions on it)."""
+    from otpatch.engine.fleet_status import firmware
+    from otpatch.engine.inventory import load_inventory
+
+    return firmware(home, load_inventory(progress.config.inventory))
+
+
 def _waiting(progress: Any, home: Path) -> dict[str, Any]:
     """A run that waits: at a sign-off gate (failed, the roles missing: the rollout stops
     for the humans), at a window (deferred), or at something else a person must do."""
+    from otpatch.engine.fleet_status import signoff_wait
+
     waits = signoff_wait(progress, home)
     if waits is not None:
         gate, missing = waits
@@ -191,28 +226,3 @@ def _waiting(progress: Any, home: Path) -> dict[str, Any]:
     if progress.message.startswith("window "):
         return {"changed": False, "failed": False, "state": "deferred"}
     return {"changed": False, "failed": True, "state": "awaiting"}
-
-
-def signoff_wait(progress: Any, home: Path) -> tuple[str, tuple[str, ...]] | None:
-    """(gate, roles still missing) when the run waits at a sign-off gate; None otherwise."""
-    from dataclasses import replace
-
-    from otpatch.engine import approvals, runs, stagerun
-    from otpatch.engine.record import RunStatus
-
-    cfg = progress.config
-    if progress.status is not RunStatus.AWAITING:
-        return None
-    loaded = runs.load_files(cfg.playbook, cfg.inventory)
-    action = stagerun.next_action(loaded, replace(progress, status=RunStatus.RUNNING))
-    dest = getattr(action, "dest", None)
-    req = approvals.signoff_of(loaded.playbook, dest) if dest else None
-    if req is None:
-        return None
-    now = time.time()
-    bound, _ = stagerun.gate_binding(progress, loaded, dest, home, now)
-    judged = [approvals.judge(d, bound, loaded.inventory.approvers, cfg.operator,
-                              datetime.fromtimestamp(now, timezone.utc), set(progress.revoked))
-              for d in progress.approvals]
-    chosen = approvals.counting(req.roles, judged)
-    return dest, tuple(r for r in req.roles if r not in chosen)

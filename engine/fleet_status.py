@@ -7,6 +7,7 @@ and, given a playbook, its SHA-256 (the fleet asserts it is the one it pinned)."
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,6 @@ from typing import Any
 def site_status(inventory_path: str, home: Path, playbook: str | None = None,
                 now: float | None = None) -> dict[str, Any]:
     """The site's status document (changed false: nothing is written)."""
-    from otpatch.engine.baseline import baseline
     from otpatch.engine.inventory import load_inventory
 
     home = Path(home)
@@ -27,12 +27,9 @@ def site_status(inventory_path: str, home: Path, playbook: str | None = None,
         "changed": False, "journal": journal, "site_record": _verified(home, inventory),
         "pending_signoffs": pending, "resumable": resumable,
         "windows": _windows(inventory, now),
-        "firmware": {host: _firmware(values) for host, values
-                     in baseline(home, inventory).hosts.items()},
+        "firmware": firmware(home, inventory),
     }
     if playbook is not None:
-        from otpatch.engine.fleet_site import playbook_sha256
-
         out["playbook_sha256"] = playbook_sha256(playbook)
     return out
 
@@ -65,21 +62,13 @@ def _verified(home: Path, inventory: Any) -> dict[str, Any] | None:
 
 def _paused(home: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(pending sign-offs, resumable runs): each execute run waiting at a sign-off gate with
-    the roles it still needs; each execute run that has not ended (awaiting a gate or a
-    person, or interrupted), newest last, with its playbook's hash (a rollout resumes the
-    one of the procedure it pinned instead of starting another)."""
-    from otpatch.engine import api
-    from otpatch.engine.fleet_site import signoff_wait
-    from otpatch.engine.record import FINAL, RunStatus
+    the roles it still needs; each execute run that has not ended (resumable_runs)."""
+    from otpatch.engine.record import RunStatus
 
     pending, resumable = [], []
-    for progress in api.status(home):
+    for progress in _unended(home):
         cfg = progress.config
-        if cfg.mode != "execute" or progress.status in FINAL:
-            continue
-        resumable.append({"run_id": progress.run_id, "status": progress.status.value,
-                          "state": progress.state, "playbook": cfg.playbook_name,
-                          "playbook_sha256": cfg.playbook_hash})
+        resumable.append(_resumable(progress))
         waits = signoff_wait(progress, home) if progress.status is RunStatus.AWAITING else None
         if waits is not None:
             pending.append({"run_id": progress.run_id, "playbook": cfg.playbook_name,
@@ -88,10 +77,40 @@ def _paused(home: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return pending, resumable
 
 
+def resumable_runs(home: Path) -> list[dict[str, Any]]:
+    """Each execute run at the site that has not ended (awaiting a gate or a person, or
+    interrupted), newest last, with its playbook's hash: a rollout resumes the one of the
+    procedure it pinned instead of starting another. [] with no journal yet."""
+    return [_resumable(p) for p in _unended(home)]
+
+
+def _unended(home: Path) -> list[Any]:
+    from otpatch.engine import api
+    from otpatch.engine.record import FINAL
+
+    return [p for p in api.status(home)
+            if p.config.mode == "execute" and p.status not in FINAL]
+
+
+def _resumable(progress: Any) -> dict[str, Any]:
+    cfg = progress.config
+    return {"run_id": progress.run_id, "status": progress.status.value,
+            "state": progress.state, "playbook": cfg.playbook_name,
+            "playbook_sha256": cfg.playbook_hash}
+
+
 def _windows(inventory: Any, now: float) -> dict[str, Any]:
     at = datetime.fromtimestamp(now, timezone.utc)
     return {name: {"start": w.start.isoformat(), "end": w.end.isoformat(),
                    "open": w.contains(at)} for name, w in sorted(inventory.windows.items())}
+
+
+def firmware(home: Path, inventory: Any) -> dict[str, Any]:
+    """Per host, the firmware as last read (engine/baseline.py: the value, where it came
+    from, the run, whether a simulator answered), or None where nothing has read it."""
+    from otpatch.engine.baseline import baseline
+
+    return {host: _firmware(values) for host, values in baseline(home, inventory).hosts.items()}
 
 
 def _firmware(values: Any) -> dict[str, Any] | None:
@@ -100,3 +119,36 @@ def _firmware(values: Any) -> dict[str, Any] | None:
         return None
     return {"firmware": found.value, "source": found.source, "run_id": found.run_id or None,
             "simulator": found.simulator, "provenance": found.provenance()}
+
+
+def playbook_sha256(path: str) -> str:
+    """The playbook's content hash, as the fleet pins it (engine/fleet.py validated it
+    whole; the run here validates it again): its canonical YAML data's hash, read without
+    the schema and lint a run applies, so a status read does not load the device modules
+    its steps name. PlaybookError when it is not readable YAML."""
+    from otpatch.modules.contract.yamlsrc import read_yaml
+
+    return read_yaml(path).content_hash
+
+
+def signoff_wait(progress: Any, home: Path) -> tuple[str, tuple[str, ...]] | None:
+    """(gate, roles still missing) when the run waits at a sign-off gate; None otherwise."""
+    from otpatch.engine import approvals, runs, stagerun
+    from otpatch.engine.record import RunStatus
+
+    cfg = progress.config
+    if progress.status is not RunStatus.AWAITING:
+        return None
+    loaded = runs.load_files(cfg.playbook, cfg.inventory)
+    action = stagerun.next_action(loaded, replace(progress, status=RunStatus.RUNNING))
+    dest = getattr(action, "dest", None)
+    req = approvals.signoff_of(loaded.playbook, dest) if dest else None
+    if req is None:
+        return None
+    now = time.time()
+    bound, _ = stagerun.gate_binding(progress, loaded, dest, home, now)
+    judged = [approvals.judge(d, bound, loaded.inventory.approvers, cfg.operator,
+                              datetime.fromtimestamp(now, timezone.utc), set(progress.revoked))
+              for d in progress.approvals]
+    chosen = approvals.counting(req.roles, judged)
+    return dest, tuple(r for r in req.roles if r not in chosen)

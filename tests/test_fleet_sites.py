@@ -49,7 +49,7 @@ def test_sites_run_in_serial_batches_and_the_fleet_journal_names_every_site_run(
                          extra_vars={"site-3": {"otpatch_fleet_mode": "observe"}}) as fleet:
         done = fleet_run(home, fleet)
         assert done.returncode == 0, done.stdout + done.stderr
-        assert "batch 3" in done.stdout and "site-4: Run (or resume) the procedure at the site: ok -> completed" in done.stdout
+        assert "batch 3" in done.stdout and "site-4: Run (or resume) the pinned procedure at the site: ok -> completed" in done.stdout
         got = report(home)
         # serial [1, 2, "25%", "100%"] over 4 sites: 1, 2, then 25% of 4 (1)
         assert {s: got[s]["batch"] for s in FOUR} == {"site-1": 1, "site-2": 2, "site-3": 2,
@@ -235,6 +235,9 @@ def test_the_site_side_defers_refuses_and_observes_before_any_run(tmp_path):
             got["msg"]
         rc, got = site_rollout(fleet, "site-1", "--fleet-mode", "observe")
         assert (rc, got["state"], got.get("run_id")) == (0, "observed", None)
+        # what it observed: site_status's facts (no journal yet, its window open)
+        assert (got["journal"]["head"], got["journal_head"]) == (None, None)
+        assert got["windows"]["production"]["open"] is True and got["resumable"] == []
         assert site_runs(fleet, "site-1") == []
     with simulated_fleet(tmp_path / "again", ["site-1"], {"canary": ["site-1"]}) as fleet:
         rc, got = site_rollout(fleet, "site-1")

@@ -53,7 +53,7 @@ def rollout(module):
             stage=p['stage'], operator=p['operator'],
             host_key=_path(p['host_key']) if p['host_key'] else host_key_path(_path(home)),
             evidence=tuple(p['evidence'] or ()), resume=p['resume'], run_id=p['run_id'],
-            register_keys=pinned_keys_path())
+            resume_paused=p['resume_paused'], register_keys=pinned_keys_path())
         return fleet_site.rollout(ask)
     except OtpatchError as e:
         return _refused(e)
@@ -123,6 +123,8 @@ def _rollout_argv(p, check_mode):
         argv += ['--evidence', record]
     if p['resume']:
         argv += ['--resume', p['run_id']]
+    elif p['resume_paused']:
+        argv.append('--resume-paused')
     return argv
 
 

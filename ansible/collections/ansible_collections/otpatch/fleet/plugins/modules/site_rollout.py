@@ -16,13 +16,14 @@ description:
     site's own otpatch, its journal, its sign-offs and its maintenance windows. Nothing here
     reaches a device; otpatch does, at the site, in the site's zone.
   - Refuses (C(state=refused)) a playbook whose SHA-256 is not the one the fleet pinned.
-  - A site in I(fleet_mode=observe) never starts a run (C(state=observed)).
+  - A site in I(fleet_mode=observe) never starts a run (C(state=observed)); it returns
+    the site's status instead, as M(otpatch.fleet.site_status) reads it.
   - A window that is closed, or too short for the path's worst case, defers the site
     (C(changed=false), C(state=deferred), not failed, so it does not count against
     C(max_fail_percentage)).
   - A run that waits for a sign-off fails with C(state=awaiting_signoff) and the roles
     missing, so the rollout stops for the humans; sign with C(otpatch approve) at the site,
-    then run again with I(resume=true).
+    then run again with I(resume=true), or with I(resume_paused=true), which finds the run.
   - In check mode the site plans only (otpatch C(plan)); no device, simulator included, is
     touched and nothing is journaled.
 options:
@@ -66,6 +67,14 @@ options:
   run_id:
     description: The site run to continue (with I(resume=true)).
     type: str
+  resume_paused:
+    description:
+      - In C(execute) mode, continue the newest execute run of this playbook (the same
+        content hash) that the site holds unended (waiting at a gate or for a person, or
+        interrupted) instead of starting another beside it; start one when there is none.
+      - Ignored with I(resume=true) and for dry runs, which are never continued.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -96,6 +105,17 @@ EXAMPLES = r'''
     fleet_mode: execute
     resume: true
     run_id: "{{ rollout.run_id }}"
+
+- name: Run the procedure, or continue its paused run at this site
+  otpatch.fleet.site_rollout:
+    playbook: /srv/otpatch/playbooks/m580-firmware-update.yml
+    playbook_sha256: "{{ otpatch_playbook_sha256 }}"
+    inventory: "{{ otpatch_site }}"
+    home: "{{ otpatch_home }}"
+    mode: execute
+    fleet_mode: execute
+    operator: Chen Wei
+    resume_paused: true
 '''
 
 RETURN = r'''
@@ -120,13 +140,46 @@ devices:
   type: list
   elements: dict
 journal_head:
-  description: The site journal's newest entry when the run stopped (seq and hash).
-  returned: when a run started or resumed
+  description: The site journal's newest entry when the run stopped (seq and hash); for an
+    observing site, the journal's head as it stands (null with no journal).
+  returned: when a run started or resumed, or the site observed
   type: dict
 record:
   description: The ended run's record hash (what --evidence names), or null.
   returned: when a run started or resumed
   type: str
+resumed:
+  description: The run was continued (I(resume) or I(resume_paused)), not started.
+  returned: when a run resumed, or would in check mode
+  type: bool
+firmware:
+  description: Per host of the site, the firmware as last read once the run completed
+    (firmware, source, run_id, simulator, provenance), or null; as site_status returns it.
+  returned: when state is completed or observed
+  type: dict
+journal:
+  description: The runs' journal's head, verification and problems, as site_status
+    returns it.
+  returned: when state is observed
+  type: dict
+site_record:
+  description: The site record's verification, as site_status returns it.
+  returned: when state is observed
+  type: dict
+pending_signoffs:
+  description: The execute runs waiting at a sign-off gate, as site_status returns them.
+  returned: when state is observed
+  type: list
+  elements: dict
+resumable:
+  description: The execute runs that have not ended, as site_status returns them.
+  returned: when state is observed
+  type: list
+  elements: dict
+windows:
+  description: Each maintenance window, open or closed now, as site_status returns them.
+  returned: when state is observed
+  type: dict
 gate:
   description: The sign-off gate the run waits at.
   returned: when state is awaiting_signoff
@@ -163,6 +216,7 @@ ARGUMENT_SPEC = dict(
     evidence=dict(type='list', elements='str'),
     resume=dict(type='bool', default=False),
     run_id=dict(type='str'),
+    resume_paused=dict(type='bool', default=False),
 )
 
 

@@ -15,7 +15,8 @@ def rollout_params(**options):
     """site_rollout's params as AnsibleModule gives them: every option, defaults filled."""
     params = dict(playbook='pb.yml', playbook_sha256=None, inventory='site.yml', home='home',
                   host_key=None, params={}, mode='dry_run', fleet_mode='observe', stage=None,
-                  operator=None, evidence=None, resume=False, run_id=None, cli='otpatch')
+                  operator=None, evidence=None, resume=False, run_id=None, resume_paused=False,
+                  cli='otpatch')
     params.update(options)
     return params
 
@@ -49,6 +50,15 @@ def test_resume_names_the_run():
     """resume carries run_id as --resume's value."""
     argv = _rollout_argv(rollout_params(resume=True, run_id='run-7'), check_mode=False)
     assert argv[-2:] == ['--resume', 'run-7']
+
+
+def test_resume_paused_asks_the_site_to_find_the_run():
+    """resume_paused goes as --resume-paused; with resume and a run id, that run wins."""
+    assert _rollout_argv(rollout_params(resume_paused=True), check_mode=False)[-1] == \
+        '--resume-paused'
+    argv = _rollout_argv(rollout_params(resume=True, run_id='run-7', resume_paused=True),
+                         check_mode=False)
+    assert argv[-2:] == ['--resume', 'run-7'] and '--resume-paused' not in argv
 
 
 def test_a_run_id_without_resume_is_not_sent():

@@ -23,8 +23,10 @@ The peer is the site's own dry run as a child process, not the in-process API ca
 site_rollout module runs the API in a Python process of its own that Ansible starts for the
 task, as a site's `otpatch run` does, so a process start and otpatch's imports belong to the
 site's own cost either way. The fleet layer's cost is what comes on top: Ansible (its
-controller, a worker fork and the module wrapper per task), the two site_status calls, the
-asserts, the event journal, the run's fixed start. It is given three ways:
+controller, a worker fork and the module wrapper per task: a task running ansible's own
+ping module over the same fleet costs about 0.5 CPU-s per site here, half of it the module
+process), site_rollout's pin check and result, the post-task and set_stats, the event
+journal, the run's fixed start. It is given three ways:
 
 - CPU: (fleet CPU - N x site-only CPU) / N, the work the fleet adds per site whatever the
   forks or cores (checked against the 1 s target, as the serial figure is);

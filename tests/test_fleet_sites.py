@@ -193,6 +193,36 @@ def test_a_site_host_with_only_the_cli_runs_through_otpatch_json(home, tmp_path)
             assert (got[site]["state"], got[site]["site_run_id"]) == ("completed",
                                                                       run["run_id"]), site
             assert got[site]["journal_head"]["seq"] == got["site-1"]["journal_head"]["seq"]
+            # site_status on its own, ad hoc, through the API (site-1) and the CLI (site-2)
+            status = site_status_adhoc(home, fleet, site)
+            assert status["journal"]["head"] == got[site]["journal_head"], site
+            assert status["journal"]["verified"] is True and status["resumable"] == []
+            read = status["firmware"][f"{site}-plc"]
+            assert (read["firmware"], read["source"], read["run_id"], read["simulator"]) == (
+                "v03.20", "as_left", run["run_id"], True), site
+
+
+def site_status_adhoc(home, fleet, site):
+    """`ansible SITE -m otpatch.fleet.site_status` over the fleet inventory: the module's
+    result, as ad-hoc output prints it (`SITE | SUCCESS => {...}`)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import ROOT, child_env
+
+    env = child_env(home, ANSIBLE_COLLECTIONS_PATH=str(ROOT / "ansible" / "collections"),
+                    ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(home / "ansible-tmp"),
+                    PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    done = subprocess.run(["ansible", site, "-i", str(fleet.inventory), "-m",
+                           "otpatch.fleet.site_status", "-a",
+                           "inventory={{ otpatch_site }} home={{ otpatch_home }} "
+                           "cli={{ otpatch_cli | default(omit) }}"],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    said, _, result = done.stdout.partition(" => ")
+    assert said.strip() == f"{site} | SUCCESS", done.stdout
+    return json.loads(result)
 
 
 def test_a_site_whose_device_misses_the_target_version_stops_the_rollout(home, tmp_path):

@@ -86,7 +86,7 @@ author:
 '''
 
 EXAMPLES = r'''
-- name: Run the pinned procedure at the site
+- name: Run the pinned procedure at the site, or continue its paused run there
   otpatch.fleet.site_rollout:
     playbook: /srv/otpatch/playbooks/m580-firmware-update.yml
     playbook_sha256: "{{ otpatch_playbook_sha256 }}"
@@ -95,6 +95,7 @@ EXAMPLES = r'''
     mode: execute
     fleet_mode: "{{ otpatch_fleet_mode | default('observe') }}"
     operator: Chen Wei
+    resume_paused: true
   register: rollout
 
 - name: Continue after the sign-offs were recorded at the site
@@ -105,17 +106,6 @@ EXAMPLES = r'''
     fleet_mode: execute
     resume: true
     run_id: "{{ rollout.run_id }}"
-
-- name: Run the procedure, or continue its paused run at this site
-  otpatch.fleet.site_rollout:
-    playbook: /srv/otpatch/playbooks/m580-firmware-update.yml
-    playbook_sha256: "{{ otpatch_playbook_sha256 }}"
-    inventory: "{{ otpatch_site }}"
-    home: "{{ otpatch_home }}"
-    mode: execute
-    fleet_mode: execute
-    operator: Chen Wei
-    resume_paused: true
 '''
 
 RETURN = r'''

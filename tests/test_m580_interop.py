@@ -174,3 +174,56 @@ def test_dry_run_refuses_a_plain_modbus_server_posing_as_a_lab_plc(plain_modbus,
     assert done.returncode == 2
     assert "dry run refused: prod-plc-1 does not answer as a simulator" in done.stderr
     assert not (home / "journal.sqlite").exists()
+
+
+def test_a_guided_wait_reads_paths_that_disagree_as_not_yet(cpppo, tmp_path):
+    """Waiting for a CPU to read back a version (a guided update), FC 43/14 and the CIP
+    Identity are two requests a moment apart: a pymodbus server whose revision turns from
+    v03.21 to cpppo's 3.20 mid-wait (as a CPU's does when it comes up on new firmware) is
+    "not yet", then found; a disagreement that lasts is the timeout's last word, and a
+    resume's read-back looks again."""
+    import threading
+
+    from pymodbus.pdu.device import ModbusControlBlock
+
+    from otpatch.modules.m580.guided import version_read_back, wait_until
+    from otpatch.modules.m580.versions import FirmwareVersion
+
+    # pymodbus keeps the served identity in a process-wide block (ModbusControlBlock, a
+    # singleton every server in the process shares): it is set here, changed mid-wait, and
+    # put back as it was for the module's other servers
+    served = ModbusControlBlock().Identity
+    before = dict(served.stat_data)
+    identity = ModbusDeviceIdentification(info_name={
+        "VendorName": "Schneider Electric", "ProductCode": "BMEP581020",
+        "MajorMinorRevision": "v03.21", "ProductName": "M580 coming up"})
+
+    async def factory():
+        server = ModbusTcpServer(SimDevice(id=0, simdata=[SimData(
+            1, count=10, values=0, datatype=DataType.REGISTERS)]), identity=identity,
+            address=("127.0.0.1", 0))
+        await server.serve_forever(background=True)
+        return server, server.transport.sockets[0].getsockname()[1]
+
+    thread = ServerThread(factory)
+    try:
+        host = cpu_host(modbus=f"127.0.0.1:{thread.port}", enip=cpppo, simulator=False)
+        ctx, drv = context({"plc": (host,)}, tmp_path, dry_run=False), M580Driver(host)
+        wanted = FirmwareVersion(3, 20)
+        lasting, waited, last = wait_until(ctx, drv, lambda s: s.running == wanted, 0.3, 0.05)
+        assert lasting is None and waited == pytest.approx(0.3)
+        assert last == ("the identity paths disagreeing (revision: Modbus FC 43 says "
+                        "'v03.21', CIP Identity says 3.20)")
+        # a resume's read-back after a crash mid-change looks again, as for a silent CPU
+        moving = version_read_back(drv, ctx, "plc", wanted, 5, 0.1)
+        assert moving.moving and moving.applied is None and "paths disagree yet" in \
+            moving.result.msg
+        turn = threading.Timer(0.3, lambda: served.__setitem__(0x02, "v03.20"))  # revision
+        turn.start()
+        seen, waited, _ = wait_until(ctx, drv, lambda s: s.running == wanted, 10, 0.05)
+        turn.join()
+        assert seen is not None and seen.running == wanted and 0.25 <= waited < 10
+    finally:
+        thread.stop()
+        served.stat_data.clear()
+        served.stat_data.update(before)

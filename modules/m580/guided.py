@@ -42,11 +42,19 @@ class SeenCpu:
         return self.serial or f"{host.serial or 'no serial in the inventory'} (inventory)"
 
 
+class PathsDisagree(ModuleFailed):
+    """FC 43/14 and the CIP Identity name different vendors or firmware."""
+
+    def __init__(self, host: str, problems: list[str]):
+        super().__init__(f"{host}: identity paths disagree: " + "; ".join(problems))
+        self.problems = tuple(problems)
+
+
 def read_cpu(drv: M580Driver) -> SeenCpu:
-    """FC 43/14 and the CIP Identity, cross-checked; ModuleFailed when they disagree."""
+    """FC 43/14 and the CIP Identity, cross-checked; PathsDisagree when they disagree."""
     facts, problems = read_identity(drv)
     if problems:
-        raise ModuleFailed(f"{drv.host.name}: identity paths disagree: " + "; ".join(problems))
+        raise PathsDisagree(drv.host.name, problems)
     try:
         running = parse_version(facts.get("revision", ""))
     except ValueError as e:
@@ -65,8 +73,12 @@ def application_name(drv: M580Driver) -> str:
 
 def wait_until(ctx: Any, drv: M580Driver, wanted: Callable[[SeenCpu], bool], timeout: float,
                interval: float) -> tuple[SeenCpu | None, float, str]:
-    """Public reads every `interval` until `wanted` holds (a silent CPU, or one updating, is
-    "not yet"): (what was seen, or None, seconds waited, the last thing seen in words)."""
+    """Public reads every `interval` until `wanted` holds: (what was seen, or None, seconds
+    waited, the last thing seen in words). A silent CPU, one updating, and one whose two
+    identity paths disagree are "not yet": FC 43/14 and the CIP Identity are two requests
+    a moment apart, so a CPU whose firmware changes between them (as it comes up after the
+    update) shows the old version on one and the new on the other. A disagreement that
+    lasts to the timeout is what the step fails with."""
     last = {"seen": "no answer yet"}
 
     def check() -> SeenCpu | None:
@@ -74,6 +86,9 @@ def wait_until(ctx: Any, drv: M580Driver, wanted: Callable[[SeenCpu], bool], tim
             seen = read_cpu(drv)
         except DeviceUnreachable as e:
             last["seen"] = f"no answer ({e})"
+            return None
+        except PathsDisagree as e:
+            last["seen"] = "the identity paths disagreeing (" + "; ".join(e.problems) + ")"
             return None
         last["seen"] = (f"firmware {seen.running}, serial {seen.serial or '?'}"
                         + (", firmware update in progress" if seen.updating else ""))
@@ -97,6 +112,10 @@ def version_read_back(drv: M580Driver, ctx: Any, target: str, version: FirmwareV
     except DeviceUnreachable as e:
         return ReadBack.still_moving(Result(unreachable=True, msg=f"{who}: no answer yet ({e})"),
                                      timeout, interval)
+    except PathsDisagree as e:  # read between the two paths' answers as it comes up
+        return ReadBack.still_moving(Result(msg=(
+            f"{who}: the identity paths disagree yet: " + "; ".join(e.problems))),
+            timeout, interval)
     if seen.updating:
         return ReadBack.still_moving(Result(facts=seen.facts, msg=(
             f"{who}: the CIP Identity says a firmware update is in progress")), timeout, interval)

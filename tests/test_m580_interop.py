@@ -69,19 +69,25 @@ def cpppo(tmp_path_factory):
 @pytest.fixture(scope="module")
 def plain_modbus():
     """pymodbus' own server with a device identification: a Modbus device that is not ours."""
+    thread = pymodbus_server("M580 test bench")
+    yield f"127.0.0.1:{thread.port}"
+    thread.stop()
+
+
+def pymodbus_server(product_name: str) -> ServerThread:
+    """pymodbus' own Modbus TCP server, identifying as a Schneider BMEP581020 at v03.21."""
+    identity = ModbusDeviceIdentification(info_name={
+        "VendorName": "Schneider Electric", "ProductCode": "BMEP581020",
+        "MajorMinorRevision": "v03.21", "ProductName": product_name})
+
     async def factory():
-        identity = ModbusDeviceIdentification(info_name={
-            "VendorName": "Schneider Electric", "ProductCode": "BMEP581020",
-            "MajorMinorRevision": "v03.21", "ProductName": "M580 test bench"})
         server = ModbusTcpServer(SimDevice(id=0, simdata=[SimData(
             1, count=10, values=0, datatype=DataType.REGISTERS)]), identity=identity,
             address=("127.0.0.1", 0))
         await server.serve_forever(background=True)
         return server, server.transport.sockets[0].getsockname()[1]
 
-    thread = ServerThread(factory)
-    yield f"127.0.0.1:{thread.port}"
-    thread.stop()
+    return ServerThread(factory)
 
 
 def test_driver_reads_cip_identity_from_cpppo(cpppo):
@@ -194,18 +200,7 @@ def test_a_guided_wait_reads_paths_that_disagree_as_not_yet(cpppo, tmp_path):
     # put back as it was for the module's other servers
     served = ModbusControlBlock().Identity
     before = dict(served.stat_data)
-    identity = ModbusDeviceIdentification(info_name={
-        "VendorName": "Schneider Electric", "ProductCode": "BMEP581020",
-        "MajorMinorRevision": "v03.21", "ProductName": "M580 coming up"})
-
-    async def factory():
-        server = ModbusTcpServer(SimDevice(id=0, simdata=[SimData(
-            1, count=10, values=0, datatype=DataType.REGISTERS)]), identity=identity,
-            address=("127.0.0.1", 0))
-        await server.serve_forever(background=True)
-        return server, server.transport.sockets[0].getsockname()[1]
-
-    thread = ServerThread(factory)
+    thread = pymodbus_server("M580 coming up")
     try:
         host = cpu_host(modbus=f"127.0.0.1:{thread.port}", enip=cpppo, simulator=False)
         ctx, drv = context({"plc": (host,)}, tmp_path, dry_run=False), M580Driver(host)
